@@ -1,0 +1,105 @@
+// The core's view of configuration: already parsed and validated (src/daemon/config.ts turns the
+// YAML file into this). Names follow swanctl.conf where a strongSwan user would look for them.
+import type { TsRange } from './ports.js';
+
+export interface IdConfig {
+  /** IdType.* */
+  type: number;
+  /** Wire form: 4/16 address bytes, FQDN/KEY_ID bytes. */
+  data: Uint8Array;
+}
+
+/** One IKE or ESP proposal after parsing strongSwan syntax ("aes128-sha256-x25519"). */
+export interface ProposalConfig {
+  /** [encrId, keyBits] pairs, in preference order. keyBits 0 = algorithm has a fixed key size. */
+  encr: Array<{ id: number; keyBits: number }>;
+  /** IKE only. */
+  prf: number[];
+  /** Empty for AEAD-only proposals. */
+  integ: number[];
+  /** Key exchange groups; for ESP empty = no PFS. */
+  dh: number[];
+  /** ESP only: [0] or [0,1] etc. */
+  esn: number[];
+}
+
+export type StartAction = 'none' | 'trap' | 'start';
+export type DpdAction = 'clear' | 'trap' | 'restart';
+export type CloseAction = 'none' | 'trap' | 'start';
+
+export interface ChildConfig {
+  name: string;
+  localTs: TsRange[];
+  remoteTs: TsRange[];
+  espProposals: ProposalConfig[];
+  startAction: StartAction;
+  closeAction: CloseAction;
+  /** Seconds; 0 disables. */
+  rekeyTime: number;
+  lifeTime: number;
+  /** Bytes/packets limits handed to the data path (0 = none). */
+  rekeyBytes: bigint;
+  lifeBytes: bigint;
+  rekeyPackets: bigint;
+  lifePackets: bigint;
+  replayWindow: number;
+  /** Reqid to use in the data path; allocated by the daemon if not configured. */
+  reqid: number;
+}
+
+export interface RetransmitConfig {
+  timeoutMs: number;
+  base: number;
+  tries: number;
+  /** Fraction, e.g. 0.2 = up to 20% shorter. */
+  jitter: number;
+  /** Upper bound for one delay (0 = none). */
+  limitMs: number;
+}
+
+export interface ConnectionConfig {
+  name: string;
+  /** Local addresses to use ("" or absent = any). */
+  localAddrs: string[];
+  /** Peer addresses; "%any" accepts any peer (responder only). */
+  remoteAddrs: string[];
+  remotePort: number;
+  localId?: IdConfig;
+  /** undefined = %any. */
+  remoteId?: IdConfig;
+  /** The pre-shared key. Never logged. */
+  psk: Uint8Array;
+  ikeProposals: ProposalConfig[];
+  /** Force UDP encapsulation (strongSwan encap = yes). */
+  encap: boolean;
+  /** RFC 7383 fragmentation: 'yes' negotiates it, 'no' never. */
+  fragmentation: boolean;
+  fragmentSize: number;
+  /** Seconds; 0 disables. */
+  dpdDelay: number;
+  dpdAction: DpdAction;
+  rekeyTime: number;
+  overTime: number;
+  /** Send INITIAL_CONTACT on the first IKE_SA to this peer. */
+  initialContact: boolean;
+  children: ChildConfig[];
+}
+
+export interface EngineConfig {
+  connections: ConnectionConfig[];
+  retransmit: RetransmitConfig;
+  /** Half-open IKE_SAs before COOKIEs are required (0 = always, -1 = never). */
+  cookieThreshold: number;
+  halfOpenTimeoutMs: number;
+  /** Default NAT keepalive interval in seconds. */
+  keepalive: number;
+}
+
+export const defaultRetransmit: RetransmitConfig = {
+  // strongSwan charon.retransmit_* defaults
+  timeoutMs: 4000,
+  base: 1.8,
+  tries: 5,
+  jitter: 0,
+  limitMs: 0,
+};

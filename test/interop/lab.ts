@@ -252,13 +252,35 @@ interface LiveLab {
 }
 const liveLabs = new Set<LiveLab>();
 let exitHookInstalled = false;
+const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
 
+function onSignal(sig: NodeJS.Signals): void {
+  for (const lab of liveLabs) cleanupSync(lab);
+  // Vitest ends its fork workers with SIGTERM: clean up, then die of the signal as if we had
+  // not been listening (unless someone else handles it).
+  if (process.listenerCount(sig) === 1) {
+    process.removeListener(sig, onSignal);
+    process.kill(process.pid, sig);
+  }
+}
+
+function onExit(): void {
+  for (const lab of liveLabs) cleanupSync(lab);
+}
+
+/** Cleans up live labs at process exit and on SIGTERM/SIGINT/SIGHUP, while any lab is live. */
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const lab of liveLabs) cleanupSync(lab);
-  });
+  process.on('exit', onExit);
+  for (const s of SIGNALS) process.on(s, onSignal);
+}
+
+function removeExitHookIfIdle(): void {
+  if (!exitHookInstalled || liveLabs.size > 0) return;
+  exitHookInstalled = false;
+  process.removeListener('exit', onExit);
+  for (const s of SIGNALS) process.removeListener(s, onSignal);
 }
 
 function cleanupSync(lab: LiveLab): void {
@@ -667,6 +689,7 @@ class LabImpl implements Lab {
     this.live.namespaces = [];
     if (!this.live.keep) rmSync(this.dir, { recursive: true, force: true });
     liveLabs.delete(this.live);
+    removeExitHookIfIdle();
   }
 }
 

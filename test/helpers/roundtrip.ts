@@ -13,7 +13,12 @@ export type EncodedLength<T> = (x: T) => number;
  * inside a larger buffer (with junk on both sides) gives an equal model. It also encodes after
  * some bytes already in the writer. Returns the decoded model for further assertions.
  */
-export function expectRoundTrip<T>(decode: Decode<T>, encode: Encode<T>, encodedLength: EncodedLength<T>, bytes: Uint8Array): T {
+export function expectRoundTrip<T>(
+  decode: Decode<T>,
+  encode: Encode<T>,
+  encodedLength: EncodedLength<T>,
+  bytes: Uint8Array,
+): T {
   const r = new Reader(bytes);
   const x = decode(r);
   expect(r.remaining, 'decoder left bytes unread').toBe(0);

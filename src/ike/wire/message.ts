@@ -78,6 +78,11 @@ export function isEncrypted(p: Payload): p is SkPayload | SkfPayload {
   return !isUnknown(p) && (p.type === PayloadType.SK || p.type === PayloadType.SKF);
 }
 
+/** Short payload name as in strongSwan's logs (SA, KE, No, N, D, V, ...; U<n> for unknown types). */
+export function payloadName(t: number): string {
+  return t === PayloadType.NOTIFY ? 'N' : payloadShortName(t);
+}
+
 function isKnownType(t: number): boolean {
   return (t >= PayloadType.SA && t <= PayloadType.EAP) || t === PayloadType.SKF;
 }
@@ -116,7 +121,7 @@ export function decodePayloadChain(
   const out: Payload[] = [];
   let type = firstType;
   while (type !== PayloadType.NONE) {
-    const what = `payload #${out.length + 1} (${payloadShortName(type)})`;
+    const what = `payload #${out.length + 1} (${payloadName(type)})`;
     if (r.remaining === 0)
       throw new DecodeError(`${what}: announced by a next-payload field, but no bytes are left`);
     const gh = decodeGenericHeader(r, what);
@@ -289,7 +294,7 @@ function encodeChainInto(w: Writer, payloads: readonly Payload[]): void {
     const next = payloads[i + 1];
     let nextType: number;
     if (isEncrypted(p)) {
-      if (next !== undefined) throw new EncodeError(`${payloadShortName(p.type)} must be the last payload`);
+      if (next !== undefined) throw new EncodeError(`${payloadName(p.type)} must be the last payload`);
       nextType = p.innerType;
     } else {
       nextType = next?.type ?? PayloadType.NONE;
@@ -308,7 +313,7 @@ function encodeChainInto(w: Writer, payloads: readonly Payload[]): void {
     body.encode(w);
     if (w.length - before !== body.length) {
       throw new EncodeError(
-        `${payloadShortName(p.type)}: wrote ${w.length - before} bytes, expected ${body.length}`,
+        `${payloadName(p.type)}: wrote ${w.length - before} bytes, expected ${body.length}`,
       );
     }
   });
@@ -454,7 +459,7 @@ const cfgTypeShort: ReadonlyMap<number, string> = new Map([
 const eapCodeShort = ['', 'REQ', 'RES', 'SUCC', 'FAIL'];
 
 function summarizeOne(p: Payload): string {
-  if (isUnknown(p)) return payloadShortName(p.type);
+  if (isUnknown(p)) return payloadName(p.type);
   switch (p.type) {
     case PayloadType.NOTIFY:
       return `N(${notifyShortName(p.notifyType)})`;
@@ -473,7 +478,7 @@ function summarizeOne(p: Payload): string {
       return name;
     }
     default:
-      return payloadShortName(p.type);
+      return payloadName(p.type);
   }
 }
 

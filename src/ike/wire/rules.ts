@@ -14,16 +14,10 @@
 // - `max` counts always apply. The caps on repeatable payloads (N, V, CERT, CERTREQ, D) are
 //   generous bounds on work, not protocol limits.
 // - `together` groups: if one member is present, all must be (SA with TSi/TSr in IKE_AUTH; TSi with
-//   TSr, and TS only with SA, in CREATE_CHILD_SA). Waived along with the minimums.
+//   TSr in CREATE_CHILD_SA, where SA is required anyway). Waived along with the minimums.
 import { DecodeError } from '../../common/errors.js';
-import {
-  ExchangeType,
-  exchangeName,
-  isErrorNotify,
-  Notify,
-  PayloadType,
-  payloadShortName,
-} from './constants.js';
+import { ExchangeType, exchangeName, isErrorNotify, Notify, PayloadType } from './constants.js';
+import { payloadName } from './message.js';
 import { isUnknown, type Payload } from './types.js';
 
 export interface PayloadRule {
@@ -134,10 +128,7 @@ const createChildSa = (bare: readonly number[]): MessageRules => ({
     rule(NOTIFY, 0, MAX_N),
     rule(VENDOR_ID, 0, MAX_V),
   ],
-  together: [
-    [TSi, TSr],
-    [SA, TSi],
-  ],
+  together: [[TSi, TSr]],
   bareResponseNotifies: bare,
 });
 
@@ -164,9 +155,7 @@ function isEncryptedType(t: number): boolean {
   return t === PayloadType.SK || t === PayloadType.SKF;
 }
 
-function name(t: number): string {
-  return payloadShortName(t);
-}
+const name = payloadName;
 
 /**
  * Checks payload presence and counts for a message of `exchange` (RFC 7296 §1.2-1.5). `outer` are

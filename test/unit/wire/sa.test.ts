@@ -69,9 +69,21 @@ describe('SA payload', () => {
     ['last proposal followed by bytes', '00 00 0008 01 01 00 00  00 00 0008 02 01 00 00', /marked last/],
     ['"more" with nothing after', '02 00 0008 01 01 00 00', /marked 'more'/],
     ['SPI size beyond proposal', '00 00 000a 01 03 04 00 1122', /SPI size 4 exceeds/],
-    ['transform count too high', '00 00 0010 01 01 00 02 03 00 0008 01 00 000c', /transform count 2 but only 1/],
-    ['transform count too low', '00 00 0018 01 01 00 01 00 00 0008 01 00 000c 00 00 0008 02 00 0005', /left after 1 transforms/],
-    ['transform last marker wrong (last)', '00 00 0010 01 01 00 01 03 00 0008 01 00 000c', /last-substructure value 3, expected 0/],
+    [
+      'transform count too high',
+      '00 00 0010 01 01 00 02 03 00 0008 01 00 000c',
+      /transform count 2 but only 1/,
+    ],
+    [
+      'transform count too low',
+      '00 00 0018 01 01 00 01 00 00 0008 01 00 000c 00 00 0008 02 00 0005',
+      /left after 1 transforms/,
+    ],
+    [
+      'transform last marker wrong (last)',
+      '00 00 0010 01 01 00 01 03 00 0008 01 00 000c',
+      /last-substructure value 3, expected 0/,
+    ],
     [
       'transform last marker wrong (more)',
       '00 00 0018 01 01 00 02 00 00 0008 01 00 000c 00 00 0008 02 00 0005',
@@ -79,7 +91,11 @@ describe('SA payload', () => {
     ],
     ['transform length below 8', '00 00 0010 01 01 00 01 00 00 0004 01 00 000c', /transform length 4/],
     ['transform length beyond proposal', '00 00 0010 01 01 00 01 00 00 000c 01 00 000c', /truncated/],
-    ['TLV attribute length beyond transform', '00 00 0014 01 01 00 01 00 00 000c 01 00 000c 0011 0009', /truncated/],
+    [
+      'TLV attribute length beyond transform',
+      '00 00 0014 01 01 00 01 00 00 000c 01 00 000c 0011 0009',
+      /truncated/,
+    ],
     ['half an attribute header', '00 00 0012 01 01 00 01 00 00 000a 01 00 000c 800e', /truncated/],
   ];
   for (const [name, h, msg] of bad) {
@@ -110,7 +126,9 @@ describe('SA payload', () => {
     const base = (): SaPayload => ({
       type: 33,
       critical: false,
-      proposals: [{ num: 1, protocolId: 1, spi: new Uint8Array(0), transforms: [{ type: 1, id: 12, attributes: [] }] }],
+      proposals: [
+        { num: 1, protocolId: 1, spi: new Uint8Array(0), transforms: [{ type: 1, id: 12, attributes: [] }] },
+      ],
     });
     const enc = (x: SaPayload) => encodeSa(new Writer(), x);
     const a = base();

@@ -2,6 +2,7 @@
 // exchange through the lab NAT. Opt-in: runs only with IKEGW_CAPTURE=1 (and as root):
 //
 //   IKEGW_CAPTURE=1 npx vitest run test/interop/capture-fixtures.test.ts
+//   (IKEGW_CAPTURE_OUT=<dir> to write elsewhere)
 //
 // Per proposal the initiator (cluster, behind the NAT) runs:
 //   IKE_SA_INIT, IKE_AUTH (first CHILD_SA), a few pings through the tunnel (ESP-in-UDP),
@@ -30,7 +31,10 @@ import {
   run,
 } from './lab.js';
 
-const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'strongswan');
+// IKEGW_CAPTURE_OUT=<dir> writes somewhere else (to try the capture without touching the fixtures)
+const FIXTURES =
+  process.env.IKEGW_CAPTURE_OUT ??
+  join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'strongswan');
 
 interface ProposalCase {
   dir: string;

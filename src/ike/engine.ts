@@ -1,11 +1,47 @@
-// IkeEngine: the sans-IO IKEv2 core. Events in, effects out (STYLE.md Rule 0).
-// (Work in progress: the full implementation lands with the IKEv2 engine issue.)
+// IkeEngine: the sans-IO IKEv2 core (STYLE.md Rule 0). Events in, effects out.
+// It owns the IKE_SA table (by local SPI), message IDs and retransmits (window 1, RFC 7296 §2.3),
+// the response cache for retransmitted requests, and the kernel-operation bookkeeping.
+
+import { createHash } from 'node:crypto';
+import { concat, spiHex, Writer } from '../common/bytes.js';
+import { DecodeError, IkeProtocolError, IntegrityError } from '../common/errors.js';
 import type { Random } from '../common/random.js';
-import type { EngineConfig } from './config.js';
-import type { Effect, IkeEvent } from './events.js';
+import type { ChildConfig, ConnectionConfig, EngineConfig } from './config.js';
+import { suiteName as algorithmName } from './crypto/suites.js';
+import type { BusEvent, Command, Effect, IkeEvent, SaRef, TimerKey } from './events.js';
+import type { Endpoint, KernelEvent, SaOp } from './ports.js';
+import { describeTs, trapPolicies, uninstallChild as uninstall } from './sa/child-sa.js';
+import { type ChildSa, type IkeSa, localSpi } from './sa/ike-sa.js';
+import type { EngineCtx, RequestOptions } from './task/context.js';
+import { processAuthRequest, sendAuthRequest } from './task/ike-auth.js';
+import { processInitRequest, sendInitRequest } from './task/ike-init.js';
+import { processInformationalRequest, sendDpd, sendIkeDelete } from './task/informational.js';
+import { notify } from './task/payloads.js';
+import { delayMs } from './task/retransmit.js';
+import {
+  ExchangeType,
+  exchangeName,
+  HeaderFlag,
+  IKE_VERSION,
+  Notify,
+  PayloadType,
+} from './wire/constants.js';
+import { encodeHeader } from './wire/header.js';
+import {
+  decodeMessage,
+  decodePayloadChain,
+  encodeMessage,
+  encodePayloadChain,
+  summarize,
+} from './wire/message.js';
+import { checkPayloadRules, findUnsupportedCritical } from './wire/rules.js';
+import type { IkeMessage, Payload, SkPayload } from './wire/types.js';
 
 export interface EngineDeps {
   random: Random;
+  /** Local IKE and NAT-T ports (500/4500 in production). */
+  ikePort?: number;
+  nattPort?: number;
 }
 
 /** Read-only view of one IKE_SA for `ikegw sas` and metrics (no secrets). */
@@ -16,15 +52,14 @@ export interface IkeSaInfo {
   initiator: boolean;
   spiI: string;
   spiR: string;
-  local: { address: string; port: number };
-  remote: { address: string; port: number };
+  local: Endpoint;
+  remote: Endpoint;
   localId: string;
   remoteId: string;
   algorithms: string;
   natLocal: boolean;
   natRemote: boolean;
   establishedAtMs?: number;
-  rekeyAtMs?: number;
   children: ChildSaInfo[];
 }
 
@@ -40,20 +75,858 @@ export interface ChildSaInfo {
   localTs: string[];
   remoteTs: string[];
   installedAtMs?: number;
-  rekeyAtMs?: number;
 }
 
-export class IkeEngine {
-  constructor(
-    readonly config: EngineConfig,
-    readonly deps: EngineDeps,
-  ) {}
+const HEADER_LEN = 28;
 
-  handle(_ev: IkeEvent, _nowMs: number): Effect[] {
-    return [];
+function digest(b: Uint8Array): string {
+  return createHash('sha1').update(b).digest('hex');
+}
+
+export class IkeEngine implements EngineCtx {
+  readonly cfg: EngineConfig;
+  readonly random: Random;
+  readonly ikePort: number;
+  readonly nattPort: number;
+  now = 0;
+
+  private readonly bySpi = new Map<bigint, IkeSa>();
+  /** Responder SAs by (peer endpoint, SPIi) until IKE_AUTH completes: detects retransmitted IKE_SA_INIT. */
+  private readonly halfOpen = new Map<string, IkeSa>();
+  private readonly espSpis = new Set<number>();
+  private readonly ops = new Map<number, (error?: string) => void>();
+  private readonly queues = new Map<IkeSa, Array<() => void>>();
+  private out: Effect[] = [];
+  private uidSeq = 0;
+  private opSeq = 0;
+  private timerSeq = 0;
+
+  constructor(config: EngineConfig, deps: EngineDeps) {
+    this.cfg = config;
+    this.random = deps.random;
+    this.ikePort = deps.ikePort ?? 500;
+    this.nattPort = deps.nattPort ?? 4500;
+  }
+
+  /** The single entry point: process one event at time `nowMs`, return what to do. */
+  handle(ev: IkeEvent, nowMs: number): Effect[] {
+    this.now = nowMs;
+    this.out = [];
+    try {
+      switch (ev.kind) {
+        case 'datagram':
+          this.onDatagram(ev.local, ev.remote, ev.bytes);
+          break;
+        case 'timer':
+          this.onTimer(ev.key);
+          break;
+        case 'kernel-done':
+          this.onKernelDone(ev.opId, ev.error?.message);
+          break;
+        case 'kernel':
+          this.onKernelEvent(ev.ev);
+          break;
+        case 'command':
+          this.onCommand(ev.cmd);
+          break;
+        case 'start':
+          this.onStart();
+          break;
+      }
+    } catch (e) {
+      // A bug in one exchange must not take the daemon (or other SAs) down.
+      this.log('error', 'ike', `internal error while handling ${ev.kind}: ${(e as Error).stack ?? e}`);
+    }
+    const out = this.out;
+    this.out = [];
+    return out;
   }
 
   list(): IkeSaInfo[] {
-    return [];
+    return [...this.bySpi.values()].map((sa) => ({
+      uid: sa.uid,
+      conn: sa.conn.name,
+      state: sa.state,
+      initiator: sa.initiator,
+      spiI: spiHex(sa.spiI),
+      spiR: spiHex(sa.spiR),
+      local: sa.local,
+      remote: sa.remote,
+      localId: sa.localIdText,
+      remoteId: sa.remoteIdText,
+      algorithms: sa.suite ? algorithmName(sa.suite) : '',
+      natLocal: sa.natLocal,
+      natRemote: sa.natRemote,
+      establishedAtMs: sa.establishedAtMs,
+      children: sa.children.map((c) => this.childInfo(c)),
+    }));
+  }
+
+  private childInfo(c: ChildSa): ChildSaInfo {
+    return {
+      uid: c.uid,
+      name: c.cfg.name,
+      state: c.state,
+      spiIn: c.spiIn,
+      spiOut: c.spiOut,
+      reqid: c.reqid,
+      algorithms: algorithmName(c.suite),
+      encap: c.encap,
+      localTs: describeTs(c.localTs),
+      remoteTs: describeTs(c.remoteTs),
+      installedAtMs: c.installedAtMs,
+    };
+  }
+
+  // ------------------------------------------------------------------------------ EngineCtx
+
+  newUid(): number {
+    return ++this.uidSeq;
+  }
+
+  ref(sa: IkeSa): SaRef {
+    return {
+      conn: sa.conn.name,
+      uid: sa.uid,
+      spiI: spiHex(sa.spiI),
+      spiR: spiHex(sa.spiR),
+      local: sa.local,
+      remote: sa.remote,
+    };
+  }
+
+  emit(ev: BusEvent): void {
+    this.out.push({ kind: 'emit', ev });
+  }
+
+  log(
+    level: 'debug' | 'info' | 'warn' | 'error',
+    subsys: string,
+    msg: string,
+    sa?: IkeSa,
+    fields?: Record<string, unknown>,
+  ): void {
+    this.emit({ ev: 'log', level, subsys, msg, sa: sa ? this.ref(sa) : undefined, fields });
+  }
+
+  all(): IkeSa[] {
+    return [...new Set(this.bySpi.values())];
+  }
+
+  register(sa: IkeSa): void {
+    this.bySpi.set(localSpi(sa), sa);
+  }
+
+  newEspSpi(): number {
+    for (;;) {
+      const b = this.random.bytes(4);
+      const spi = ((b[0]! << 24) >>> 0) + ((b[1]! << 16) | (b[2]! << 8) | b[3]!);
+      // SPIs 0..255 are reserved (RFC 4303 §2.1).
+      if (spi >= 0x100 && !this.espSpis.has(spi)) {
+        this.espSpis.add(spi);
+        return spi;
+      }
+    }
+  }
+
+  kernel(op: SaOp, onDone: (error?: string) => void): void {
+    const opId = ++this.opSeq;
+    this.ops.set(opId, onDone);
+    this.out.push({ kind: 'kernel', opId, op });
+  }
+
+  arm(sa: IkeSa, what: string, atMs: number): void {
+    const gen = ++this.timerSeq;
+    sa.timers.set(what, gen);
+    this.out.push({ kind: 'arm', key: { sa: spiHex(localSpi(sa)), what, gen }, atMs });
+  }
+
+  cancel(sa: IkeSa, what: string): void {
+    const gen = sa.timers.get(what);
+    if (gen === undefined) return;
+    sa.timers.delete(what);
+    this.out.push({ kind: 'cancel', key: { sa: spiHex(localSpi(sa)), what, gen } });
+  }
+
+  request(sa: IkeSa, exchange: number, payloads: Payload[], opts: RequestOptions): void {
+    if (sa.pending && exchange !== ExchangeType.IKE_SA_INIT) {
+      // Window size 1 (RFC 7296 §2.3): queue until the outstanding request is answered.
+      const q = this.queues.get(sa) ?? [];
+      q.push(() => this.request(sa, exchange, payloads, opts));
+      this.queues.set(sa, q);
+      return;
+    }
+    const msgId = exchange === ExchangeType.IKE_SA_INIT ? 0 : sa.nextMsgId;
+    const bytes = this.encode(sa, exchange, false, msgId, payloads);
+    if (exchange === ExchangeType.IKE_SA_INIT) sa.initRequest = bytes;
+    sa.pending = {
+      msgId,
+      exchange,
+      packets: [bytes],
+      attempt: 0,
+      sentAtMs: this.now,
+      what: opts.what,
+      onResponse: opts.onResponse,
+      onTimeout: opts.onTimeout,
+    };
+    this.sendPackets(sa, [bytes], exchange, false, msgId, payloads);
+    this.arm(sa, 'retransmit', this.now + delayMs(this.cfg.retransmit, 0, this.random.float()));
+  }
+
+  respond(sa: IkeSa, req: IkeMessage, reqBytes: Uint8Array, payloads: Payload[]): void {
+    const ex = req.header.exchange;
+    const bytes = this.encode(sa, ex, true, req.header.msgId, payloads);
+    if (ex === ExchangeType.IKE_SA_INIT) sa.initResponse = bytes;
+    sa.lastResponse = { msgId: req.header.msgId, requestDigest: digest(reqBytes), packets: [bytes] };
+    this.sendPackets(sa, [bytes], ex, true, req.header.msgId, payloads);
+  }
+
+  destroy(sa: IkeSa, reason: string): void {
+    if (sa.state === 'DESTROYED') return;
+    for (const c of sa.children) {
+      if (c.state !== 'DELETED') {
+        uninstall(this, sa, c);
+        this.emit({
+          ev: 'child-state',
+          sa: this.ref(sa),
+          child: c.cfg.name,
+          uid: c.uid,
+          state: 'DELETED',
+          spiIn: c.spiIn,
+          spiOut: c.spiOut,
+          detail: reason,
+        });
+      }
+      this.espSpis.delete(c.spiIn);
+    }
+    if (sa.offeredSpiIn !== undefined) this.espSpis.delete(sa.offeredSpiIn);
+    sa.children = [];
+    for (const what of [...sa.timers.keys()]) this.cancel(sa, what);
+    sa.state = 'DESTROYED';
+    sa.pending = undefined;
+    this.queues.delete(sa);
+    if (this.bySpi.get(localSpi(sa)) === sa) this.bySpi.delete(localSpi(sa));
+    for (const [k, v] of this.halfOpen) if (v === sa) this.halfOpen.delete(k);
+    this.emit({
+      ev: 'ike-state',
+      sa: this.ref(sa),
+      state: 'DESTROYED',
+      initiator: sa.initiator,
+      detail: reason,
+    });
+  }
+
+  established(sa: IkeSa): void {
+    sa.state = 'ESTABLISHED';
+    sa.establishedAtMs = this.now;
+    for (const [k, v] of this.halfOpen) if (v === sa) this.halfOpen.delete(k);
+    this.cancel(sa, 'half-open');
+    this.emit({
+      ev: 'ike-established',
+      sa: this.ref(sa),
+      initiator: sa.initiator,
+      algorithms: algorithmName(sa.suite!),
+      natLocal: sa.natLocal,
+      natRemote: sa.natRemote,
+      localId: sa.localIdText,
+      remoteId: sa.remoteIdText,
+      setupMs: this.now - sa.createdAtMs,
+    });
+    if (sa.conn.dpdDelay > 0) this.arm(sa, 'dpd', this.now + sa.conn.dpdDelay * 1000);
+  }
+
+  childInstalled(sa: IkeSa, child: ChildSa, error?: string): void {
+    if (error) {
+      this.emit({
+        ev: 'failure',
+        sa: this.ref(sa),
+        conn: sa.conn.name,
+        reason: 'KERNEL',
+        detail: `installing CHILD_SA ${child.cfg.name} failed: ${error}`,
+      });
+      uninstall(this, sa, child);
+      sa.children = sa.children.filter((c) => c !== child);
+      this.espSpis.delete(child.spiIn);
+      return;
+    }
+    this.emit({
+      ev: 'child-state',
+      sa: this.ref(sa),
+      child: child.cfg.name,
+      uid: child.uid,
+      state: 'INSTALLED',
+      spiIn: child.spiIn,
+      spiOut: child.spiOut,
+      algorithms: algorithmName(child.suite),
+      localTs: describeTs(child.localTs),
+      remoteTs: describeTs(child.remoteTs),
+      encap: child.encap,
+    });
+  }
+
+  // ------------------------------------------------------------------------------ messages
+
+  private encode(
+    sa: IkeSa,
+    exchange: number,
+    response: boolean,
+    msgId: number,
+    payloads: Payload[],
+  ): Uint8Array {
+    const flags = (sa.initiator ? HeaderFlag.INITIATOR : 0) | (response ? HeaderFlag.RESPONSE : 0);
+    const header = {
+      spiI: sa.spiI,
+      spiR: sa.spiR,
+      nextPayload: 0,
+      version: IKE_VERSION,
+      exchange,
+      flags,
+      msgId,
+      length: 0,
+    };
+    if (exchange === ExchangeType.IKE_SA_INIT) return encodeMessage({ header, payloads });
+    const cipher = sa.cipherOut!;
+    const inner = encodePayloadChain(payloads);
+    const bodyLen = cipher.bodyLength(inner.length);
+    const w = new Writer(HEADER_LEN + 4);
+    encodeHeader(w, { ...header, nextPayload: PayloadType.SK, length: HEADER_LEN + 4 + bodyLen });
+    w.u8(payloads[0]?.type ?? PayloadType.NONE)
+      .u8(0)
+      .u16(4 + bodyLen);
+    const prefix = w.finish();
+    return concat(prefix, cipher.seal(prefix, inner, this.random.bytes(cipher.ivLen)));
+  }
+
+  private unprotect(sa: IkeSa, msg: IkeMessage, bytes: Uint8Array): Payload[] {
+    const last = msg.payloads[msg.payloads.length - 1];
+    if (!last || last.type !== PayloadType.SK || !sa.cipherIn) {
+      if (last?.type === PayloadType.SKF)
+        throw new DecodeError('fragmented message (SKF): reassembly is not supported yet');
+      throw new DecodeError(`${exchangeName(msg.header.exchange)} without SK payload`);
+    }
+    const sk = last as SkPayload;
+    const prefix = bytes.subarray(0, bytes.length - sk.data.length);
+    const plain = sa.cipherIn.open(prefix, sk.data);
+    return decodePayloadChain(sk.innerType, plain, 0, plain.length);
+  }
+
+  private sendPackets(
+    sa: IkeSa,
+    packets: Uint8Array[],
+    exchange: number,
+    response: boolean,
+    msgId: number,
+    payloads: Payload[],
+    retransmit?: number,
+  ): void {
+    for (const bytes of packets) this.out.push({ kind: 'send', local: sa.local, remote: sa.remote, bytes });
+    this.emit({
+      ev: 'message',
+      sa: this.ref(sa),
+      dir: 'out',
+      exchange: exchangeName(exchange),
+      response,
+      msgId,
+      summary: summarize(payloads),
+      bytes: packets.reduce((n, p) => n + p.length, 0),
+      remote: sa.remote,
+      retransmit,
+    });
+  }
+
+  private dropped(remote: Endpoint, reason: string, detail: string): void {
+    this.emit({ ev: 'dropped', reason, remote, detail });
+  }
+
+  private onDatagram(local: Endpoint, remote: Endpoint, bytes: Uint8Array): void {
+    let msg: IkeMessage;
+    try {
+      msg = decodeMessage(bytes);
+    } catch (e) {
+      return this.dropped(remote, 'malformed', (e as Error).message);
+    }
+    const h = msg.header;
+    const response = (h.flags & HeaderFlag.RESPONSE) !== 0;
+    const fromInitiator = (h.flags & HeaderFlag.INITIATOR) !== 0;
+    if (h.exchange === ExchangeType.IKE_SA_INIT && !response) {
+      if (!fromInitiator || h.spiR !== 0n || h.msgId !== 0)
+        return this.dropped(remote, 'malformed', 'IKE_SA_INIT request with bad flags, SPIr or message ID');
+      return this.onInitRequest(local, remote, msg, bytes);
+    }
+    const sa = this.bySpi.get(fromInitiator ? h.spiR : h.spiI);
+    if (
+      !sa ||
+      sa.initiator === fromInitiator ||
+      (sa.spiR !== 0n && h.spiR !== sa.spiR && h.exchange !== ExchangeType.IKE_SA_INIT) ||
+      h.spiI !== sa.spiI
+    ) {
+      return this.dropped(
+        remote,
+        'unknown-spi',
+        `no IKE_SA for SPIs ${spiHex(h.spiI)}_i ${spiHex(h.spiR)}_r`,
+      );
+    }
+    if (response) this.onResponse(sa, msg, bytes, remote);
+    else this.onRequest(sa, msg, bytes, local, remote);
+  }
+
+  private emitIn(
+    sa: IkeSa | undefined,
+    msg: IkeMessage,
+    inner: Payload[],
+    bytes: Uint8Array,
+    remote: Endpoint,
+  ): void {
+    this.emit({
+      ev: 'message',
+      sa: sa ? this.ref(sa) : undefined,
+      dir: 'in',
+      exchange: exchangeName(msg.header.exchange),
+      response: (msg.header.flags & HeaderFlag.RESPONSE) !== 0,
+      msgId: msg.header.msgId,
+      summary: summarize(inner),
+      bytes: bytes.length,
+      remote,
+    });
+  }
+
+  private onResponse(sa: IkeSa, msg: IkeMessage, bytes: Uint8Array, remote: Endpoint): void {
+    const p = sa.pending;
+    if (!p || p.msgId !== msg.header.msgId || p.exchange !== msg.header.exchange) {
+      return this.dropped(
+        remote,
+        'unexpected-response',
+        `${exchangeName(msg.header.exchange)} response ${msg.header.msgId} matches no request of IKE_SA ${sa.uid}`,
+      );
+    }
+    let inner: Payload[];
+    if (msg.header.exchange === ExchangeType.IKE_SA_INIT) {
+      inner = msg.payloads;
+    } else {
+      try {
+        inner = this.unprotect(sa, msg, bytes);
+      } catch (e) {
+        return this.dropped(
+          remote,
+          e instanceof IntegrityError ? 'integrity' : 'malformed',
+          (e as Error).message,
+        );
+      }
+    }
+    try {
+      checkPayloadRules(
+        msg.header.exchange,
+        true,
+        msg.payloads,
+        msg.header.exchange === ExchangeType.IKE_SA_INIT ? undefined : inner,
+      );
+    } catch (e) {
+      return this.dropped(remote, 'malformed', (e as Error).message);
+    }
+    this.emitIn(sa, msg, inner, bytes, remote);
+    if (msg.header.exchange === ExchangeType.IKE_SA_INIT) sa.initResponse = bytes;
+    sa.pending = undefined;
+    this.cancel(sa, 'retransmit');
+    sa.nextMsgId = msg.header.msgId + 1;
+    sa.lastInboundMs = this.now;
+    p.onResponse(msg, inner);
+    this.runQueue(sa);
+  }
+
+  private runQueue(sa: IkeSa): void {
+    const q = this.queues.get(sa);
+    while (q?.length && !sa.pending && sa.state !== 'DESTROYED') q.shift()!();
+  }
+
+  private onRequest(sa: IkeSa, msg: IkeMessage, bytes: Uint8Array, local: Endpoint, remote: Endpoint): void {
+    const id = msg.header.msgId;
+    if (id !== sa.nextPeerMsgId) {
+      const cached = sa.lastResponse;
+      if (cached && cached.msgId === id && cached.requestDigest === digest(bytes)) {
+        // RFC 7296 §2.1: a retransmitted request gets the same response, not a second processing.
+        for (const b of cached.packets)
+          this.out.push({ kind: 'send', local: sa.local, remote: sa.remote, bytes: b });
+        this.emit({
+          ev: 'message',
+          sa: this.ref(sa),
+          dir: 'out',
+          exchange: exchangeName(msg.header.exchange),
+          response: true,
+          msgId: id,
+          summary: '(retransmitted response)',
+          bytes: cached.packets.reduce((n, b) => n + b.length, 0),
+          remote: sa.remote,
+          retransmit: 1,
+        });
+        return;
+      }
+      return this.dropped(
+        remote,
+        'message-id',
+        `request ${id} on IKE_SA ${sa.uid}, expected ${sa.nextPeerMsgId}`,
+      );
+    }
+    let inner: Payload[];
+    try {
+      inner = this.unprotect(sa, msg, bytes);
+    } catch (e) {
+      return this.dropped(
+        remote,
+        e instanceof IntegrityError ? 'integrity' : 'malformed',
+        (e as Error).message,
+      );
+    }
+    this.emitIn(sa, msg, inner, bytes, remote);
+    sa.nextPeerMsgId = id + 1;
+    sa.lastInboundMs = this.now;
+    // The peer's authenticated request tells us where it is now (NAT-T float, NAT rebinding).
+    sa.local = local;
+    sa.remote = remote;
+    const critical = findUnsupportedCritical(inner);
+    if (critical !== undefined) {
+      this.respond(sa, msg, bytes, [notify(Notify.UNSUPPORTED_CRITICAL_PAYLOAD, new Uint8Array([critical]))]);
+      if (msg.header.exchange === ExchangeType.IKE_AUTH) this.destroy(sa, 'unsupported critical payload');
+      return;
+    }
+    try {
+      checkPayloadRules(msg.header.exchange, false, msg.payloads, inner);
+    } catch (e) {
+      this.log(
+        'warn',
+        'ike',
+        `malformed ${exchangeName(msg.header.exchange)} request: ${(e as Error).message}`,
+        sa,
+      );
+      this.respond(sa, msg, bytes, [notify(Notify.INVALID_SYNTAX)]);
+      if (msg.header.exchange === ExchangeType.IKE_AUTH) this.destroy(sa, 'invalid syntax');
+      return;
+    }
+    switch (msg.header.exchange) {
+      case ExchangeType.IKE_AUTH:
+        if (sa.initiator || sa.state !== 'CONNECTING')
+          return this.dropped(remote, 'unexpected', 'IKE_AUTH request in wrong state');
+        return processAuthRequest(this, sa, msg, bytes, inner);
+      case ExchangeType.INFORMATIONAL:
+        return processInformationalRequest(this, sa, msg, bytes, inner);
+      case ExchangeType.CREATE_CHILD_SA:
+        // CHILD_SA creation/rekeying and IKE rekeying arrive with the lifecycle work; refuse cleanly.
+        this.log('info', 'ike', 'CREATE_CHILD_SA request refused (not supported yet): NO_ADDITIONAL_SAS', sa);
+        return this.respond(sa, msg, bytes, [notify(Notify.NO_ADDITIONAL_SAS)]);
+      default:
+        this.respond(sa, msg, bytes, [notify(Notify.INVALID_SYNTAX)]);
+    }
+  }
+
+  private sendUnprotected(local: Endpoint, remote: Endpoint, req: IkeMessage, payloads: Payload[]): void {
+    const header = { ...req.header, spiR: 0n, flags: HeaderFlag.RESPONSE, nextPayload: 0, length: 0 };
+    const bytes = encodeMessage({ header, payloads });
+    this.out.push({ kind: 'send', local, remote, bytes });
+    this.emit({
+      ev: 'message',
+      dir: 'out',
+      exchange: 'IKE_SA_INIT',
+      response: true,
+      msgId: 0,
+      summary: summarize(payloads),
+      bytes: bytes.length,
+      remote,
+    });
+  }
+
+  private connectionFor(remote: Endpoint): ConnectionConfig | undefined {
+    return (
+      this.cfg.connections.find((c) => c.remoteAddrs.includes(remote.address)) ??
+      this.cfg.connections.find((c) => c.remoteAddrs.includes('%any'))
+    );
+  }
+
+  private onInitRequest(local: Endpoint, remote: Endpoint, msg: IkeMessage, bytes: Uint8Array): void {
+    const key = `${remote.address}|${remote.port}|${spiHex(msg.header.spiI)}`;
+    const existing = this.halfOpen.get(key);
+    if (existing) {
+      const c = existing.lastResponse;
+      if (c && c.msgId === 0 && c.requestDigest === digest(bytes)) {
+        for (const b of c.packets)
+          this.out.push({ kind: 'send', local: existing.local, remote: existing.remote, bytes: b });
+        return;
+      }
+      return this.dropped(remote, 'duplicate', 'second, different IKE_SA_INIT with the same SPIi');
+    }
+    this.emitIn(undefined, msg, msg.payloads, bytes, remote);
+    const critical = findUnsupportedCritical(msg.payloads);
+    if (critical !== undefined) {
+      return this.sendUnprotected(local, remote, msg, [
+        notify(Notify.UNSUPPORTED_CRITICAL_PAYLOAD, new Uint8Array([critical])),
+      ]);
+    }
+    try {
+      checkPayloadRules(ExchangeType.IKE_SA_INIT, false, msg.payloads, undefined);
+    } catch (e) {
+      this.dropped(remote, 'malformed', (e as Error).message);
+      return this.sendUnprotected(local, remote, msg, [notify(Notify.INVALID_SYNTAX)]);
+    }
+    const conn = this.connectionFor(remote);
+    if (!conn) {
+      this.emit({
+        ev: 'failure',
+        reason: 'NO_PROPOSAL_CHOSEN',
+        detail: `no connection configured for peer ${remote.address} (remote_addrs)`,
+      });
+      return this.sendUnprotected(local, remote, msg, [notify(Notify.NO_PROPOSAL_CHOSEN)]);
+    }
+    const sa = this.newSa(conn, false, local, remote);
+    sa.spiI = msg.header.spiI;
+    sa.spiR = this.newIkeSpi();
+    try {
+      const payloads = processInitRequest(this, conn, msg, bytes, local, remote, sa);
+      this.register(sa);
+      this.halfOpen.set(key, sa);
+      this.emit({ ev: 'ike-state', sa: this.ref(sa), state: 'CONNECTING', initiator: false });
+      this.respond(sa, msg, bytes, payloads);
+      sa.nextPeerMsgId = 1;
+      this.arm(sa, 'half-open', this.now + this.cfg.halfOpenTimeoutMs);
+    } catch (e) {
+      if (!(e instanceof IkeProtocolError)) throw e;
+      if (e.notify === 'INVALID_KE_PAYLOAD') {
+        this.log('info', 'ike', `${e.message}: sending INVALID_KE_PAYLOAD`, undefined, {
+          peer: remote.address,
+        });
+      } else {
+        this.emit({
+          ev: 'failure',
+          conn: conn.name,
+          reason: e.notify === 'NO_PROPOSAL_CHOSEN' ? 'NO_PROPOSAL_CHOSEN' : 'INVALID_SYNTAX',
+          detail: e.message,
+          fields: { peer: remote.address },
+        });
+      }
+      const type = Notify[e.notify as keyof typeof Notify] ?? Notify.INVALID_SYNTAX;
+      this.sendUnprotected(local, remote, msg, [notify(type, e.notifyData)]);
+    }
+  }
+
+  // ------------------------------------------------------------------------------ SAs
+
+  private newIkeSpi(): bigint {
+    for (;;) {
+      const b = this.random.bytes(8);
+      let v = 0n;
+      for (const x of b) v = (v << 8n) | BigInt(x);
+      if (v !== 0n && !this.bySpi.has(v)) return v;
+    }
+  }
+
+  private newSa(conn: ConnectionConfig, initiator: boolean, local: Endpoint, remote: Endpoint): IkeSa {
+    return {
+      uid: this.newUid(),
+      conn,
+      initiator,
+      spiI: 0n,
+      spiR: 0n,
+      state: 'CONNECTING',
+      local,
+      remote,
+      natLocal: false,
+      natRemote: false,
+      nonceI: new Uint8Array(0),
+      nonceR: new Uint8Array(0),
+      nextMsgId: 0,
+      nextPeerMsgId: 0,
+      children: [],
+      createdAtMs: this.now,
+      keRetries: 0,
+      peerFragmentation: false,
+      localIdText: '',
+      remoteIdText: '',
+      timers: new Map(),
+      lastInboundMs: this.now,
+      sentInitialContact: false,
+    };
+  }
+
+  private initiate(conn: ConnectionConfig, child?: ChildConfig): void {
+    const remote = conn.remoteAddrs.find((a) => a !== '%any');
+    if (!remote) {
+      this.log('error', 'ike', `cannot initiate ${conn.name}: remote_addrs has no concrete address`);
+      return;
+    }
+    const active = this.all().find(
+      (s) => s.conn === conn && (s.state === 'CONNECTING' || s.state === 'ESTABLISHED'),
+    );
+    if (active) {
+      this.log(
+        'debug',
+        'ike',
+        `${conn.name}: IKE_SA ${active.uid} already ${active.state.toLowerCase()}`,
+        active,
+      );
+      return;
+    }
+    const sa = this.newSa(
+      conn,
+      true,
+      { address: conn.localAddrs[0] ?? '0.0.0.0', port: this.ikePort },
+      { address: remote, port: conn.remotePort },
+    );
+    sa.spiI = this.newIkeSpi();
+    sa.firstChild = child ?? conn.children[0];
+    this.register(sa);
+    this.emit({
+      ev: 'ike-state',
+      sa: this.ref(sa),
+      state: 'CONNECTING',
+      initiator: true,
+      detail: `initiating to ${remote}`,
+    });
+    const group = conn.ikeProposals[0]?.dh[0];
+    if (group === undefined) {
+      this.log('error', 'ike', `cannot initiate ${conn.name}: no key exchange group configured`);
+      return this.destroy(sa, 'no key exchange group');
+    }
+    sendInitRequest(this, sa, group, (s) => sendAuthRequest(this, s));
+  }
+
+  // ------------------------------------------------------------------------------ events
+
+  private onStart(): void {
+    for (const conn of this.cfg.connections) {
+      let started = false;
+      for (const child of conn.children) {
+        if (child.startAction === 'trap') this.installTraps(conn, child);
+        if (child.startAction === 'start' && !started) {
+          started = true;
+          this.initiate(conn, child);
+        }
+      }
+    }
+  }
+
+  private installTraps(conn: ConnectionConfig, child: ChildConfig, remove = false): void {
+    const remote = conn.remoteAddrs.find((a) => a !== '%any');
+    if (!remote) return;
+    for (const p of trapPolicies(conn.localAddrs[0] ?? '0.0.0.0', remote, child)) {
+      this.kernel({ op: remove ? 'delPolicy' : 'addPolicy', policy: p }, (err) => {
+        if (err)
+          this.log(
+            'error',
+            'kernel',
+            `${remove ? 'removing' : 'installing'} trap policy for ${conn.name}/${child.name} failed: ${err}`,
+          );
+      });
+    }
+  }
+
+  private onKernelDone(opId: number, error?: string): void {
+    const cb = this.ops.get(opId);
+    if (!cb) return;
+    this.ops.delete(opId);
+    cb(error);
+  }
+
+  private onKernelEvent(ev: KernelEvent): void {
+    if (ev.kind === 'acquire') {
+      for (const conn of this.cfg.connections) {
+        const child = conn.children.find((c) => c.reqid === ev.reqid);
+        if (child) {
+          this.log(
+            'info',
+            'ike',
+            `acquire for ${conn.name}/${child.name} (reqid ${ev.reqid}): traffic waits for the tunnel`,
+          );
+          return this.initiate(conn, child);
+        }
+      }
+      return;
+    }
+    this.log('debug', 'kernel', `kernel event ${ev.kind} not handled yet`);
+  }
+
+  private onCommand(cmd: Command): void {
+    switch (cmd.cmd) {
+      case 'initiate': {
+        const conn = this.cfg.connections.find((c) => c.name === cmd.conn);
+        if (!conn) return this.log('warn', 'ike', `initiate: no connection named ${cmd.conn}`);
+        return this.initiate(
+          conn,
+          conn.children.find((c) => c.name === cmd.child),
+        );
+      }
+      case 'terminate':
+        for (const sa of this.all())
+          if (sa.conn.name === cmd.conn) sendIkeDelete(this, sa, 'terminated by command');
+        return;
+      case 'shutdown':
+        for (const sa of this.all()) sendIkeDelete(this, sa, 'shutting down');
+        for (const conn of this.cfg.connections)
+          for (const child of conn.children)
+            if (child.startAction === 'trap') this.installTraps(conn, child, true);
+        return;
+      case 'rekey':
+        return this.log('warn', 'ike', 'rekey command: not supported yet');
+    }
+  }
+
+  private onTimer(key: TimerKey): void {
+    const sa = [...this.bySpi.values()].find((s) => spiHex(localSpi(s)) === key.sa);
+    if (!sa || sa.timers.get(key.what) !== key.gen) return; // stale
+    sa.timers.delete(key.what);
+    switch (key.what) {
+      case 'retransmit':
+        return this.retransmit(sa);
+      case 'half-open':
+        if (sa.state === 'CONNECTING') {
+          this.emit({
+            ev: 'failure',
+            sa: this.ref(sa),
+            conn: sa.conn.name,
+            reason: 'TIMEOUT',
+            detail: `half-open IKE_SA from ${sa.remote.address} timed out without IKE_AUTH`,
+          });
+          this.destroy(sa, 'half-open timeout');
+        }
+        return;
+      case 'dpd':
+        return this.dpd(sa);
+    }
+  }
+
+  private retransmit(sa: IkeSa): void {
+    const p = sa.pending;
+    if (!p) return;
+    p.attempt++;
+    if (p.attempt > this.cfg.retransmit.tries) {
+      sa.pending = undefined;
+      this.emit({
+        ev: 'failure',
+        sa: this.ref(sa),
+        conn: sa.conn.name,
+        reason: 'TIMEOUT',
+        detail: `no response from ${sa.remote.address}:${sa.remote.port} to ${p.what} after ${this.cfg.retransmit.tries} retransmits (UDP 500/4500 blocked, or the peer is down?)`,
+      });
+      if (p.onTimeout) return p.onTimeout();
+      return this.destroy(sa, `${p.what} timed out`);
+    }
+    this.emit({
+      ev: 'retransmit',
+      sa: this.ref(sa),
+      exchange: exchangeName(p.exchange),
+      msgId: p.msgId,
+      attempt: p.attempt,
+    });
+    for (const bytes of p.packets) this.out.push({ kind: 'send', local: sa.local, remote: sa.remote, bytes });
+    this.arm(sa, 'retransmit', this.now + delayMs(this.cfg.retransmit, p.attempt, this.random.float()));
+  }
+
+  private dpd(sa: IkeSa): void {
+    if (sa.state !== 'ESTABLISHED') return;
+    const delay = sa.conn.dpdDelay * 1000;
+    if (!sa.pending && this.now - sa.lastInboundMs >= delay) {
+      sendDpd(this, sa, () => {
+        const conn = sa.conn;
+        this.destroy(sa, 'peer unreachable (DPD)');
+        if (conn.dpdAction === 'restart') this.initiate(conn);
+      });
+    }
+    this.arm(sa, 'dpd', this.now + delay);
   }
 }

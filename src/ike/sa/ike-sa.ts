@@ -1,0 +1,119 @@
+// State of one IKE_SA and its CHILD_SAs. Plain data; the exchanges in task/ operate on it.
+import type { ChildConfig, ConnectionConfig } from '../config.js';
+import type { KeyExchange } from '../crypto/dh.js';
+import type { SkCipher } from '../crypto/sk.js';
+import type { ChildState, IkeState } from '../events.js';
+import type { Endpoint, TsRange } from '../ports.js';
+import type { IkeMessage, Payload } from '../wire/types.js';
+import type { EspSuite, IkeSuite } from './proposal.js';
+
+/** IKE keys (RFC 7296 §2.14). Never logged: inspect/JSON print a placeholder. */
+export interface IkeKeyMaterial {
+  skD: Uint8Array;
+  skAi: Uint8Array;
+  skAr: Uint8Array;
+  skEi: Uint8Array;
+  skEr: Uint8Array;
+  skPi: Uint8Array;
+  skPr: Uint8Array;
+}
+
+/** Our outstanding request (window size 1, RFC 7296 §2.3). */
+export interface PendingRequest {
+  msgId: number;
+  exchange: number;
+  /** One datagram, or several when fragmented (RFC 7383). */
+  packets: Uint8Array[];
+  attempt: number;
+  sentAtMs: number;
+  /** What the request is for, in logs. */
+  what: string;
+  onResponse: (msg: IkeMessage, inner: Payload[]) => void;
+  /** Called when retransmits are exhausted. */
+  onTimeout?: () => void;
+}
+
+export interface CachedResponse {
+  msgId: number;
+  /** Digest of the request this answered, so only true retransmits get the cached reply. */
+  requestDigest: string;
+  packets: Uint8Array[];
+}
+
+export interface ChildSa {
+  uid: number;
+  cfg: ChildConfig;
+  state: ChildState;
+  /** Our inbound SPI (chosen by us), and the peer's inbound SPI = our outbound. */
+  spiIn: number;
+  spiOut: number;
+  reqid: number;
+  suite: EspSuite;
+  localTs: TsRange[];
+  remoteTs: TsRange[];
+  encap: boolean;
+  /** Kernel operations still in flight for installation. */
+  pendingOps: number;
+  installError?: string;
+  onInstalled?: (error?: string) => void;
+  installedAtMs?: number;
+  rekeyAtMs?: number;
+  /** Inbound and outbound SA specs as installed, for deletion. */
+  installedIn?: { src: string; dst: string };
+  installedOut?: { src: string; dst: string };
+  policiesInstalled: boolean;
+}
+
+export interface IkeSa {
+  uid: number;
+  conn: ConnectionConfig;
+  /** Original initiator of this IKE_SA (RFC 7296 §2.2: the I flag). */
+  initiator: boolean;
+  spiI: bigint;
+  spiR: bigint;
+  state: IkeState;
+  local: Endpoint;
+  remote: Endpoint;
+  /** We are behind a NAT (NAT_DETECTION_DESTINATION_IP mismatch). */
+  natLocal: boolean;
+  /** The peer is behind a NAT (NAT_DETECTION_SOURCE_IP mismatch). */
+  natRemote: boolean;
+  suite?: IkeSuite;
+  ke?: KeyExchange;
+  nonceI: Uint8Array;
+  nonceR: Uint8Array;
+  /** Raw IKE_SA_INIT request and response: signed in AUTH (RFC 7296 §2.15). */
+  initRequest?: Uint8Array;
+  initResponse?: Uint8Array;
+  keys?: IkeKeyMaterial;
+  cipherOut?: SkCipher;
+  cipherIn?: SkCipher;
+  /** Our next request's message ID. */
+  nextMsgId: number;
+  pending?: PendingRequest;
+  /** The next request ID we expect from the peer. */
+  nextPeerMsgId: number;
+  lastResponse?: CachedResponse;
+  children: ChildSa[];
+  createdAtMs: number;
+  establishedAtMs?: number;
+  /** Initiator: COOKIE the responder asked us to return (RFC 7296 §2.6). */
+  cookie?: Uint8Array;
+  keRetries: number;
+  /** Initiator: the child to create with IKE_AUTH. */
+  firstChild?: ChildConfig;
+  /** Initiator: the ESP proposals and SPI we offered in IKE_AUTH. */
+  offeredSpiIn?: number;
+  peerFragmentation: boolean;
+  localIdText: string;
+  remoteIdText: string;
+  /** Timer generations by purpose: a firing timer with an older generation is stale. */
+  timers: Map<string, number>;
+  lastInboundMs: number;
+  /** Whether we told the peer INITIAL_CONTACT. */
+  sentInitialContact: boolean;
+}
+
+export function localSpi(sa: IkeSa): bigint {
+  return sa.initiator ? sa.spiI : sa.spiR;
+}

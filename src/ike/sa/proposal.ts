@@ -1,0 +1,239 @@
+// Proposals: configuration -> SA payload, and selection (RFC 7296 §2.7, §3.3).
+import type { ProposalConfig } from '../config.js';
+import { DhGroup, Encr, ProtocolId, TransformAttr, TransformType } from '../wire/constants.js';
+import type { Proposal, Transform } from '../wire/types.js';
+
+export interface EncrChoice {
+  id: number;
+  /** 0 for algorithms whose key size is fixed (ChaCha20-Poly1305). */
+  keyBits: number;
+}
+
+export interface IkeSuite {
+  encr: EncrChoice;
+  prf: number;
+  /** Integ.NONE (0) for AEAD. */
+  integ: number;
+  dh: number;
+}
+
+export interface EspSuite {
+  encr: EncrChoice;
+  integ: number;
+  esn: boolean;
+  /** DhGroup.NONE (0) without PFS. */
+  dh: number;
+}
+
+export const AEAD_ENCR = new Set<number>([
+  Encr.AES_GCM_8,
+  Encr.AES_GCM_12,
+  Encr.AES_GCM_16,
+  Encr.AES_CCM_8,
+  Encr.AES_CCM_12,
+  Encr.AES_CCM_16,
+  Encr.CHACHA20_POLY1305,
+]);
+
+/** Algorithms that carry a KEY_LENGTH attribute (RFC 7296 §3.3.5). */
+const VARIABLE_KEY = new Set<number>([
+  Encr.AES_CBC,
+  Encr.AES_CTR,
+  Encr.AES_GCM_8,
+  Encr.AES_GCM_12,
+  Encr.AES_GCM_16,
+]);
+
+function encrTransform(e: EncrChoice): Transform {
+  return {
+    type: TransformType.ENCR,
+    id: e.id,
+    attributes: VARIABLE_KEY.has(e.id) ? [{ type: TransformAttr.KEY_LENGTH, value: e.keyBits }] : [],
+  };
+}
+
+function keyBitsOf(t: Transform): number {
+  for (const a of t.attributes)
+    if (a.type === TransformAttr.KEY_LENGTH && typeof a.value === 'number') return a.value;
+  return 0;
+}
+
+/** Fixed-key algorithms (ChaCha20-Poly1305) carry no KEY_LENGTH: only the id has to match. */
+function encrMatches(e: EncrChoice, t: Transform): boolean {
+  return e.id === t.id && (!VARIABLE_KEY.has(t.id) || e.keyBits === keyBitsOf(t));
+}
+
+/** SA payload proposals for our configuration. `spi` is empty for IKE_SA_INIT, 4 bytes for ESP. */
+export function toWireProposals(cfg: ProposalConfig[], protocolId: number, spi: Uint8Array): Proposal[] {
+  return cfg.map((p, i) => {
+    const transforms: Transform[] = [];
+    for (const e of p.encr) transforms.push(encrTransform(e));
+    if (protocolId === ProtocolId.IKE)
+      for (const id of p.prf) transforms.push({ type: TransformType.PRF, id, attributes: [] });
+    for (const id of p.integ) transforms.push({ type: TransformType.INTEG, id, attributes: [] });
+    for (const id of p.dh) transforms.push({ type: TransformType.DH, id, attributes: [] });
+    if (protocolId === ProtocolId.ESP) {
+      for (const id of p.esn.length ? p.esn : [0])
+        transforms.push({ type: TransformType.ESN, id, attributes: [] });
+    }
+    return { num: i + 1, protocolId, spi, transforms };
+  });
+}
+
+function pick<T>(
+  peer: Transform[],
+  type: number,
+  accept: (t: Transform) => T | undefined,
+): T | undefined | null {
+  const ofType = peer.filter((t) => t.type === type);
+  if (ofType.length === 0) return null; // type absent in the peer's proposal
+  for (const t of ofType) {
+    const v = accept(t);
+    if (v !== undefined) return v;
+  }
+  return undefined; // present, but nothing acceptable
+}
+
+/**
+ * Responder selection for IKE: the first of the peer's proposals (in the peer's order) that one of
+ * our proposals fully covers. Within a proposal, the first acceptable transform of each type in the
+ * peer's order wins.
+ */
+export function selectIke(
+  peer: Proposal[],
+  cfg: ProposalConfig[],
+): { num: number; suite: IkeSuite } | undefined {
+  for (const pp of peer) {
+    if (pp.protocolId !== ProtocolId.IKE) continue;
+    for (const c of cfg) {
+      const encr = pick(pp.transforms, TransformType.ENCR, (t) =>
+        c.encr.some((e) => encrMatches(e, t)) ? { id: t.id, keyBits: keyBitsOf(t) } : undefined,
+      );
+      if (!encr) continue;
+      const aead = AEAD_ENCR.has(encr.id);
+      const prf = pick(pp.transforms, TransformType.PRF, (t) => (c.prf.includes(t.id) ? t.id : undefined));
+      if (!prf) continue;
+      let integ: number | undefined | null = 0;
+      if (!aead) {
+        integ = pick(pp.transforms, TransformType.INTEG, (t) =>
+          t.id !== 0 && c.integ.includes(t.id) ? t.id : undefined,
+        );
+        if (!integ) continue;
+      } else if (pp.transforms.some((t) => t.type === TransformType.INTEG && t.id !== 0)) {
+        continue; // AEAD with an integrity algorithm is invalid (RFC 5282 §8)
+      }
+      const dh = pick(pp.transforms, TransformType.DH, (t) =>
+        t.id !== 0 && c.dh.includes(t.id) ? t.id : undefined,
+      );
+      if (!dh) continue;
+      return { num: pp.num, suite: { encr, prf, integ, dh } };
+    }
+  }
+  return undefined;
+}
+
+/** Responder selection for ESP (IKE_AUTH / CREATE_CHILD_SA). Also returns the peer's SPI. */
+export function selectEsp(
+  peer: Proposal[],
+  cfg: ProposalConfig[],
+  requirePfsGroup?: number,
+  /** IKE_AUTH carries no KE: DH transforms in the peer's proposals are ignored (RFC 7296 §1.2). */
+  ignoreDh = false,
+): { num: number; spi: Uint8Array; suite: EspSuite } | undefined {
+  for (const pp of peer) {
+    if (pp.protocolId !== ProtocolId.ESP || pp.spi.length !== 4) continue;
+    for (const c of cfg) {
+      const encr = pick(pp.transforms, TransformType.ENCR, (t) =>
+        c.encr.some((e) => encrMatches(e, t)) ? { id: t.id, keyBits: keyBitsOf(t) } : undefined,
+      );
+      if (!encr) continue;
+      const aead = AEAD_ENCR.has(encr.id);
+      let integ: number | undefined | null = 0;
+      if (!aead) {
+        integ = pick(pp.transforms, TransformType.INTEG, (t) =>
+          t.id !== 0 && c.integ.includes(t.id) ? t.id : undefined,
+        );
+        if (!integ) continue;
+      }
+      const esnChoices = c.esn.length ? c.esn : [0];
+      const esn = pick(pp.transforms, TransformType.ESN, (t) =>
+        esnChoices.includes(t.id) ? t.id : undefined,
+      );
+      if (esn === undefined) continue;
+      // PFS: our config lists groups -> the peer must offer one of them; none -> accept NONE/absent.
+      let dh: number | undefined | null;
+      if (ignoreDh) {
+        dh = 0;
+      } else if (c.dh.length === 0) {
+        dh = pick(pp.transforms, TransformType.DH, (t) => (t.id === DhGroup.NONE ? 0 : undefined));
+        if (dh === undefined) continue;
+      } else {
+        dh = pick(pp.transforms, TransformType.DH, (t) => (c.dh.includes(t.id) ? t.id : undefined));
+        if (!dh) continue;
+      }
+      if (requirePfsGroup !== undefined && (dh ?? 0) !== requirePfsGroup) continue;
+      return { num: pp.num, spi: pp.spi, suite: { encr, integ, esn: esn === 1, dh: dh ?? 0 } };
+    }
+  }
+  return undefined;
+}
+
+/** The single-transform proposal we answer with. */
+export function ikeSuiteProposal(num: number, s: IkeSuite, spi: Uint8Array = new Uint8Array(0)): Proposal {
+  const transforms: Transform[] = [
+    encrTransform(s.encr),
+    { type: TransformType.PRF, id: s.prf, attributes: [] },
+  ];
+  if (s.integ) transforms.push({ type: TransformType.INTEG, id: s.integ, attributes: [] });
+  transforms.push({ type: TransformType.DH, id: s.dh, attributes: [] });
+  return { num, protocolId: ProtocolId.IKE, spi, transforms };
+}
+
+export function espSuiteProposal(num: number, s: EspSuite, spi: Uint8Array): Proposal {
+  const transforms: Transform[] = [encrTransform(s.encr)];
+  if (s.integ) transforms.push({ type: TransformType.INTEG, id: s.integ, attributes: [] });
+  if (s.dh) transforms.push({ type: TransformType.DH, id: s.dh, attributes: [] });
+  transforms.push({ type: TransformType.ESN, id: s.esn ? 1 : 0, attributes: [] });
+  return { num, protocolId: ProtocolId.ESP, spi, transforms };
+}
+
+/** Initiator: the responder's answer must be a single-transform-per-type subset of one of ours. */
+export function acceptIkeResponse(resp: Proposal[], cfg: ProposalConfig[]): IkeSuite | undefined {
+  if (resp.length !== 1) return undefined;
+  const sel = selectIke(resp, cfg);
+  const p = resp[0]!;
+  for (const type of [TransformType.ENCR, TransformType.PRF, TransformType.INTEG, TransformType.DH]) {
+    if (p.transforms.filter((t) => t.type === type).length > 1) return undefined;
+  }
+  return sel?.suite;
+}
+
+export function acceptEspResponse(
+  resp: Proposal[],
+  cfg: ProposalConfig[],
+  ignoreDh = false,
+): { spi: Uint8Array; suite: EspSuite } | undefined {
+  if (resp.length !== 1) return undefined;
+  const p = resp[0]!;
+  for (const type of [TransformType.ENCR, TransformType.INTEG, TransformType.DH, TransformType.ESN]) {
+    if (p.transforms.filter((t) => t.type === type).length > 1) return undefined;
+  }
+  const sel = selectEsp(resp, cfg, undefined, ignoreDh);
+  return sel ? { spi: sel.spi, suite: sel.suite } : undefined;
+}
+
+/** Readable list of what a peer offered, for NO_PROPOSAL_CHOSEN log lines. */
+export function describeWireProposals(ps: Proposal[]): string {
+  const names: Record<number, string> = { 1: 'ENCR', 2: 'PRF', 3: 'INTEG', 4: 'KE', 5: 'ESN' };
+  return ps
+    .map((p) =>
+      p.transforms
+        .map((t) => {
+          const kb = keyBitsOf(t);
+          return `${names[t.type] ?? t.type}:${t.id}${kb ? `/${kb}` : ''}`;
+        })
+        .join(','),
+    )
+    .map((s) => `[${s}]`)
+    .join(' ');
+}

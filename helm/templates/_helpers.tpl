@@ -1,0 +1,144 @@
+{{/*
+Naming. The name part defaults to "vpn" (not the chart name) so that object names and the
+immutable selector labels are the same as the reference chart's: `helm upgrade` of a release
+installed from it keeps working, and "<release>-vpn-frontend-0" is where users expect it.
+*/}}
+{{- define "ikegw-vpn.name" -}}
+{{- default "vpn" .Values.nameOverride | trunc 42 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "ikegw-vpn.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 42 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default "vpn" .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 42 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 42 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "ikegw-vpn.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "ikegw-vpn.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "ikegw-vpn.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "ikegw-vpn.labels" -}}
+helm.sh/chart: {{ include "ikegw-vpn.chart" . }}
+{{ include "ikegw-vpn.selectorLabels" . }}
+{{- if .Chart.AppVersion }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: ikegw
+{{- end }}
+
+{{- define "ikegw-vpn.frontendPod" -}}
+{{ include "ikegw-vpn.fullname" . }}-frontend-0
+{{- end }}
+
+{{- define "ikegw-vpn.configSecret" -}}
+{{ include "ikegw-vpn.fullname" . }}-config
+{{- end }}
+
+{{/* Secret and key the PSK file comes from. */}}
+{{- define "ikegw-vpn.pskSecret" -}}
+{{- if .Values.ipsec.existingSecret }}{{ .Values.ipsec.existingSecret }}{{ else }}{{ include "ikegw-vpn.configSecret" . }}{{ end }}
+{{- end }}
+{{- define "ikegw-vpn.pskKey" -}}
+{{- if .Values.ipsec.existingSecret }}{{ default "psk" .Values.ipsec.existingSecretKey }}{{ else }}psk{{ end }}
+{{- end }}
+
+{{/* MTU as a string; "" when unset (null, "" or removed). */}}
+{{- define "ikegw-vpn.mtu" -}}
+{{- if kindIs "invalid" .Values.mtu }}{{ else }}{{ toString .Values.mtu }}{{ end }}
+{{- end }}
+
+{{/* The environment of the reference chart's helpers, same names and formats. */}}
+{{- define "ikegw-vpn.commonEnv" -}}
+- name: VPN_PEER_CIDRS
+  value: {{ join " " .Values.peerCIDRs | quote }}
+- name: VPN_POD_CIDR
+  value: {{ .Values.podCIDR | quote }}
+- name: VPN_SERVICE_CIDR
+  value: {{ .Values.serviceCIDR | quote }}
+- name: VPN_FRONTEND_POD
+  value: {{ include "ikegw-vpn.frontendPod" . | quote }}
+- name: VPN_MTU
+  value: {{ include "ikegw-vpn.mtu" . | quote }}
+- name: IKEGW_LOG_LEVEL
+  value: {{ .Values.logLevel | quote }}
+- name: IKEGW_LOG_FORMAT
+  value: {{ .Values.logFormat | quote }}
+- name: POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+- name: POD_NAMESPACE
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.namespace
+{{- end }}
+
+{{/*
+Checks that also hold when schema validation is skipped (helm --skip-schema-validation).
+values.schema.json is the primary check and reports these first.
+*/}}
+{{- define "ikegw-vpn.validate" -}}
+{{- if not .Values.peerCIDRs }}
+{{- fail "peerCIDRs: at least one on-prem CIDR is required (e.g. --set peerCIDRs={192.168.0.0/16})" }}
+{{- end }}
+{{- if not .Values.ipsec.peer }}
+{{- fail "ipsec.peer: the address of the on-prem gateway is required" }}
+{{- end }}
+{{- if and (not .Values.ipsec.psk) (not .Values.ipsec.existingSecret) }}
+{{- fail "ipsec.psk: a pre-shared key is required (or set ipsec.existingSecret)" }}
+{{- end }}
+{{- if not (has .Values.routes.nodeNetns (list "hostPath" "hostPID")) }}
+{{- fail (printf "routes.nodeNetns: must be hostPath or hostPID, not %q" (toString .Values.routes.nodeNetns)) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The daemon's configuration file (config.yaml). The PSK is not in it: it is a separate Secret key
+mounted as a file.
+*/}}
+{{- define "ikegw-vpn.daemonConfig" -}}
+{{- $child := dict
+      "local_ts" (list .Values.podCIDR .Values.serviceCIDR)
+      "remote_ts" .Values.peerCIDRs
+      "esp_proposals" .Values.ipsec.espProposals
+      "start_action" "trap" }}
+{{- $conn := dict
+      "remote_addrs" (list .Values.ipsec.peer)
+      "psk" (dict "file" "/etc/ikegw/secrets/psk")
+      "proposals" .Values.ipsec.proposals
+      "dpd_delay" .Values.ipsec.dpdDelay
+      "dpd_action" .Values.ipsec.dpdAction
+      "children" (dict "cluster" $child) }}
+{{- $cfg := dict
+      "connections" (dict "onprem" $conn)
+      "datapath" .Values.datapath
+      "listen" (dict "address" "0.0.0.0" "port" 500 "nat_port" 4500)
+      "log" (dict "level" .Values.logLevel "format" .Values.logFormat)
+      "metrics" (dict "listen" (printf "0.0.0.0:%d" (int .Values.metrics.port))) }}
+{{- toYaml $cfg }}
+{{- end }}
+
+{{/*
+The image. A config.yaml made with `helm inspect values` of the reference chart carries that
+chart's strongSwan image, which cannot run this chart's components; it is replaced by this
+chart's default image (NOTES.txt says so) so that such a file installs unchanged.
+*/}}
+{{- define "ikegw-vpn.referenceImage" -}}
+{{- if regexMatch `^ghcr\.io/edgelesssys/constellation/vpn([@:].*)?$` (toString .Values.image) }}true{{ end }}
+{{- end }}
+{{- define "ikegw-vpn.image" -}}
+{{- if include "ikegw-vpn.referenceImage" . }}{{ printf "ikegw:%s" .Chart.AppVersion }}{{ else }}{{ .Values.image }}{{ end }}
+{{- end }}

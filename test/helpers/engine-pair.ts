@@ -29,7 +29,7 @@ export function cidr(text: string): TsRange {
 }
 
 export function childConfig(
-  over: Partial<ChildConfig> & { localTs: string[]; remoteTs: string[] },
+  over: Omit<Partial<ChildConfig>, 'localTs' | 'remoteTs'> & { localTs: string[]; remoteTs: string[] },
 ): ChildConfig {
   return {
     name: 'net',
@@ -47,7 +47,7 @@ export function childConfig(
     ...over,
     localTs: over.localTs.map(cidr),
     remoteTs: over.remoteTs.map(cidr),
-  } as ChildConfig;
+  };
 }
 
 export function connection(

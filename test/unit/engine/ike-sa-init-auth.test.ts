@@ -83,9 +83,9 @@ describe('IKE_SA_INIT + IKE_AUTH', () => {
     expect(cb.state).toBe('INSTALLED');
     expect(ca.spiIn).toBe(cb.spiOut);
     expect(ca.spiOut).toBe(cb.spiIn);
-    expect(ca.localTs).toEqual(['10.10.0.0/16']);
+    expect(ca.localTs).toEqual(['10.10.0.0/16', '10.96.0.0/12']);
     expect(ca.remoteTs).toEqual(['192.168.100.0/24']);
-    expect(cb.remoteTs).toEqual(['10.10.0.0/16']);
+    expect(cb.remoteTs).toEqual(['10.10.0.0/16', '10.96.0.0/12']);
     expect(ca.encap).toBe(false);
     // Exactly four messages crossed the wire.
     expect(p.sent.length).toBe(4);
@@ -173,7 +173,7 @@ describe('IKE_SA_INIT + IKE_AUTH', () => {
     expect(p.b.engine.list()[0]!.natRemote).toBe(true);
     expect(ia.children[0]!.encap).toBe(true);
     const sas = (p.b.installer as MemoryInstaller).snapshot().sas;
-    expect(sas.every((s) => s.encap?.dport === p.nat!.portMap.get(4500))).toBe(true);
+    expect(sas.every((s) => s.spec.encap?.dport === p.nat!.portMap.get(4500))).toBe(true);
   });
 
   it('encap = yes forces UDP encapsulation without a NAT', async () => {
@@ -218,7 +218,7 @@ describe('IKE_SA_INIT + IKE_AUTH', () => {
 
   it('DPD: answers liveness checks and deletes on peer DELETE', async () => {
     const p = pair();
-    p.a.engine.config.connections[0]!.dpdDelay = 30;
+    p.a.engine.cfg.connections[0]!.dpdDelay = 30;
     p.feed(p.a, { kind: 'command', cmd: { cmd: 'initiate', conn: 'onprem' } });
     await p.settle();
     /* --> INFORMATIONAL { } after 30 s of silence;  <-- INFORMATIONAL { } */

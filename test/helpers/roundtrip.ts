@@ -1,5 +1,8 @@
 // Round-trip checks for codecs (dns-packet's testEncoder idea): decode, re-encode byte for byte,
 // compare the length function, and decode again from the middle of a larger buffer.
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
 import { fromHex, hex, Reader, Writer } from '../../src/common/bytes.js';
 
@@ -54,4 +57,52 @@ export function seq(n: number, start = 0): Uint8Array {
   const b = new Uint8Array(n);
   for (let i = 0; i < n; i++) b[i] = (start + i) & 0xff;
   return b;
+}
+
+export interface FixtureMessage {
+  /** `<directory>/<file>` under test/fixtures/strongswan. */
+  name: string;
+  /** One raw IKE message (no non-ESP marker). */
+  bytes: Uint8Array;
+  /** Decrypted SK content from the matching `.inner.bin`, if there is one. */
+  inner?: Uint8Array;
+  /** strongSwan's log summary of the message from keys.json, e.g. `[ SA KE No ]`. */
+  summary?: string;
+}
+
+const strongswanRoot = join(dirname(fileURLToPath(import.meta.url)), '../fixtures/strongswan');
+
+/**
+ * The IKE messages captured from strongSwan (test/fixtures/strongswan/<dir>/NN-*.bin; ESP packets
+ * and `.inner.bin` files are not messages). Empty when the folder does not exist.
+ */
+export function strongswanFixtures(): FixtureMessage[] {
+  if (!existsSync(strongswanRoot)) return [];
+  const out: FixtureMessage[] = [];
+  for (const dir of readdirSync(strongswanRoot, { withFileTypes: true })) {
+    if (!dir.isDirectory()) continue;
+    const d = join(strongswanRoot, dir.name);
+    const summaries = new Map<string, string>();
+    const keys = join(d, 'keys.json');
+    if (existsSync(keys)) {
+      const k = JSON.parse(readFileSync(keys, 'utf8')) as {
+        messages?: { file: string; strongswan_log?: string }[];
+      };
+      for (const m of k.messages ?? []) {
+        const s = m.strongswan_log?.match(/\[ .*\]$/)?.[0];
+        if (s !== undefined) summaries.set(m.file, s);
+      }
+    }
+    for (const f of readdirSync(d).sort()) {
+      if (!f.endsWith('.bin') || f.endsWith('.inner.bin') || f.startsWith('esp-')) continue;
+      const innerPath = join(d, f.replace(/\.bin$/, '.inner.bin'));
+      out.push({
+        name: `${dir.name}/${f}`,
+        bytes: new Uint8Array(readFileSync(join(d, f))),
+        inner: existsSync(innerPath) ? new Uint8Array(readFileSync(innerPath)) : undefined,
+        summary: summaries.get(f),
+      });
+    }
+  }
+  return out;
 }

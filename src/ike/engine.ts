@@ -443,6 +443,23 @@ export class IkeEngine implements EngineCtx {
     try {
       msg = decodeMessage(bytes);
     } catch (e) {
+      if (
+        e instanceof UnsupportedVersionError &&
+        (e.header.flags & HeaderFlag.RESPONSE) === 0 &&
+        e.header.exchange === ExchangeType.IKE_SA_INIT
+      ) {
+        // RFC 7296 §2.5: answer with INVALID_MAJOR_VERSION carrying the highest version we support.
+        const header = {
+          ...e.header,
+          spiR: 0n,
+          version: IKE_VERSION,
+          flags: HeaderFlag.RESPONSE,
+          nextPayload: 0,
+          length: 0,
+        };
+        const bytes = encodeMessage({ header, payloads: [notify(Notify.INVALID_MAJOR_VERSION)] });
+        this.out.push({ kind: 'send', local, remote, bytes });
+      }
       return this.dropped(remote, 'malformed', (e as Error).message);
     }
     const h = msg.header;

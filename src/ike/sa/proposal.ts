@@ -1,5 +1,6 @@
 // Proposals: configuration -> SA payload, and selection (RFC 7296 §2.7, §3.3).
 import type { ProposalConfig } from '../config.js';
+import { dhName, encrName, integName, prfName } from '../crypto/suites.js';
 import { DhGroup, Encr, ProtocolId, TransformAttr, TransformType } from '../wire/constants.js';
 import type { Proposal, Transform } from '../wire/types.js';
 
@@ -222,18 +223,23 @@ export function acceptEspResponse(
   return sel ? { spi: sel.spi, suite: sel.suite } : undefined;
 }
 
-/** Readable list of what a peer offered, for NO_PROPOSAL_CHOSEN log lines. */
+/** Readable list of what a peer offered, for NO_PROPOSAL_CHOSEN log lines (strongSwan's names). */
 export function describeWireProposals(ps: Proposal[]): string {
-  const names: Record<number, string> = { 1: 'ENCR', 2: 'PRF', 3: 'INTEG', 4: 'KE', 5: 'ESN' };
-  return ps
-    .map((p) =>
-      p.transforms
-        .map((t) => {
-          const kb = keyBitsOf(t);
-          return `${names[t.type] ?? t.type}:${t.id}${kb ? `/${kb}` : ''}`;
-        })
-        .join(','),
-    )
-    .map((s) => `[${s}]`)
-    .join(' ');
+  const name = (t: Transform): string => {
+    switch (t.type) {
+      case TransformType.ENCR:
+        return encrName({ id: t.id, keyBits: keyBitsOf(t) });
+      case TransformType.PRF:
+        return prfName(t.id);
+      case TransformType.INTEG:
+        return integName(t.id);
+      case TransformType.DH:
+        return dhName(t.id);
+      case TransformType.ESN:
+        return t.id ? 'ESN' : 'NO_EXT_SEQ';
+      default:
+        return `T${t.type}:${t.id}`;
+    }
+  };
+  return ps.map((p) => `[${p.transforms.map(name).join('/')}]`).join(' ');
 }

@@ -11,6 +11,7 @@ import { type ChildKeys, installChild } from '../sa/child-sa.js';
 import type { ChildSa, IkeSa } from '../sa/ike-sa.js';
 import {
   acceptEspResponse,
+  describeWireProposals,
   type EspSuite,
   espSuiteProposal,
   selectEsp,
@@ -27,6 +28,7 @@ import {
   PayloadType,
   ProtocolId,
 } from '../wire/constants.js';
+import { rawBody } from '../wire/message.js';
 import type { IdPayload, IkeMessage, Payload } from '../wire/types.js';
 import type { EngineCtx } from './context.js';
 import {
@@ -75,6 +77,11 @@ export function idText(type: number, data: Uint8Array): string {
 
 function idBody(type: number, data: Uint8Array): Uint8Array {
   return concat(new Uint8Array([type, 0, 0, 0]), data);
+}
+
+/** The peer's ID payload body as it was on the wire (RESERVED bytes included), for AUTH. */
+function peerIdBody(p: IdPayload): Uint8Array {
+  return rawBody(p) ?? idBody(p.idType, p.data);
 }
 
 function idMatches(want: IdConfig | undefined, got: IdPayload): boolean {
@@ -211,7 +218,7 @@ function processAuthResponse(ctx: EngineCtx, sa: IkeSa, ps: Payload[]): void {
     sa.initResponse!,
     sa.nonceI,
     sa.keys!.skPr,
-    idBody(idr.idType, idr.data),
+    peerIdBody(idr),
   );
   if (!equalBytes(expect, authp.data)) {
     return authFailed(
@@ -343,7 +350,7 @@ export function processAuthRequest(
     sa.initRequest!,
     sa.nonceR,
     sa.keys!.skPi,
-    idBody(idi.idType, idi.data),
+    peerIdBody(idi),
   );
   if (!equalBytes(expect, authp.data)) {
     return fail(
@@ -414,7 +421,7 @@ export function processAuthRequest(
       sa: ctx.ref(sa),
       conn: conn.name,
       reason: 'NO_PROPOSAL_CHOSEN',
-      detail: `NO_PROPOSAL_CHOSEN (ESP): ours [${cfg.espProposals.map((p) => formatProposal(p)).join(', ')}], theirs ${describeEsp(sap.proposals)}`,
+      detail: `NO_PROPOSAL_CHOSEN (ESP): ours [${cfg.espProposals.map((p) => formatProposal(p)).join(', ')}], theirs ${describeWireProposals(sap.proposals)}`,
     });
     return reply([...out, notify(Notify.NO_PROPOSAL_CHOSEN)]);
   }
@@ -432,8 +439,4 @@ export function processAuthRequest(
     ]);
   };
   installChild(ctx, sa, child, childKeys(sa, sel.suite, false));
-}
-
-function describeEsp(ps: import('../wire/types.js').Proposal[]): string {
-  return ps.map((p) => `[${p.transforms.map((t) => `${t.type}:${t.id}`).join(',')}]`).join(' ');
 }

@@ -229,6 +229,7 @@ const payloadShort: Record<number, string> = {
   38: 'CERTREQ',
   39: 'AUTH',
   40: 'No',
+  41: 'N',
   42: 'D',
   43: 'V',
   44: 'TSi',

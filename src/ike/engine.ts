@@ -26,7 +26,7 @@ import {
   Notify,
   PayloadType,
 } from './wire/constants.js';
-import { encodeHeader } from './wire/header.js';
+import { encodeHeader, UnsupportedVersionError } from './wire/header.js';
 import {
   decodeMessage,
   decodePayloadChain,

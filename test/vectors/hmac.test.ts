@@ -38,13 +38,13 @@ describe('PRF_HMAC_SHA1: RFC 2202 §3 (test cases 1-4, 6, 7)', () => {
   }
 });
 
-describe('HMAC_SHA1_96: RFC 2404 §3 (RFC 2202 cases truncated to 96 bits)', () => {
-  // RFC 2404 §3 test case #1 and #3.
-  it('RFC 2404 §3 test case 1', () =>
+describe('HMAC_SHA1_96: RFC 2202 §3 digests truncated to 96 bits as RFC 2404 §2 defines', () => {
+  // RFC 2202 §3 test_case 1 and 3, first 12 bytes.
+  it('RFC 2202 §3 test_case 1, truncated', () =>
     expect(hex(integMac(Integ.HMAC_SHA1_96, rep(0x0b, 20), [ascii('Hi There')]))).toBe(
       'b617318655057264e28bc0b6',
     ));
-  it('RFC 2404 §3 test case 3', () =>
+  it('RFC 2202 §3 test_case 3, truncated', () =>
     expect(hex(integMac(Integ.HMAC_SHA1_96, rep(0xaa, 20), [rep(0xdd, 50)]))).toBe(
       '125d7342b9ac11cd91a39af4',
     ));

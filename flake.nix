@@ -85,14 +85,8 @@
             nativeBuildInputs = [ pkgs.python3 ];
             npm_config_build_from_source = "true";
 
-            # `npm run build` = tsc -p tsconfig.build.json; make sure it emits even though the
-            # shared tsconfig.json sets noEmit for type checking.
+            # `npm run build` = tsc -p tsconfig.build.json -> dist/ (package.json "files").
             npmBuildScript = "build";
-            npmBuildFlags = [
-              "--"
-              "--noEmit"
-              "false"
-            ];
 
             # The test suites need network namespaces, root and strongSwan: not in the sandbox.
             doCheck = false;

@@ -69,7 +69,7 @@ in
   devShellSystems = builtins.attrNames outputs.devShells;
   checks = builtins.attrNames outputs.checks.${sys};
   package = {
-    inherit (pkg) pname version npmBuildScript npmBuildFlags npm_config_build_from_source doCheck;
+    inherit (pkg) pname version npmBuildScript npm_config_build_from_source doCheck;
     nodejs = pkg.nodejs.name;
     npmConfigHook = pkg.npmConfigHook.name;
     nativeBuildInputs = map (d: d.name) pkg.nativeBuildInputs;

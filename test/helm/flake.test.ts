@@ -30,7 +30,6 @@ interface FlakeSummary {
     nodejs: string;
     npmConfigHook: string;
     npmBuildScript: string;
-    npmBuildFlags: string[];
     npm_config_build_from_source: string;
     nativeBuildInputs: string[];
     doCheck: boolean;
@@ -113,7 +112,6 @@ describe.skipIf(!hasNix)('flake.nix', () => {
       nodejs: 'nodejs-20',
       npmConfigHook: 'npm-config-hook', // importNpmLock's hook: no npmDepsHash
       npmBuildScript: 'build',
-      npmBuildFlags: ['--', '--noEmit', 'false'],
       npm_config_build_from_source: 'true',
       doCheck: false,
       mainProgram: 'ikegw',

@@ -1,0 +1,671 @@
+// The daemon: wires the sans-IO IKE engine to its adapters and runs the event loop.
+//
+//   UDP datagrams ─┐                       ┌─ send   -> UdpTransport
+//   timers due ────┤                       ├─ arm/cancel -> TimerRunner
+//   kernel-done ───┼─> engine.handle(ev) ──┼─ kernel -> SaInstaller, then `kernel-done` back in
+//   kernel events ─┤      (one at a time)  └─ emit   -> busToLog + bus listeners (metrics)
+//   commands ──────┘
+//
+// Every event is handled to completion before the next (a queue; no re-entrancy). An exception
+// from one event or one effect is caught, logged with its cause and counted — it never stops the
+// daemon. Kernel operations run strictly in the order the engine asked for them (one queue), as
+// the XFRM installer will need (SA before policy, in before out).
+//
+// Seams for the operations issue: Daemon.onBus (metrics), Daemon.command / Daemon.status and
+// Logs.setLevel (control socket, `ikegw sas`); they are attached in runDaemon where marked.
+import { readFileSync, statSync } from 'node:fs';
+import { type Clock, monotonicClock } from '../common/clock.js';
+import { KernelError } from '../common/errors.js';
+import { systemRandom } from '../common/random.js';
+import { MemoryInstaller } from '../esp/memory-installer.js';
+import type { EngineConfig } from '../ike/config.js';
+import { IkeEngine, type IkeSaInfo } from '../ike/engine.js';
+import type { BusEvent, Command, Effect, IkeEvent } from '../ike/events.js';
+import type { Endpoint, KernelEvent, SaInstaller, SaOp } from '../ike/ports.js';
+import { LocalAddressResolver, TransportError, UdpTransport } from '../net/udp-transport.js';
+import {
+  type ConfigResult,
+  type DaemonSettings,
+  type Datapath,
+  DEFAULT_CONFIG_PATH,
+  type Env,
+  loadConfig,
+  loadEnvConfig,
+} from './config.js';
+import {
+  busToLog,
+  createLogs,
+  isLogLevel,
+  isSubsystem,
+  type LogLevel,
+  type Logs,
+  type Subsystem,
+} from './log.js';
+import { type Scheduler, TimerRunner } from './timers.js';
+
+/** What the daemon needs from the engine (IkeEngine, or a fake in tests). */
+export interface EngineLike {
+  handle(ev: IkeEvent, nowMs: number): Effect[];
+  list?(): IkeSaInfo[];
+}
+
+/** What the daemon needs from the transport (UdpTransport). */
+export interface TransportLike {
+  send(local: Endpoint, remote: Endpoint, bytes: Uint8Array): void;
+  flush(timeoutMs: number): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+/** An installer that reports data-path events (acquire, expire, mapping): kernel_listener_t. */
+interface KernelEventSource {
+  setListener(fn: ((ev: KernelEvent) => void) | undefined): void;
+}
+function hasListener(x: object): x is KernelEventSource {
+  return typeof (x as Partial<KernelEventSource>).setListener === 'function';
+}
+
+export interface DaemonParts {
+  engine: EngineLike;
+  installer: SaInstaller;
+  transport: TransportLike;
+  logs: Logs;
+  clock?: Clock;
+  /** Timer scheduler (default setTimeout). */
+  scheduler?: Scheduler;
+}
+
+export interface DaemonStats {
+  events: number;
+  /** Exceptions thrown by engine.handle (the engine is expected to catch its own). */
+  eventErrors: number;
+  /** Exceptions while executing an effect. */
+  effectErrors: number;
+  kernelOps: number;
+  kernelErrors: number;
+  transportErrors: number;
+}
+
+function describeOp(op: SaOp): string {
+  const spi = (n: number): string => (n >>> 0).toString(16).padStart(8, '0');
+  switch (op.op) {
+    case 'addSa':
+      return `addSa ${op.spec.inbound ? 'in' : 'out'} SPI ${spi(op.spec.spi)} ${op.spec.src} -> ${op.spec.dst} reqid ${op.spec.reqid}`;
+    case 'delSa':
+      return `delSa SPI ${spi(op.id.spi)} ${op.id.src} -> ${op.id.dst}`;
+    case 'updateSa':
+      return `updateSa SPI ${spi(op.id.spi)} -> ${op.newSrc} -> ${op.newDst}`;
+    case 'addPolicy':
+    case 'delPolicy': {
+      const p = op.policy;
+      return `${op.op} ${p.direction}${p.trap ? ' (trap)' : ''} ${p.src.startAddr}-${p.src.endAddr} === ${p.dst.startAddr}-${p.dst.endAddr} reqid ${p.reqid}`;
+    }
+  }
+}
+
+function runOp(inst: SaInstaller, op: SaOp): Promise<unknown> {
+  switch (op.op) {
+    case 'addSa':
+      return inst.addSa(op.spec);
+    case 'delSa':
+      return inst.delSa(op.id);
+    case 'updateSa':
+      return inst.updateSa(op.id, op.newSrc, op.newDst, op.encap);
+    case 'addPolicy':
+      return inst.addPolicy(op.policy);
+    case 'delPolicy':
+      return inst.delPolicy(op.policy);
+  }
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+export class Daemon {
+  readonly stats: DaemonStats = {
+    events: 0,
+    eventErrors: 0,
+    effectErrors: 0,
+    kernelOps: 0,
+    kernelErrors: 0,
+    transportErrors: 0,
+  };
+  readonly timers: TimerRunner;
+  private readonly clock: Clock;
+  private readonly queue: IkeEvent[] = [];
+  private running = false;
+  private stopped = false;
+  private stopping: Promise<void> | undefined;
+  private kernelChain: Promise<void> = Promise.resolve();
+  private readonly busListeners = new Set<(ev: BusEvent) => void>();
+
+  constructor(private readonly parts: DaemonParts) {
+    this.clock = parts.clock ?? monotonicClock;
+    this.timers = new TimerRunner(this.clock, (key) => this.feed({ kind: 'timer', key }), parts.scheduler);
+    if (hasListener(parts.installer)) parts.installer.setListener((ev) => this.feed({ kind: 'kernel', ev }));
+  }
+
+  /** Feeds one event; processed now, or right after the event being processed. */
+  feed(ev: IkeEvent): void {
+    if (this.stopped) return;
+    this.queue.push(ev);
+    if (this.running) return;
+    this.running = true;
+    try {
+      for (let next = this.queue.shift(); next; next = this.queue.shift()) this.process(next);
+    } finally {
+      this.running = false;
+    }
+  }
+
+  /** Feeds `start` (installs traps, initiates start_action=start connections). */
+  start(): void {
+    this.feed({ kind: 'start' });
+  }
+
+  /** Seam for the control socket: initiate / terminate / rekey. */
+  command(cmd: Command): void {
+    this.feed({ kind: 'command', cmd });
+  }
+
+  /** Seam for `ikegw sas`. */
+  status(): IkeSaInfo[] {
+    return this.parts.engine.list?.() ?? [];
+  }
+
+  /** Seam for metrics: receives every BusEvent. Returns an unsubscribe function. */
+  onBus(fn: (ev: BusEvent) => void): () => void {
+    this.busListeners.add(fn);
+    return () => this.busListeners.delete(fn);
+  }
+
+  /** Counts and logs a transport error (UdpTransport's onError). */
+  transportError(e: TransportError): void {
+    this.stats.transportErrors++;
+    const l = this.parts.logs.get('net');
+    const fields = {
+      errno: e.errno,
+      kind: e.kind,
+      ...(e.remote ? { peer: `${e.remote.address}:${e.remote.port}` } : {}),
+    };
+    if (e.kind === 'send') l.warn(fields, e.message);
+    else l.error(fields, e.message);
+  }
+
+  /** Resolves when all kernel operations asked for so far are done (tests, shutdown). */
+  async idle(): Promise<void> {
+    let seen: Promise<void> | undefined;
+    while (seen !== this.kernelChain) {
+      seen = this.kernelChain;
+      await seen;
+    }
+  }
+
+  /**
+   * Orderly stop: feed the `shutdown` command (IKE DELETEs, trap removal), let the kernel queue and
+   * the sends drain for up to timeoutMs, then stop timers, flush the installer, close the sockets.
+   */
+  shutdown(timeoutMs = 2000): Promise<void> {
+    this.stopping ??= this.doShutdown(timeoutMs);
+    return this.stopping;
+  }
+
+  private async doShutdown(timeoutMs: number): Promise<void> {
+    const log = this.parts.logs.get('daemon');
+    const t0 = this.clock.now();
+    log.info('shutting down: deleting IKE_SAs and policies');
+    this.command({ cmd: 'shutdown' });
+    const left = (): number => Math.max(0, timeoutMs - (this.clock.now() - t0));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const drained = await Promise.race([
+      this.idle().then(() => true),
+      new Promise<boolean>((r) => {
+        timer = setTimeout(() => r(false), left());
+      }),
+    ]);
+    clearTimeout(timer);
+    if (!drained) log.warn('kernel operations still pending at shutdown; flushing anyway');
+    if (!(await this.parts.transport.flush(left())))
+      log.warn('some datagrams were still being sent at shutdown');
+    this.stopped = true;
+    this.timers.cancelAll();
+    try {
+      await this.parts.installer.flush();
+    } catch (e) {
+      log.error({ err: e }, `flushing the ${this.parts.installer.kind} data path failed: ${errorText(e)}`);
+    }
+    if (hasListener(this.parts.installer)) this.parts.installer.setListener(undefined);
+    await this.parts.transport.close();
+    log.info('stopped');
+  }
+
+  private process(ev: IkeEvent): void {
+    this.stats.events++;
+    let effects: Effect[];
+    try {
+      effects = this.parts.engine.handle(ev, this.clock.now());
+    } catch (e) {
+      this.stats.eventErrors++;
+      this.parts.logs
+        .get('daemon')
+        .error({ err: e, event: ev.kind }, `internal error handling a ${ev.kind} event: ${errorText(e)}`);
+      return;
+    }
+    for (const eff of effects) {
+      try {
+        this.execute(eff);
+      } catch (e) {
+        this.stats.effectErrors++;
+        this.parts.logs
+          .get('daemon')
+          .error(
+            { err: e, effect: eff.kind },
+            `internal error executing a ${eff.kind} effect: ${errorText(e)}`,
+          );
+      }
+    }
+  }
+
+  private execute(eff: Effect): void {
+    switch (eff.kind) {
+      case 'send':
+        this.parts.transport.send(eff.local, eff.remote, eff.bytes);
+        return;
+      case 'arm':
+        this.timers.arm(eff.key, eff.atMs);
+        return;
+      case 'cancel':
+        this.timers.cancel(eff.key);
+        return;
+      case 'kernel':
+        this.kernel(eff.opId, eff.op);
+        return;
+      case 'emit':
+        busToLog(eff.ev, this.parts.logs);
+        for (const l of this.busListeners) {
+          try {
+            l(eff.ev);
+          } catch (e) {
+            this.stats.effectErrors++;
+            this.parts.logs.get('daemon').error({ err: e }, `bus listener failed: ${errorText(e)}`);
+          }
+        }
+        return;
+    }
+  }
+
+  private kernel(opId: number, op: SaOp): void {
+    this.stats.kernelOps++;
+    const log = this.parts.logs.get('kernel');
+    this.kernelChain = this.kernelChain.then(async () => {
+      let error: { errno?: number; message: string } | undefined;
+      try {
+        await runOp(this.parts.installer, op);
+        if (log.isLevelEnabled('debug')) log.debug({ opId }, `${describeOp(op)}: ok`);
+      } catch (e) {
+        this.stats.kernelErrors++;
+        error = e instanceof KernelError ? { errno: e.errno, message: e.message } : { message: errorText(e) };
+        log.warn(
+          { opId, ...(error.errno !== undefined ? { errno: error.errno } : {}) },
+          `${describeOp(op)}: ${error.message}`,
+        );
+      }
+      this.feed(error ? { kind: 'kernel-done', opId, error } : { kind: 'kernel-done', opId });
+    });
+  }
+}
+
+// ---- composition -----------------------------------------------------------------------------------
+
+/**
+ * The one place that picks the data path. Only the in-memory installer exists so far: `auto`,
+ * `xfrm` and `userspace` fall back to it with a clear warning until the data-path issue lands.
+ */
+export function createInstaller(datapath: Datapath, logs: Logs): SaInstaller {
+  switch (datapath) {
+    case 'memory':
+      return new MemoryInstaller();
+    case 'auto':
+    case 'xfrm':
+    case 'userspace':
+      logs
+        .get('kernel')
+        .warn(
+          { datapath },
+          `datapath "${datapath}" is not implemented yet: using the in-memory installer — IKE and CHILD_SAs are negotiated, but no ESP traffic flows`,
+        );
+      return new MemoryInstaller();
+  }
+}
+
+const isWildcard = (a: string): boolean => a === '0.0.0.0' || a === '::';
+
+/**
+ * The engine uses a connection's first local address as the source of what it initiates (NAT
+ * detection hashes, trap policies). When local_addrs is empty, fill in the address the kernel
+ * would use towards the peer (or the listen address, if it is a specific one).
+ */
+export async function resolveLocalAddrs(
+  cfg: EngineConfig,
+  listenAddress: string,
+  resolver: LocalAddressResolver,
+  logs: Logs,
+): Promise<void> {
+  const log = logs.get('config');
+  for (const conn of cfg.connections) {
+    if (conn.localAddrs.length > 0) continue;
+    if (!isWildcard(listenAddress)) {
+      conn.localAddrs = [listenAddress];
+      continue;
+    }
+    const remote = conn.remoteAddrs.find((a) => a !== '%any');
+    if (!remote) continue;
+    try {
+      const local = await resolver.resolve(remote, conn.remotePort);
+      conn.localAddrs = [local];
+      log.info(
+        { conn: conn.name, local, peer: remote },
+        `${conn.name}: using local address ${local} towards ${remote} (route lookup)`,
+      );
+    } catch (e) {
+      log.warn(
+        { conn: conn.name, peer: remote },
+        `${conn.name}: no route to ${remote} yet (${errorText(e)}); initiating will fail until there is one`,
+      );
+    }
+  }
+}
+
+export interface RunOptions {
+  configPath?: string;
+  fromEnv?: boolean;
+  /** --log-level: overrides the configured default and per-subsystem levels. */
+  logLevel?: { level?: LogLevel; subsystems: Partial<Record<Subsystem, LogLevel>> };
+  env: Env;
+  /** Error output for config errors (before logging exists). */
+  stderr: (s: string) => void;
+  /** Log destination (default stdout). */
+  logDestination?: { write(s: string): unknown };
+  /** Resolves when the daemon should stop (default: SIGTERM or SIGINT). */
+  stop?: Promise<unknown>;
+  /** Called once the daemon runs (tests). */
+  onReady?: (d: {
+    daemon: Daemon;
+    ports: { port: number; natPort: number };
+    settings: DaemonSettings;
+  }) => void;
+}
+
+function signalStop(): Promise<string> {
+  return new Promise((resolve) => {
+    const on = (sig: string): void => {
+      process.off('SIGTERM', onTerm);
+      process.off('SIGINT', onInt);
+      resolve(sig);
+    };
+    const onTerm = (): void => on('SIGTERM');
+    const onInt = (): void => on('SIGINT');
+    process.on('SIGTERM', onTerm);
+    process.on('SIGINT', onInt);
+  });
+}
+
+export function loadFromOptions(
+  o: Pick<RunOptions, 'configPath' | 'fromEnv' | 'env'>,
+): ConfigResult | { ok: false; fatal: string } {
+  if (o.fromEnv) return loadEnvConfig(o.env);
+  const path = o.configPath ?? DEFAULT_CONFIG_PATH;
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    return {
+      ok: false,
+      fatal: `cannot read config file ${path}: ${(e as NodeJS.ErrnoException).code ?? errorText(e)}`,
+    };
+  }
+  return loadConfig(text, o.env);
+}
+
+function printConfigProblems(
+  r: ConfigResult | { ok: false; fatal: string },
+  stderr: (s: string) => void,
+): void {
+  if ('fatal' in r) {
+    stderr(`ikegw: ${r.fatal}\n`);
+    return;
+  }
+  for (const w of r.warnings) stderr(`warning: ${w}\n`);
+  if (!r.ok) {
+    for (const e of r.errors) stderr(`error: ${e.message}\n`);
+    stderr(
+      `ikegw: configuration invalid (${r.errors.length} error${r.errors.length === 1 ? '' : 's'}); nothing started\n`,
+    );
+  }
+}
+
+/** `ikegw daemon`: returns the exit code (0 after a clean stop, 1 on start-up failure, 2 on bad config). */
+export async function runDaemon(o: RunOptions): Promise<number> {
+  const r = loadFromOptions(o);
+  if (!r.ok) {
+    printConfigProblems(r, o.stderr);
+    return 2;
+  }
+  const { engine: engineCfg, daemon: settings } = r.value;
+  const logs = createLogs({
+    level: o.logLevel?.level ?? settings.log.level,
+    format: settings.log.format,
+    subsystems: { ...settings.log.subsystems, ...(o.logLevel?.subsystems ?? {}) },
+    ...(o.logDestination ? { destination: o.logDestination, isTty: false } : {}),
+  });
+  const log = logs.get('daemon');
+  for (const w of r.warnings) logs.get('config').warn(w);
+  if (settings.inlinePsk.length > 0 && o.configPath && !o.fromEnv) {
+    try {
+      if ((statSync(o.configPath).mode & 0o077) !== 0) {
+        logs
+          .get('config')
+          .warn(
+            `${o.configPath} contains an inline PSK (connections ${settings.inlinePsk.join(', ')}) and is readable by group/others; chmod 600 it or use psk.file / psk.env`,
+          );
+      }
+    } catch {
+      // the file was readable a moment ago; nothing to add
+    }
+  }
+
+  const installer = createInstaller(settings.datapath, logs);
+  let daemon: Daemon | undefined;
+  const resolver = new LocalAddressResolver();
+  const transport = new UdpTransport({
+    address: settings.listen.address,
+    port: settings.listen.port,
+    natPort: settings.listen.natPort,
+    resolver,
+    onIke: (local, remote, bytes) => daemon?.feed({ kind: 'datagram', local, remote, bytes }),
+    onError: (e) =>
+      daemon ? daemon.transportError(e) : logs.get('net').error({ errno: e.errno }, e.message),
+  });
+  let ports: { port: number; natPort: number };
+  try {
+    ports = await transport.start();
+  } catch (e) {
+    log.fatal({ errno: e instanceof TransportError ? e.errno : undefined }, `cannot start: ${errorText(e)}`);
+    return 1;
+  }
+  await resolveLocalAddrs(engineCfg, settings.listen.address, resolver, logs);
+  const engine = new IkeEngine(engineCfg, {
+    random: systemRandom,
+    ikePort: ports.port,
+    nattPort: ports.natPort,
+  });
+  daemon = new Daemon({ engine, installer, transport, logs });
+  // Seams (operations issue): metrics = daemon.onBus(...); control socket = daemon.command(...),
+  // daemon.status(), logs.setLevel(...) — attach them here, before start().
+  log.info(
+    {
+      listen: settings.listen.address,
+      port: ports.port,
+      natPort: ports.natPort,
+      datapath: settings.datapath,
+      connections: engineCfg.connections.map((c) => c.name),
+    },
+    `ikegw started: ${engineCfg.connections.length} connection(s), UDP ${ports.port}/${ports.natPort} on ${settings.listen.address}`,
+  );
+  daemon.start();
+  o.onReady?.({ daemon, ports, settings });
+  const why = await (o.stop ?? signalStop());
+  log.info(`stop requested${typeof why === 'string' ? ` (${why})` : ''}`);
+  await daemon.shutdown();
+  return 0;
+}
+
+// ---- command line ----------------------------------------------------------------------------------
+
+export interface CliIo {
+  stdout: (s: string) => void;
+  stderr: (s: string) => void;
+  env: Env;
+  /** Passed to runDaemon (tests). */
+  stop?: Promise<unknown>;
+  logDestination?: { write(s: string): unknown };
+  onReady?: RunOptions['onReady'];
+}
+
+export const USAGE = `usage: ikegw <command> [options]
+
+commands:
+  daemon [-c FILE] [--from-env] [--log-level LEVEL]
+                        run the IKEv2 gateway (default config ${DEFAULT_CONFIG_PATH});
+                        --from-env builds the chart's connection from IKEGW_PEER,
+                        IKEGW_PSK_FILE|IKEGW_PSK and VPN_* instead of a file
+  config check [FILE] [--from-env]
+                        validate a configuration; exit 0 if valid, 2 with every error if not
+  version               print the version
+
+--log-level takes a level (trace debug info warn error fatal silent) and/or
+subsystem=level pairs, comma separated: --log-level info,ike=debug,net=trace
+Pre-shared keys are never taken from the command line.
+`;
+
+export function version(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+      version?: string;
+    };
+    return pkg.version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** Parses "--log-level debug" / "info,ike=debug". */
+export function parseLogLevelFlag(s: string): RunOptions['logLevel'] | string {
+  const out: NonNullable<RunOptions['logLevel']> = { subsystems: {} };
+  for (const part of s.split(',').filter((x) => x !== '')) {
+    const [a, b] = part.split('=');
+    if (b === undefined) {
+      if (!a || !isLogLevel(a)) return `unknown log level "${a}"`;
+      out.level = a;
+    } else {
+      if (!a || !isSubsystem(a)) return `unknown subsystem "${a}"`;
+      if (!isLogLevel(b)) return `unknown log level "${b}"`;
+      out.subsystems[a] = b;
+    }
+  }
+  return out;
+}
+
+interface ParsedArgs {
+  positional: string[];
+  config?: string;
+  fromEnv: boolean;
+  logLevel?: string;
+  help: boolean;
+  error?: string;
+}
+
+function parseArgs(argv: string[]): ParsedArgs {
+  const out: ParsedArgs = { positional: [], fromEnv: false, help: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const value = (name: string): string | undefined => {
+      const eq = a.indexOf('=');
+      if (eq >= 0) return a.slice(eq + 1);
+      const v = argv[++i];
+      if (v === undefined) out.error = `${name} needs a value`;
+      return v;
+    };
+    if (a === '-c' || a === '--config' || a.startsWith('--config=')) out.config = value('--config');
+    else if (a === '--from-env') out.fromEnv = true;
+    else if (a === '--log-level' || a.startsWith('--log-level=')) out.logLevel = value('--log-level');
+    else if (a === '-h' || a === '--help') out.help = true;
+    else if (a === '--version' || a === '-V') out.positional.push('version');
+    else if (a.startsWith('-')) out.error = `unknown option ${a}`;
+    else out.positional.push(a);
+  }
+  return out;
+}
+
+/** The `ikegw` command. Returns the exit code. */
+export async function cliMain(argv: string[], io: CliIo): Promise<number> {
+  const args = parseArgs(argv);
+  if (args.error) {
+    io.stderr(`ikegw: ${args.error}\n\n${USAGE}`);
+    return 2;
+  }
+  const [cmd, sub, arg] = args.positional;
+  if (args.help || cmd === undefined || cmd === 'help') {
+    io.stdout(USAGE);
+    return args.help || cmd === 'help' ? 0 : 2;
+  }
+  switch (cmd) {
+    case 'version':
+      io.stdout(`ikegw ${version()} (node ${process.version})\n`);
+      return 0;
+    case 'config': {
+      if (sub !== 'check') {
+        io.stderr(`ikegw: unknown config subcommand ${sub ?? '(none)'}; try "ikegw config check FILE"\n`);
+        return 2;
+      }
+      const configPath = arg ?? args.config;
+      const r = loadFromOptions({
+        fromEnv: args.fromEnv,
+        env: io.env,
+        ...(configPath ? { configPath } : {}),
+      });
+      printConfigProblems(r, io.stderr);
+      if (!r.ok) return 2;
+      const conns = r.value.engine.connections;
+      const children = conns.reduce((n, c) => n + c.children.length, 0);
+      io.stdout(
+        `${args.fromEnv ? 'environment' : (configPath ?? DEFAULT_CONFIG_PATH)}: OK (${conns.length} connection${conns.length === 1 ? '' : 's'}: ${conns.map((c) => c.name).join(', ')}; ${children} child${children === 1 ? '' : 'ren'})\n`,
+      );
+      return 0;
+    }
+    case 'daemon': {
+      let logLevel: RunOptions['logLevel'];
+      if (args.logLevel !== undefined) {
+        const p = parseLogLevelFlag(args.logLevel);
+        if (typeof p === 'string') {
+          io.stderr(`ikegw: --log-level: ${p}\n`);
+          return 2;
+        }
+        logLevel = p;
+      }
+      return runDaemon({
+        fromEnv: args.fromEnv,
+        env: io.env,
+        stderr: io.stderr,
+        ...(args.config ? { configPath: args.config } : {}),
+        ...(logLevel ? { logLevel } : {}),
+        ...(io.stop ? { stop: io.stop } : {}),
+        ...(io.logDestination ? { logDestination: io.logDestination } : {}),
+        ...(io.onReady ? { onReady: io.onReady } : {}),
+      });
+    }
+    default:
+      io.stderr(`ikegw: unknown command "${cmd}"\n\n${USAGE}`);
+      return 2;
+  }
+}

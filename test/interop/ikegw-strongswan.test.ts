@@ -159,7 +159,7 @@ describe.skipIf(!avail.ok)(`ikegw <-> strongSwan 5.9.8${avail.ok ? '' : ` (skipp
     expect(ike.natLocal).toBe(true);
     expect(ike.spiI).toBe(sa.spiI);
     expect(ike.spiR).toBe(sa.spiR);
-    expect(sa.children[0]!.encap).toBe('yes');
+    expect(sa.children[0]!.encap).toBe(true);
   });
 
   test('ikegw responds to strongSwan on a direct link', async () => {
@@ -199,12 +199,13 @@ describe.skipIf(!avail.ok)(`ikegw <-> strongSwan 5.9.8${avail.ok ? '' : ` (skipp
       false,
     ],
   ])('proposal %s (ESP %s)', async (proposals, esp, want, ikegwInitiates) => {
-    const c = await setUp({ nat: true, ikegwInitiates, proposals, esp });
+    // A real NAT admits no unsolicited inbound IKE: strongSwan-initiated cases use the direct link.
+    const c = await setUp({ nat: ikegwInitiates, ikegwInitiates, proposals, esp });
     if (!ikegwInitiates) await c.onprem.initiate('net');
     const { sa, spiIn, spiOut } = await established(c);
     expectChart(sa, spiIn, spiOut);
     expect(sa.encrAlg).toBe(want.encr);
-    expect(sa.encrKeysize ?? '256').toBe(want.keysize);
+    expect(String(sa.encrKeysize ?? 256)).toBe(want.keysize);
     expect(sa.prfAlg).toBe(want.prf);
     expect(sa.dhGroup).toBe(want.dh);
     expect(sa.children[0]!.encrAlg).toBe(want.encr);
@@ -247,6 +248,6 @@ describe.skipIf(!avail.ok)(`ikegw <-> strongSwan 5.9.8${avail.ok ? '' : ` (skipp
     const c = await setUp({ nat: true, ikegwInitiates: true, ikegwRemoteTs: ['172.16.0.0/12'] });
     const f = await c.ikegw.waitFor((l) => typeof l.msg === 'string' && l.msg.includes('TS_UNACCEPTABLE'));
     expect(f.msg).toMatch(/10\.10\.0\.0\/16,10\.96\.0\.0\/12 === 172\.16\.0\.0\/12/);
-    await c.onprem.waitForLog(/no acceptable traffic selectors found|TS_UNACCEPTABLE/);
+    await c.onprem.waitForLog(/traffic selectors .* unacceptable/);
   });
 });

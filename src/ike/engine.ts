@@ -142,6 +142,11 @@ export class IkeEngine implements EngineCtx {
     return out;
   }
 
+  /** The IKE_SA with this local SPI (status, tests); undefined if none. */
+  peek(localSpi: bigint): IkeSa | undefined {
+    return this.bySpi.get(localSpi);
+  }
+
   list(): IkeSaInfo[] {
     return [...this.bySpi.values()].map((sa) => ({
       uid: sa.uid,

@@ -216,6 +216,8 @@ class RoutesReconciler implements RoutesAgent {
   private chain: Promise<unknown> = Promise.resolve();
   private queued: Promise<RoutesStatus> | undefined;
   private lastHostIf: LinkInfo | undefined;
+  /** Interfaces the last pass depended on, per namespace (for event filtering). */
+  private watchedIndexes = { node: new Set<number>(), pod: new Set<number>() };
   private readonly reportedConflicts = new Set<string>();
   private st: RoutesStatus = {
     converged: false,
@@ -308,7 +310,25 @@ class RoutesReconciler implements RoutesAgent {
       this.kick('lost');
       return;
     }
+    if (!this.relevant(which, ev)) return;
     this.kick(`${which} ${ev.kind} ${ev.change}`);
+  }
+
+  /**
+   * A node running Cilium sees a steady stream of link and route notifications (every pod's veth and
+   * routes). Only the ones that can change this agent's desired or actual state trigger a pass; the
+   * periodic resync covers anything this filter misjudges.
+   */
+  private relevant(which: 'node' | 'pod', ev: Exclude<NetEvent, { kind: 'lost' }>): boolean {
+    if (this.st.waitingFor.length > 0 || this.st.passes === 0) return true;
+    switch (ev.kind) {
+      case 'route':
+        return ev.route.protocol === this.proto || this.cidrs.some((c) => c.text === ev.route.dst);
+      case 'link':
+        return which === 'pod' || this.watchedIndexes.node.has(ev.link.index);
+      case 'address':
+        return which === 'pod' && this.watchedIndexes.pod.has(ev.address.index);
+    }
   }
 
   private async closeTables(): Promise<void> {
@@ -388,6 +408,10 @@ class RoutesReconciler implements RoutesAgent {
       this.log.info({ hostInterface: hostIf.name, index: hostIf.index }, 'routes: host-side interface found');
     }
     this.lastHostIf = hostIf;
+    this.watchedIndexes = {
+      node: new Set(hostIf ? [hostIf.index] : []),
+      pod: new Set(podIf ? [podIf.index] : []),
+    };
 
     // --- node namespace ---------------------------------------------------------------------
     const nodeStatus: TableStatus = { installed: [], conflicts: [] };

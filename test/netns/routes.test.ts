@@ -332,3 +332,20 @@ describe.skipIf(skipReason !== '')(
     });
   },
 );
+
+describe('rtnetlink table in this process’s own namespace (read-only)', () => {
+  it('lists links, addresses and routes through the in-process socket', async () => {
+    const { openRtnetlinkTable } = await import('../../src/routes/rtnetlink.js');
+    const t = await openRtnetlinkTable({ name: 'self' });
+    try {
+      const links = await t.listLinks();
+      expect(links.find((l) => l.name === 'lo')?.index).toBe(1);
+      const addrs = await t.listAddresses(4);
+      expect(addrs.some((a) => a.address === '127.0.0.1')).toBe(true);
+      const routes = await t.listRoutes({ family: 4 });
+      expect(Array.isArray(routes)).toBe(true);
+    } finally {
+      await t.close();
+    }
+  });
+});

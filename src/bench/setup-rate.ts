@@ -80,7 +80,20 @@ class Topology {
       sh('ip', ['netns', 'add', ns]);
       sh('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
     }
-    sh('ip', ['-n', this.init, 'link', 'add', 'lt0', 'type', 'veth', 'peer', 'name', 'lt0', 'netns', this.resp]);
+    sh('ip', [
+      '-n',
+      this.init,
+      'link',
+      'add',
+      'lt0',
+      'type',
+      'veth',
+      'peer',
+      'name',
+      'lt0',
+      'netns',
+      this.resp,
+    ]);
     sh('ip', ['-n', this.init, 'addr', 'add', `${INIT}/24`, 'dev', 'lt0']);
     sh('ip', ['-n', this.resp, 'addr', 'add', `${RESP}/24`, 'dev', 'lt0']);
     // kernel-libipsec wants a local address inside the local traffic selector.
@@ -123,9 +136,16 @@ dos: { cookie_threshold: -1 }
 log: { level: warn, format: json }
 `,
   );
-  return spawn('ip', ['netns', 'exec', t.resp, 'taskset', '-c', '1', process.execPath, CLI, 'daemon', '-c', cfg], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+  const prof = process.env.BENCH_CPU_PROF
+    ? [`--cpu-prof`, `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
+    : [];
+  return spawn(
+    'ip',
+    ['netns', 'exec', t.resp, 'taskset', '-c', '1', process.execPath, ...prof, CLI, 'daemon', '-c', cfg],
+    {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  );
 }
 
 function startCharon(t: Topology, proposals: string[]): ChildProcess {
@@ -168,7 +188,20 @@ secrets { ike-lt { secret = "${PSK}" } }
   );
   const p = spawn(
     'ip',
-    ['netns', 'exec', t.resp, 'taskset', '-c', '1', 'sh', '-c', 'mount --bind "$1" /run && shift && exec "$@"', 'wrap', run, CHARON],
+    [
+      'netns',
+      'exec',
+      t.resp,
+      'taskset',
+      '-c',
+      '1',
+      'sh',
+      '-c',
+      'mount --bind "$1" /run && shift && exec "$@"',
+      'wrap',
+      run,
+      CHARON,
+    ],
     { stdio: 'ignore', env: { ...process.env, STRONGSWAN_CONF: conf } },
   );
   return p;
@@ -179,11 +212,16 @@ async function loadSwanctl(t: Topology): Promise<void> {
   await waitFor(() => existsSync(join(run, 'charon.vici')), 10_000, 'charon vici socket');
   const cliConf = join(t.dir, 'swanctl-cli.conf');
   writeFileSync(cliConf, 'swanctl { load = random nonce pem pkcs1 pkcs8 x509 pubkey openssl }\n');
-  for (const d of ['x509', 'x509ca', 'private', 'rsa', 'ecdsa', 'pkcs8', 'pubkey']) mkdirSync(join(t.dir, d), { recursive: true });
-  execFileSync('swanctl', ['--load-all', '--file', join(t.dir, 'swanctl.conf'), '--uri', `unix://${join(run, 'charon.vici')}`], {
-    env: { ...process.env, STRONGSWAN_CONF: cliConf },
-    stdio: 'ignore',
-  });
+  for (const d of ['x509', 'x509ca', 'private', 'rsa', 'ecdsa', 'pkcs8', 'pubkey'])
+    mkdirSync(join(t.dir, d), { recursive: true });
+  execFileSync(
+    'swanctl',
+    ['--load-all', '--file', join(t.dir, 'swanctl.conf'), '--uri', `unix://${join(run, 'charon.vici')}`],
+    {
+      env: { ...process.env, STRONGSWAN_CONF: cliConf },
+      stdio: 'ignore',
+    },
+  );
 }
 
 async function stop(p: ChildProcess): Promise<void> {
@@ -193,7 +231,12 @@ async function stop(p: ChildProcess): Promise<void> {
   if (p.exitCode === null) p.kill('SIGKILL');
 }
 
-async function one(responder: 'ikegw' | 'strongswan', proposal: string, count: number, concurrency: number): Promise<RateResult> {
+async function one(
+  responder: 'ikegw' | 'strongswan',
+  proposal: string,
+  count: number,
+  concurrency: number,
+): Promise<RateResult> {
   const t = new Topology();
   let resp: ChildProcess | undefined;
   try {
@@ -206,11 +249,38 @@ async function one(responder: 'ikegw' | 'strongswan', proposal: string, count: n
     const c0 = cpuTicks(pid);
     const out = execFileSync(
       'ip',
-      ['netns', 'exec', t.init, 'taskset', '-c', '0', process.execPath, LOADGEN, '--local', INIT, '--target', RESP, '--count', String(count), '--concurrency', String(concurrency), '--proposal', proposal, '--psk-file', join(t.dir, 'psk')],
+      [
+        'netns',
+        'exec',
+        t.init,
+        'taskset',
+        '-c',
+        '0',
+        process.execPath,
+        LOADGEN,
+        '--local',
+        INIT,
+        '--target',
+        RESP,
+        '--count',
+        String(count),
+        '--concurrency',
+        String(concurrency),
+        '--proposal',
+        proposal,
+        '--psk-file',
+        join(t.dir, 'psk'),
+      ],
       { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] },
     );
     const c1 = cpuTicks(pid);
-    const r = JSON.parse(out.trim().split('\n').pop()!) as { established: number; failed: number; seconds: number; rate: number; setupMsP50?: number };
+    const r = JSON.parse(out.trim().split('\n').pop()!) as {
+      established: number;
+      failed: number;
+      seconds: number;
+      rate: number;
+      setupMsP50?: number;
+    };
     const cpuS = (c1 - c0) / 100; // USER_HZ
     return {
       responder,
@@ -229,12 +299,16 @@ async function one(responder: 'ikegw' | 'strongswan', proposal: string, count: n
   }
 }
 
-export async function runSetupRate(opts: { count?: number; concurrency?: number; proposals?: string[] } = {}): Promise<string[]> {
+export async function runSetupRate(
+  opts: { count?: number; concurrency?: number; proposals?: string[] } = {},
+): Promise<string[]> {
   if (process.getuid?.() !== 0) return ['IKE set-up rate: skipped (needs root for network namespaces)'];
   if (!existsSync(CHARON)) return ['IKE set-up rate: skipped (strongSwan charon not installed)'];
   const count = opts.count ?? 2000;
   const concurrency = opts.concurrency ?? 64;
-  const lines = [`IKE_SA+CHILD_SA set-ups per second, responder pinned to CPU 1, load generator (ikegw bulk initiator) on CPU 0, ${count} SAs, ${concurrency} in flight:`];
+  const lines = [
+    `IKE_SA+CHILD_SA set-ups per second, responder pinned to CPU 1, load generator (ikegw bulk initiator) on CPU 0, ${count} SAs, ${concurrency} in flight:`,
+  ];
   for (const proposal of opts.proposals ?? ['aes128-sha256-x25519', 'aes128-sha256-modp2048']) {
     const rs: RateResult[] = [];
     for (const responder of ['strongswan', 'ikegw'] as const) {
@@ -245,7 +319,9 @@ export async function runSetupRate(opts: { count?: number; concurrency?: number;
       );
     }
     const [sw, ik] = rs as [RateResult, RateResult];
-    lines.push(`  ${proposal.padEnd(26)} ratio ikegw/strongSwan: rate ${(ik.rate / sw.rate).toFixed(2)}x, CPU per SA ${(sw.cpuMsPerSa / ik.cpuMsPerSa).toFixed(2)}x more efficient`);
+    lines.push(
+      `  ${proposal.padEnd(26)} ratio ikegw/strongSwan: rate ${(ik.rate / sw.rate).toFixed(2)}x, CPU per SA ${(sw.cpuMsPerSa / ik.cpuMsPerSa).toFixed(2)}x more efficient`,
+    );
   }
   return lines;
 }

@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryInstaller } from '../../../src/esp/memory-installer.js';
 import { parseProposals } from '../../../src/ike/sa/proposal-syntax.js';
+import { IdType } from '../../../src/ike/wire/constants.js';
 import { childConfig, connection, EnginePair, engineConfig } from '../../helpers/engine-pair.js';
 
 const A = '198.51.100.2';
@@ -231,5 +232,50 @@ describe('IKE_SA_INIT + IKE_AUTH', () => {
     expect(p.a.engine.list()).toEqual([]);
     expect(p.b.engine.list()).toEqual([]);
     expect((p.b.installer as MemoryInstaller).snapshot().sas.length).toBe(0);
+  });
+});
+
+describe('identities', () => {
+  const fqdn = (s: string) => ({ type: IdType.FQDN, data: new TextEncoder().encode(s) });
+  const keyId = (hexs: string) => ({ type: IdType.KEY_ID, data: Uint8Array.from(Buffer.from(hexs, 'hex')) });
+
+  it.each([
+    ['FQDN', fqdn('gw.cluster.example'), fqdn('vpn.onprem.example'), 'gw.cluster.example'],
+    ['KEY_ID', keyId('c0ffee01'), keyId('0badf00d'), '@#c0ffee01'],
+    [
+      'IPv6 address',
+      {
+        type: IdType.IPV6_ADDR,
+        data: Uint8Array.from(Buffer.from('20010db8000000000000000000000002', 'hex')),
+      },
+      undefined,
+      '2001:db8::2',
+    ],
+  ])('authenticates with %s IDs and checks the configured remote ID', async (_n, idA, idB, text) => {
+    const p = pair();
+    const a = p.a.engine.cfg.connections[0]!;
+    const b = p.b.engine.cfg.connections[0]!;
+    a.localId = idA;
+    b.remoteId = idA;
+    if (idB) {
+      b.localId = idB;
+      a.remoteId = idB;
+    }
+    p.feed(p.a, { kind: 'command', cmd: { cmd: 'initiate', conn: 'onprem' } });
+    await p.settle();
+    expect(p.b.engine.list()[0]?.remoteId).toBe(text);
+    expect(p.a.engine.list()[0]?.state).toBe('ESTABLISHED');
+  });
+
+  it('a peer with another ID than remote.id is refused', async () => {
+    const p = pair();
+    p.a.engine.cfg.connections[0]!.localId = fqdn('intruder.example');
+    p.b.engine.cfg.connections[0]!.remoteId = fqdn('gw.cluster.example');
+    p.feed(p.a, { kind: 'command', cmd: { cmd: 'initiate', conn: 'onprem' } });
+    await p.settle();
+    expect(p.of(p.b, 'failure')[0]?.detail).toMatch(
+      /identified as intruder\.example, but remote\.id is gw\.cluster\.example/,
+    );
+    expect(p.a.engine.list()).toEqual([]);
   });
 });

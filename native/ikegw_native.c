@@ -1,0 +1,419 @@
+// ikegw's native piece: only what Node cannot do by itself for the userspace ESP data path.
+//
+//   - open a TUN device (/dev/net/tun + ioctl TUNSETIFF, IFF_TUN | IFF_NO_PI), set its MTU and
+//     bring it up (SIOCSIFMTU / SIOCSIFFLAGS), report its ifindex;
+//   - open an IPv4 raw socket for IP protocol 50 (plain ESP, RFC 4303 without UDP encapsulation);
+//   - read packets from such a descriptor in batches: a uv_poll watcher on the main loop reads
+//     until EAGAIN (or the batch is full) into one caller-owned ArrayBuffer, then calls back into
+//     JavaScript once per batch with the count (lengths in a caller-owned Int32Array) — one
+//     JS<->C transition per batch instead of per packet, no allocation per packet;
+//   - write one packet (TUN) or send one datagram to an IPv4 address (raw ESP socket) synchronously.
+//
+// Everything runs on the Node main thread; there are no worker threads. Errors come back as JS
+// exceptions whose `code` is the errno name (EPERM, ENOENT, ...), or as negative errno values from
+// the per-packet calls (no exception in the hot path).
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <netinet/in.h>
+#include <node_api.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+
+#define CHECK(call)                                                                                \
+  do {                                                                                             \
+    if ((call) != napi_ok) {                                                                       \
+      napi_throw_error(env, "EINTERNAL", "N-API call failed: " #call);                             \
+      return NULL;                                                                                 \
+    }                                                                                              \
+  } while (0)
+
+static const char *errno_name(int e) {
+  switch (e) {
+    case EPERM: return "EPERM";
+    case ENOENT: return "ENOENT";
+    case EACCES: return "EACCES";
+    case EBUSY: return "EBUSY";
+    case EEXIST: return "EEXIST";
+    case EINVAL: return "EINVAL";
+    case ENODEV: return "ENODEV";
+    case ENXIO: return "ENXIO";
+    case EBADF: return "EBADF";
+    case EAGAIN: return "EAGAIN";
+    case ENOBUFS: return "ENOBUFS";
+    case ENOMEM: return "ENOMEM";
+    case EMSGSIZE: return "EMSGSIZE";
+    case ENETUNREACH: return "ENETUNREACH";
+    case EHOSTUNREACH: return "EHOSTUNREACH";
+    case EIO: return "EIO";
+    case EFAULT: return "EFAULT";
+    case EPROTONOSUPPORT: return "EPROTONOSUPPORT";
+    default: return "EUNKNOWN";
+  }
+}
+
+static napi_value throw_errno(napi_env env, const char *what, int e) {
+  char msg[256];
+  snprintf(msg, sizeof msg, "%s: %s (%s, errno %d)", what, strerror(e), errno_name(e), e);
+  napi_throw_error(env, errno_name(e), msg);
+  return NULL;
+}
+
+static int get_i32(napi_env env, napi_value v, int32_t *out) {
+  return napi_get_value_int32(env, v, out) == napi_ok;
+}
+
+// ---- TUN ------------------------------------------------------------------------------------
+
+static int ifreq_ioctl(unsigned long req, struct ifreq *ifr) {
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return -errno;
+  int r = ioctl(s, req, ifr);
+  int e = errno;
+  close(s);
+  return r < 0 ? -e : 0;
+}
+
+// tunOpen(name: string, mtu: number) -> { fd, name, ifindex }
+static napi_value tun_open(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char name[IFNAMSIZ] = {0};
+  size_t nlen = 0;
+  if (argc < 2 || napi_get_value_string_utf8(env, argv[0], name, sizeof name, &nlen) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "tunOpen(name, mtu)");
+    return NULL;
+  }
+  int32_t mtu = 0;
+  if (!get_i32(env, argv[1], &mtu)) {
+    napi_throw_type_error(env, "EINVAL", "tunOpen: mtu must be a number");
+    return NULL;
+  }
+  int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return throw_errno(env, "open /dev/net/tun", errno);
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+  memcpy(ifr.ifr_name, name, nlen < IFNAMSIZ - 1 ? nlen : IFNAMSIZ - 1);
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+    int e = errno;
+    close(fd);
+    return throw_errno(env, "ioctl TUNSETIFF", e);
+  }
+  char real[IFNAMSIZ + 1] = {0};
+  memcpy(real, ifr.ifr_name, IFNAMSIZ);
+  int r;
+  if (mtu > 0) {
+    struct ifreq m;
+    memset(&m, 0, sizeof m);
+    memcpy(m.ifr_name, real, IFNAMSIZ);
+    m.ifr_mtu = mtu;
+    if ((r = ifreq_ioctl(SIOCSIFMTU, &m)) < 0) {
+      close(fd);
+      return throw_errno(env, "ioctl SIOCSIFMTU", -r);
+    }
+  }
+  struct ifreq f;
+  memset(&f, 0, sizeof f);
+  memcpy(f.ifr_name, real, IFNAMSIZ);
+  if ((r = ifreq_ioctl(SIOCGIFFLAGS, &f)) < 0) {
+    close(fd);
+    return throw_errno(env, "ioctl SIOCGIFFLAGS", -r);
+  }
+  f.ifr_flags |= IFF_UP | IFF_RUNNING;
+  if ((r = ifreq_ioctl(SIOCSIFFLAGS, &f)) < 0) {
+    close(fd);
+    return throw_errno(env, "ioctl SIOCSIFFLAGS", -r);
+  }
+  struct ifreq x;
+  memset(&x, 0, sizeof x);
+  memcpy(x.ifr_name, real, IFNAMSIZ);
+  if ((r = ifreq_ioctl(SIOCGIFINDEX, &x)) < 0) {
+    close(fd);
+    return throw_errno(env, "ioctl SIOCGIFINDEX", -r);
+  }
+  napi_value out, v;
+  CHECK(napi_create_object(env, &out));
+  CHECK(napi_create_int32(env, fd, &v));
+  CHECK(napi_set_named_property(env, out, "fd", v));
+  CHECK(napi_create_string_utf8(env, real, NAPI_AUTO_LENGTH, &v));
+  CHECK(napi_set_named_property(env, out, "name", v));
+  CHECK(napi_create_int32(env, x.ifr_ifindex, &v));
+  CHECK(napi_set_named_property(env, out, "ifindex", v));
+  return out;
+}
+
+// rawEspOpen4() -> fd : an IPv4 raw socket for protocol 50. Reads return the IPv4 header + ESP.
+static napi_value raw_esp_open4(napi_env env, napi_callback_info info) {
+  int fd = socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_ESP);
+  if (fd < 0) return throw_errno(env, "socket(AF_INET, SOCK_RAW, IPPROTO_ESP)", errno);
+  napi_value v;
+  CHECK(napi_create_int32(env, fd, &v));
+  return v;
+}
+
+// ---- batched reader ---------------------------------------------------------------------------
+
+typedef struct {
+  uv_poll_t poll;
+  napi_env env;
+  napi_ref callback;
+  napi_ref buffer_ref;  // keeps the ArrayBuffer alive
+  napi_ref lens_ref;    // keeps the Int32Array alive
+  napi_async_context actx;
+  napi_ref self;        // the JS handle object (for make_callback's recv)
+  uint8_t *base;
+  int32_t *lens;
+  int32_t slot;
+  int32_t slots;
+  int fd;
+  int closing;
+} reader_t;
+
+static void reader_closed(uv_handle_t *h) {
+  reader_t *r = (reader_t *)h->data;
+  free(r);
+}
+
+static void reader_release(reader_t *r) {
+  if (r->closing) return;
+  r->closing = 1;
+  uv_poll_stop(&r->poll);
+  napi_delete_reference(r->env, r->callback);
+  napi_delete_reference(r->env, r->buffer_ref);
+  napi_delete_reference(r->env, r->lens_ref);
+  napi_delete_reference(r->env, r->self);
+  napi_async_destroy(r->env, r->actx);
+  uv_close((uv_handle_t *)&r->poll, reader_closed);
+}
+
+static void reader_cb(uv_poll_t *h, int status, int events) {
+  reader_t *r = (reader_t *)h->data;
+  if (r->closing) return;
+  int32_t n = 0;
+  int err = 0;
+  if (status < 0) {
+    err = -status;
+  } else {
+    while (n < r->slots) {
+      ssize_t got = read(r->fd, r->base + (size_t)n * (size_t)r->slot, (size_t)r->slot);
+      if (got < 0) {
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) err = errno;
+        break;
+      }
+      r->lens[n++] = (int32_t)got;
+    }
+  }
+  if (n == 0 && err == 0) return;
+  napi_env env = r->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value cb, recv, argv[2], result;
+  if (napi_get_reference_value(env, r->callback, &cb) == napi_ok &&
+      napi_get_reference_value(env, r->self, &recv) == napi_ok &&
+      napi_create_int32(env, n, &argv[0]) == napi_ok &&
+      napi_create_int32(env, -err, &argv[1]) == napi_ok) {
+    // make_callback runs the microtask queue and reports exceptions as uncaught, like any I/O
+    // callback of Node's own.
+    napi_make_callback(env, r->actx, recv, cb, 2, argv, &result);
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+// readerStart(fd, buffer: ArrayBuffer, slotSize, slots, lens: Int32Array, cb(count, negErrno)) -> handle
+static napi_value reader_start(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd, slot, slots;
+  if (argc < 6 || !get_i32(env, argv[0], &fd) || !get_i32(env, argv[2], &slot) ||
+      !get_i32(env, argv[3], &slots) || slot <= 0 || slots <= 0) {
+    napi_throw_type_error(env, "EINVAL", "readerStart(fd, buffer, slotSize, slots, lens, cb)");
+    return NULL;
+  }
+  void *data;
+  size_t blen;
+  if (napi_get_arraybuffer_info(env, argv[1], &data, &blen) != napi_ok ||
+      blen < (size_t)slot * (size_t)slots) {
+    napi_throw_type_error(env, "EINVAL", "readerStart: buffer must be an ArrayBuffer of slotSize*slots bytes");
+    return NULL;
+  }
+  napi_typedarray_type tt;
+  size_t llen;
+  void *ldata;
+  if (napi_get_typedarray_info(env, argv[4], &tt, &llen, &ldata, NULL, NULL) != napi_ok ||
+      tt != napi_int32_array || llen < (size_t)slots) {
+    napi_throw_type_error(env, "EINVAL", "readerStart: lens must be an Int32Array of `slots` entries");
+    return NULL;
+  }
+  napi_valuetype ct;
+  CHECK(napi_typeof(env, argv[5], &ct));
+  if (ct != napi_function) {
+    napi_throw_type_error(env, "EINVAL", "readerStart: callback must be a function");
+    return NULL;
+  }
+  uv_loop_t *loop;
+  CHECK(napi_get_uv_event_loop(env, &loop));
+  reader_t *r = calloc(1, sizeof *r);
+  if (!r) return throw_errno(env, "readerStart", ENOMEM);
+  r->env = env;
+  r->fd = fd;
+  r->base = data;
+  r->lens = ldata;
+  r->slot = slot;
+  r->slots = slots;
+  napi_value self, name;
+  CHECK(napi_create_object(env, &self));
+  CHECK(napi_create_reference(env, self, 1, &r->self));
+  CHECK(napi_create_reference(env, argv[5], 1, &r->callback));
+  CHECK(napi_create_reference(env, argv[1], 1, &r->buffer_ref));
+  CHECK(napi_create_reference(env, argv[4], 1, &r->lens_ref));
+  CHECK(napi_create_string_utf8(env, "ikegw:packet-reader", NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_async_init(env, self, name, &r->actx));
+  int e = uv_poll_init(loop, &r->poll, fd);
+  if (e < 0) {
+    napi_delete_reference(env, r->self);
+    napi_delete_reference(env, r->callback);
+    napi_delete_reference(env, r->buffer_ref);
+    napi_delete_reference(env, r->lens_ref);
+    napi_async_destroy(env, r->actx);
+    free(r);
+    return throw_errno(env, "uv_poll_init", -e);
+  }
+  r->poll.data = r;
+  e = uv_poll_start(&r->poll, UV_READABLE, reader_cb);
+  if (e < 0) {
+    reader_release(r);
+    return throw_errno(env, "uv_poll_start", -e);
+  }
+  // The reader alone does not keep the process alive (the daemon's sockets and timers do).
+  uv_unref((uv_handle_t *)&r->poll);
+  napi_value ext;
+  CHECK(napi_create_external(env, r, NULL, NULL, &ext));
+  return ext;
+}
+
+// readerStop(handle)
+static napi_value reader_stop(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  void *p = NULL;
+  if (argc < 1 || napi_get_value_external(env, argv[0], &p) != napi_ok || !p) {
+    napi_throw_type_error(env, "EINVAL", "readerStop(handle)");
+    return NULL;
+  }
+  reader_release((reader_t *)p);
+  return NULL;
+}
+
+// ---- writes -------------------------------------------------------------------------------------
+
+static int typed_bytes(napi_env env, napi_value v, uint8_t **data, size_t *len) {
+  napi_typedarray_type tt;
+  size_t n;
+  void *d;
+  napi_value ab;
+  size_t off;
+  if (napi_get_typedarray_info(env, v, &tt, &n, &d, &ab, &off) != napi_ok) return 0;
+  if (tt != napi_uint8_array) return 0;
+  *data = d;
+  *len = n;
+  return 1;
+}
+
+// write(fd, bytes: Uint8Array, offset, length) -> bytes written, or -errno
+static napi_value fd_write(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd, off, len;
+  uint8_t *d;
+  size_t n;
+  if (argc < 4 || !get_i32(env, argv[0], &fd) || !typed_bytes(env, argv[1], &d, &n) ||
+      !get_i32(env, argv[2], &off) || !get_i32(env, argv[3], &len) || off < 0 || len < 0 ||
+      (size_t)off + (size_t)len > n) {
+    napi_throw_type_error(env, "EINVAL", "write(fd, Uint8Array, offset, length)");
+    return NULL;
+  }
+  ssize_t w;
+  do {
+    w = write(fd, d + off, (size_t)len);
+  } while (w < 0 && errno == EINTR);
+  napi_value v;
+  CHECK(napi_create_int32(env, w < 0 ? -errno : (int32_t)w, &v));
+  return v;
+}
+
+// sendTo4(fd, bytes: Uint8Array, offset, length, dst: string) -> bytes sent, or -errno
+static napi_value send_to4(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd, off, len;
+  uint8_t *d;
+  size_t n;
+  char addr[64] = {0};
+  size_t alen = 0;
+  if (argc < 5 || !get_i32(env, argv[0], &fd) || !typed_bytes(env, argv[1], &d, &n) ||
+      !get_i32(env, argv[2], &off) || !get_i32(env, argv[3], &len) || off < 0 || len < 0 ||
+      (size_t)off + (size_t)len > n ||
+      napi_get_value_string_utf8(env, argv[4], addr, sizeof addr, &alen) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "sendTo4(fd, Uint8Array, offset, length, address)");
+    return NULL;
+  }
+  struct sockaddr_in sin;
+  memset(&sin, 0, sizeof sin);
+  sin.sin_family = AF_INET;
+  if (inet_pton(AF_INET, addr, &sin.sin_addr) != 1) {
+    napi_throw_type_error(env, "EINVAL", "sendTo4: not an IPv4 address");
+    return NULL;
+  }
+  ssize_t w;
+  do {
+    w = sendto(fd, d + off, (size_t)len, 0, (struct sockaddr *)&sin, sizeof sin);
+  } while (w < 0 && errno == EINTR);
+  napi_value v;
+  CHECK(napi_create_int32(env, w < 0 ? -errno : (int32_t)w, &v));
+  return v;
+}
+
+// close(fd)
+static napi_value fd_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  if (argc < 1 || !get_i32(env, argv[0], &fd)) {
+    napi_throw_type_error(env, "EINVAL", "close(fd)");
+    return NULL;
+  }
+  if (close(fd) < 0) return throw_errno(env, "close", errno);
+  return NULL;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"tunOpen", NULL, tun_open, NULL, NULL, NULL, napi_default, NULL},
+      {"rawEspOpen4", NULL, raw_esp_open4, NULL, NULL, NULL, napi_default, NULL},
+      {"readerStart", NULL, reader_start, NULL, NULL, NULL, napi_default, NULL},
+      {"readerStop", NULL, reader_stop, NULL, NULL, NULL, napi_default, NULL},
+      {"write", NULL, fd_write, NULL, NULL, NULL, napi_default, NULL},
+      {"sendTo4", NULL, send_to4, NULL, NULL, NULL, napi_default, NULL},
+      {"close", NULL, fd_close, NULL, NULL, NULL, napi_default, NULL},
+  };
+  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok)
+    return NULL;
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -231,21 +231,52 @@ function subsysOf(s: string): Subsystem {
 const WARN_REASONS = new Set<FailureReason>(['INVALID_KE_PAYLOAD', 'INVALID_SYNTAX', 'PEER_ERROR']);
 
 /**
+ * What to check, per failure reason — added to failure lines as the `hint` field (and shown by the
+ * CLI). The engine's detail sentence names the cause; the hint says where to look. README
+ * "Troubleshooting" is keyed by the same reasons.
+ */
+export const FAILURE_HINTS: Record<FailureReason, string> = {
+  AUTHENTICATION_FAILED:
+    'both sides must use the same pre-shared key (psk.file/env: no trailing spaces; 0x/0s prefixes decode) and matching IDs (local.id / remote.id, default: the IP address — behind NAT the peer sees your public address)',
+  NO_PROPOSAL_CHOSEN:
+    'the proposals (proposals / esp_proposals) of both sides share no algorithm combination; compare "ours" and "theirs" in this line, or use [default] on both sides',
+  TS_UNACCEPTABLE:
+    "local_ts/remote_ts must mirror the peer's remote_ts/local_ts (the peer's may be wider, ikegw narrows; never disjoint)",
+  INVALID_KE_PAYLOAD: 'harmless when followed by a retry: the peer prefers another key exchange group',
+  TIMEOUT:
+    "the peer did not answer: check UDP 500 and 4500 reach it (firewall, security group, load balancer with externalTrafficPolicy: Local), the peer's address (remote_addrs) and that its IKE daemon runs",
+  INVALID_SYNTAX:
+    'the peer sent a message ikegw could not parse; capture it (tcpdump udp port 500 or 4500) and report it',
+  PEER_ERROR: 'the peer reported an error; its log names the cause',
+  KERNEL:
+    'the data path refused an SA or policy: check the datapath setting, NET_ADMIN capability, and the kernel log line just before this one',
+  INTERNAL: 'a bug in ikegw; the line before names the exception — please report it',
+};
+
+/** One log line: which subsystem logger, at which level, with which fields and message. */
+export interface LogLine {
+  subsys: Subsystem;
+  level: 'trace' | 'debug' | 'info' | 'warn' | 'error';
+  fields: Record<string, unknown>;
+  msg: string;
+}
+
+/**
  * Turns one BusEvent into (at most) one log line: state changes at info with connection name, IKE
  * SPIs, peer and child; exchanged messages at debug in strongSwan's form
- * ("received IKE_AUTH request 1 [ IDi AUTH SA TSi TSr ]"); failures at warn/error with their cause.
+ * ("received IKE_AUTH request 1 [ IDi AUTH SA TSi TSr ]"); failures at warn/error with their cause
+ * and a hint of what to check. Pure: the CLI uses it to print progress of `ikegw initiate`.
  */
-export function busToLog(ev: BusEvent, logs: Logs): void {
+export function busLine(ev: BusEvent): LogLine | undefined {
   switch (ev.ev) {
     case 'ike-state': {
       const role = ev.initiator ? 'initiator' : 'responder';
-      logs
-        .get('ike')
-        .info(
-          { ...saFields(ev.sa), state: ev.state, role, ...(ev.detail ? { detail: ev.detail } : {}) },
-          `IKE_SA ${saName(ev.sa)} ${ev.state}${ev.detail ? `: ${ev.detail}` : ''}`,
-        );
-      return;
+      return {
+        subsys: 'ike',
+        level: 'info',
+        fields: { ...saFields(ev.sa), state: ev.state, role, ...(ev.detail ? { detail: ev.detail } : {}) },
+        msg: `IKE_SA ${saName(ev.sa)} ${ev.state}${ev.detail ? `: ${ev.detail}` : ''}`,
+      };
     }
     case 'ike-established': {
       const s = ev.sa;
@@ -253,8 +284,10 @@ export function busToLog(ev: BusEvent, logs: Logs): void {
         ev.natLocal || ev.natRemote
           ? ` (NAT: ${[ev.natLocal && 'local', ev.natRemote && 'remote'].filter(Boolean).join('+')})`
           : '';
-      logs.get('ike').info(
-        {
+      return {
+        subsys: 'ike',
+        level: 'info',
+        fields: {
           ...saFields(s),
           state: 'ESTABLISHED',
           role: ev.initiator ? 'initiator' : 'responder',
@@ -265,9 +298,8 @@ export function busToLog(ev: BusEvent, logs: Logs): void {
           natRemote: ev.natRemote,
           setupMs: ev.setupMs,
         },
-        `IKE_SA ${saName(s)} established between ${fmtEndpoint(s.local)}[${ev.localId}]...${fmtEndpoint(s.remote)}[${ev.remoteId}] ${ev.algorithms}${nat}`,
-      );
-      return;
+        msg: `IKE_SA ${saName(s)} established between ${fmtEndpoint(s.local)}[${ev.localId}]...${fmtEndpoint(s.remote)}[${ev.remoteId}] ${ev.algorithms}${nat}`,
+      };
     }
     case 'child-state': {
       const fields: Record<string, unknown> = {
@@ -289,26 +321,24 @@ export function busToLog(ev: BusEvent, logs: Logs): void {
       if (spiIn && spiOut) msg += `, SPIs ${spiIn}_i ${spiOut}_o`;
       if (ev.localTs && ev.remoteTs) msg += `, TS ${ev.localTs.join(' ')} === ${ev.remoteTs.join(' ')}`;
       if (ev.detail) msg += `: ${ev.detail}`;
-      logs.get('child').info(fields, msg);
-      return;
+      return { subsys: 'child', level: 'info', fields, msg };
     }
     case 'message': {
-      const l = logs.get('ike');
-      if (!l.isLevelEnabled('debug')) return;
       const what = `${ev.exchange} ${ev.response ? 'response' : 'request'} ${ev.msgId}`;
       const verb =
         ev.dir === 'in' ? 'received' : ev.retransmit ? `retransmit ${ev.retransmit} of` : 'sending';
       const dir = ev.dir === 'in' ? 'from' : 'to';
-      l.debug(
-        {
+      return {
+        subsys: 'ike',
+        level: 'debug',
+        fields: {
           ...(ev.sa ? saFields(ev.sa) : {}),
           peer: fmtEndpoint(ev.remote),
           bytes: ev.bytes,
           ...(ev.retransmit ? { retransmit: ev.retransmit } : {}),
         },
-        `${verb} ${what} ${ev.summary} ${dir} ${fmtEndpoint(ev.remote)} (${ev.bytes} bytes)`,
-      );
-      return;
+        msg: `${verb} ${what} ${ev.summary} ${dir} ${fmtEndpoint(ev.remote)} (${ev.bytes} bytes)`,
+      };
     }
     case 'failure': {
       const subsys: Subsystem =
@@ -318,33 +348,41 @@ export function busToLog(ev: BusEvent, logs: Logs): void {
         ...(ev.sa ? saFields(ev.sa) : ev.conn ? { conn: ev.conn } : {}),
         reason: ev.reason,
         ...(ev.fields ?? {}),
+        hint: FAILURE_HINTS[ev.reason],
       };
-      if (WARN_REASONS.has(ev.reason)) logs.get(subsys).warn(fields, msg);
-      else logs.get(subsys).error(fields, msg);
-      return;
+      return { subsys, level: WARN_REASONS.has(ev.reason) ? 'warn' : 'error', fields, msg };
     }
     case 'retransmit':
-      logs
-        .get('ike')
-        .info(
-          { ...saFields(ev.sa), exchange: ev.exchange, msgId: ev.msgId, attempt: ev.attempt },
-          `retransmit ${ev.attempt} of ${ev.exchange} request ${ev.msgId} to ${fmtEndpoint(ev.sa.remote)}`,
-        );
-      return;
+      return {
+        subsys: 'ike',
+        level: 'info',
+        fields: { ...saFields(ev.sa), exchange: ev.exchange, msgId: ev.msgId, attempt: ev.attempt },
+        msg: `retransmit ${ev.attempt} of ${ev.exchange} request ${ev.msgId} to ${fmtEndpoint(ev.sa.remote)}`,
+      };
     case 'dropped':
       // Debug only: a flood of junk must not flood the log (it is counted in metrics).
-      logs
-        .get('net')
-        .debug(
-          { peer: fmtEndpoint(ev.remote), reason: ev.reason },
-          `dropped packet from ${fmtEndpoint(ev.remote)}: ${ev.reason}: ${ev.detail}`,
-        );
-      return;
-    case 'log': {
-      const l = logs.get(subsysOf(ev.subsys));
-      const fields = { ...(ev.sa ? saFields(ev.sa) : {}), ...(ev.fields ?? {}) };
-      l[ev.level](fields, ev.msg);
-      return;
-    }
+      return {
+        subsys: 'net',
+        level: 'debug',
+        fields: { peer: fmtEndpoint(ev.remote), reason: ev.reason },
+        msg: `dropped packet from ${fmtEndpoint(ev.remote)}: ${ev.reason}: ${ev.detail}`,
+      };
+    case 'log':
+      return {
+        subsys: subsysOf(ev.subsys),
+        level: ev.level,
+        fields: { ...(ev.sa ? saFields(ev.sa) : {}), ...(ev.fields ?? {}) },
+        msg: ev.msg,
+      };
   }
+  return undefined;
+}
+
+/** Writes busLine(ev) to its subsystem logger (nothing when that level is off). */
+export function busToLog(ev: BusEvent, logs: Logs): void {
+  const line = busLine(ev);
+  if (!line) return;
+  const l = logs.get(line.subsys);
+  if (!l.isLevelEnabled(line.level)) return;
+  l[line.level](line.fields, line.msg);
 }

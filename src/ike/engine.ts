@@ -9,13 +9,25 @@ import type { Random } from '../common/random.js';
 import type { ChildConfig, ConnectionConfig, EngineConfig } from './config.js';
 import { suiteName as algorithmName } from './crypto/suites.js';
 import type { BusEvent, Command, Effect, IkeEvent, SaRef, TimerKey } from './events.js';
-import type { Endpoint, KernelEvent, SaOp } from './ports.js';
+import type { Endpoint, KernelEvent, SaId, SaOp } from './ports.js';
 import { describeTs, trapPolicies, uninstallChild as uninstall } from './sa/child-sa.js';
 import { type ChildSa, type IkeSa, localSpi } from './sa/ike-sa.js';
 import type { EngineCtx, RequestOptions } from './task/context.js';
+import {
+  createChild,
+  outboundTimeout,
+  processCreateChildRequest,
+  rekeyChild,
+  rekeyIke,
+} from './task/create-child.js';
 import { processAuthRequest, sendAuthRequest } from './task/ike-auth.js';
 import { processInitRequest, sendInitRequest } from './task/ike-init.js';
-import { processInformationalRequest, sendDpd, sendIkeDelete } from './task/informational.js';
+import {
+  processInformationalRequest,
+  sendChildDelete,
+  sendDpd,
+  sendIkeDelete,
+} from './task/informational.js';
 import { notify } from './task/payloads.js';
 import { delayMs } from './task/retransmit.js';
 import {
@@ -78,6 +90,9 @@ export interface ChildSaInfo {
 }
 
 const HEADER_LEN = 28;
+const ENGINE_TIMERS = 'engine';
+/** Old inbound SAs stay this long after a rekey, for packets in flight (tuning, not spec). */
+export const INBOUND_LINGER_MS = 3_000;
 
 function digest(b: Uint8Array): string {
   return createHash('sha1').update(b).digest('hex');
@@ -96,6 +111,7 @@ export class IkeEngine implements EngineCtx {
   private readonly espSpis = new Set<number>();
   private readonly ops = new Map<number, (error?: string) => void>();
   private readonly queues = new Map<IkeSa, Array<() => void>>();
+  private readonly engineTimers = new Map<string, { gen: number; run: () => void }>();
   private out: Effect[] = [];
   private uidSeq = 0;
   private opSeq = 0;
@@ -234,6 +250,79 @@ export class IkeEngine implements EngineCtx {
     }
   }
 
+  releaseEspSpi(spi: number): void {
+    this.espSpis.delete(spi);
+  }
+
+  cloneSa(from: IkeSa, initiator: boolean): IkeSa {
+    const n = this.newSa(from.conn, initiator, from.local, from.remote);
+    n.natLocal = from.natLocal;
+    n.natRemote = from.natRemote;
+    n.peerFragmentation = from.peerFragmentation;
+    n.localIdText = from.localIdText;
+    n.remoteIdText = from.remoteIdText;
+    n.lastInboundMs = this.now;
+    return n;
+  }
+
+  moveChildren(from: IkeSa, to: IkeSa): void {
+    for (const c of from.children) {
+      for (const what of ['rekey-child', 'expire-child', 'outbound']) {
+        const key = `${what}:${c.uid}`;
+        if (from.timers.has(key)) this.cancel(from, key);
+      }
+      to.children.push(c);
+      if (c.rekeyAtMs !== undefined && c.state === 'INSTALLED')
+        this.arm(to, `rekey-child:${c.uid}`, c.rekeyAtMs);
+      if (c.expireAtMs !== undefined) this.arm(to, `expire-child:${c.uid}`, c.expireAtMs);
+      if (c.pendingOutbound) this.arm(to, `outbound:${c.uid}`, this.now + 10_000);
+    }
+    from.children = [];
+  }
+
+  removeChild(sa: IkeSa, child: ChildSa, reason: string): void {
+    if (child.state === 'DELETED') return;
+    for (const what of ['rekey-child', 'expire-child', 'outbound']) this.cancel(sa, `${what}:${child.uid}`);
+    const linger = reason === 'rekeyed' || reason === 'deleted by peer';
+    uninstall(this, sa, child, linger ? (id) => this.lingerInbound(id, child.spiIn) : undefined);
+    if (!linger) this.espSpis.delete(child.spiIn);
+    sa.children = sa.children.filter((c) => c !== child);
+    this.emit({
+      ev: 'child-state',
+      sa: this.ref(sa),
+      child: child.cfg.name,
+      uid: child.uid,
+      state: 'DELETED',
+      spiIn: child.spiIn,
+      spiOut: child.spiOut,
+      detail: reason,
+    });
+    // A CHILD_SA that the peer closed (not replaced by a rekey) may need to come back.
+    const replaced = sa.children.some(
+      (c) => c.replaces === child || child.rekeyedByPeer?.newChild === c || child.rekey?.newChild === c,
+    );
+    if (!replaced && reason === 'deleted by peer' && sa.state === 'ESTABLISHED')
+      this.afterClose(sa.conn, child.cfg, sa);
+  }
+
+  private lingerInbound(id: SaId, spi: number): void {
+    this.armEngine(`linger:${spi}`, this.now + INBOUND_LINGER_MS, () => {
+      this.espSpis.delete(spi);
+      this.kernel({ op: 'delSa', id }, (err) => {
+        if (err) this.log('debug', 'kernel', `removing lingering inbound SA ${spi.toString(16)}: ${err}`);
+      });
+    });
+  }
+
+  /** close_action after the peer deleted a CHILD_SA (swanctl semantics). */
+  private afterClose(conn: ConnectionConfig, child: ChildConfig, sa?: IkeSa): void {
+    if (child.closeAction === 'start') {
+      if (sa && sa.state === 'ESTABLISHED') createChild(this, sa, child);
+      else this.initiate(conn, child);
+    }
+    // 'trap': the trap policies stay installed (they are never removed while the daemon runs).
+  }
+
   kernel(op: SaOp, onDone: (error?: string) => void): void {
     const opId = ++this.opSeq;
     this.ops.set(opId, onDone);
@@ -338,6 +427,16 @@ export class IkeEngine implements EngineCtx {
       setupMs: this.now - sa.createdAtMs,
     });
     if (sa.conn.dpdDelay > 0) this.arm(sa, 'dpd', this.now + sa.conn.dpdDelay * 1000);
+    // Rekey a little before rekey_time, at a random point in the last 10%, so that both ends
+    // rarely start at once (strongSwan's rand_time); collisions are still handled (§2.8.1).
+    if (sa.conn.rekeyTime > 0) this.arm(sa, 'rekey-ike', this.now + this.jittered(sa.conn.rekeyTime * 1000));
+    // RFC 3948 §4: behind a NAT we keep the mapping alive.
+    if (sa.natLocal && this.cfg.keepalive > 0)
+      this.arm(sa, 'keepalive', this.now + this.cfg.keepalive * 1000);
+  }
+
+  private jittered(ms: number): number {
+    return Math.round(ms - ms * 0.1 * this.random.float());
   }
 
   childInstalled(sa: IkeSa, child: ChildSa, error?: string): void {
@@ -367,6 +466,15 @@ export class IkeEngine implements EngineCtx {
       remoteTs: describeTs(child.remoteTs),
       encap: child.encap,
     });
+    const cfg = child.cfg;
+    if (cfg.rekeyTime > 0) {
+      child.rekeyAtMs = this.now + this.jittered(cfg.rekeyTime * 1000);
+      this.arm(sa, `rekey-child:${child.uid}`, child.rekeyAtMs);
+    }
+    if (cfg.lifeTime > 0) {
+      child.expireAtMs = this.now + cfg.lifeTime * 1000;
+      this.arm(sa, `expire-child:${child.uid}`, child.expireAtMs);
+    }
   }
 
   // ------------------------------------------------------------------------------ messages
@@ -631,9 +739,7 @@ export class IkeEngine implements EngineCtx {
       case ExchangeType.INFORMATIONAL:
         return processInformationalRequest(this, sa, msg, bytes, inner);
       case ExchangeType.CREATE_CHILD_SA:
-        // CHILD_SA creation/rekeying and IKE rekeying arrive with the lifecycle work; refuse cleanly.
-        this.log('info', 'ike', 'CREATE_CHILD_SA request refused (not supported yet): NO_ADDITIONAL_SAS', sa);
-        return this.respond(sa, msg, bytes, [notify(Notify.NO_ADDITIONAL_SAS)]);
+        return processCreateChildRequest(this, sa, msg, bytes, inner);
       default:
         this.respond(sa, msg, bytes, [notify(Notify.INVALID_SYNTAX)]);
     }
@@ -729,7 +835,7 @@ export class IkeEngine implements EngineCtx {
 
   // ------------------------------------------------------------------------------ SAs
 
-  private newIkeSpi(): bigint {
+  newIkeSpi(): bigint {
     for (;;) {
       const b = this.random.bytes(8);
       let v = 0n;
@@ -860,6 +966,29 @@ export class IkeEngine implements EngineCtx {
       }
       return;
     }
+    if (ev.kind === 'expire') {
+      for (const sa of this.all()) {
+        const child = sa.children.find((c) => c.spiIn === ev.spi || c.spiOut === ev.spi);
+        if (!child) continue;
+        if (!ev.hard) {
+          this.log(
+            'info',
+            'child',
+            `CHILD_SA ${child.cfg.name} reached its soft byte/packet limit: rekeying`,
+            sa,
+          );
+          return rekeyChild(this, sa, child);
+        }
+        this.log(
+          'info',
+          'child',
+          `CHILD_SA ${child.cfg.name} reached its hard byte/packet limit: deleting`,
+          sa,
+        );
+        return sendChildDelete(this, sa, child);
+      }
+      return;
+    }
     this.log('debug', 'kernel', `kernel event ${ev.kind} not handled yet`);
   }
 
@@ -884,15 +1013,31 @@ export class IkeEngine implements EngineCtx {
             if (child.startAction === 'trap') this.installTraps(conn, child, true);
         return;
       case 'rekey':
-        return this.log('warn', 'ike', 'rekey command: not supported yet');
+        for (const sa of this.all()) {
+          if (sa.conn.name !== cmd.conn || sa.state !== 'ESTABLISHED') continue;
+          if (cmd.ike) rekeyIke(this, sa);
+          else
+            for (const c of [...sa.children])
+              if (!cmd.child || c.cfg.name === cmd.child) rekeyChild(this, sa, c);
+        }
+        return;
     }
   }
 
   private onTimer(key: TimerKey): void {
-    const sa = [...this.bySpi.values()].find((s) => spiHex(localSpi(s)) === key.sa);
+    if (key.sa === ENGINE_TIMERS) return this.onEngineTimer(key);
+    let spi: bigint;
+    try {
+      spi = BigInt(`0x${key.sa}`);
+    } catch {
+      return;
+    }
+    const sa = this.bySpi.get(spi);
     if (!sa || sa.timers.get(key.what) !== key.gen) return; // stale
     sa.timers.delete(key.what);
-    switch (key.what) {
+    const [what, arg] = key.what.split(':') as [string, string | undefined];
+    const child = arg !== undefined ? sa.children.find((c) => c.uid === Number(arg)) : undefined;
+    switch (what) {
       case 'retransmit':
         return this.retransmit(sa);
       case 'half-open':
@@ -909,7 +1054,43 @@ export class IkeEngine implements EngineCtx {
         return;
       case 'dpd':
         return this.dpd(sa);
+      case 'keepalive':
+        return this.keepalive(sa);
+      case 'rekey-ike':
+        if (sa.state === 'ESTABLISHED') rekeyIke(this, sa);
+        return;
+      case 'rekey-child':
+        if (child?.state === 'INSTALLED') rekeyChild(this, sa, child);
+        return;
+      case 'expire-child':
+        if (child && child.state !== 'DELETED' && child.state !== 'DELETING') {
+          this.log(
+            'info',
+            'child',
+            `CHILD_SA ${child.cfg.name} reached its hard lifetime without a rekey; deleting it`,
+            sa,
+          );
+          sendChildDelete(this, sa, child);
+        }
+        return;
+      case 'outbound':
+        if (child) outboundTimeout(this, sa, child);
+        return;
     }
+  }
+
+  private onEngineTimer(key: TimerKey): void {
+    const t = this.engineTimers.get(key.what);
+    if (!t || t.gen !== key.gen) return;
+    this.engineTimers.delete(key.what);
+    t.run();
+  }
+
+  /** A timer that belongs to no IKE_SA (it outlives the SA that armed it). */
+  private armEngine(what: string, atMs: number, run: () => void): void {
+    const gen = ++this.timerSeq;
+    this.engineTimers.set(what, { gen, run });
+    this.out.push({ kind: 'arm', key: { sa: ENGINE_TIMERS, what, gen }, atMs });
   }
 
   private retransmit(sa: IkeSa): void {
@@ -945,10 +1126,26 @@ export class IkeEngine implements EngineCtx {
     if (!sa.pending && this.now - sa.lastInboundMs >= delay) {
       sendDpd(this, sa, () => {
         const conn = sa.conn;
+        const children = sa.children.map((c) => c.cfg);
         this.destroy(sa, 'peer unreachable (DPD)');
-        if (conn.dpdAction === 'restart') this.initiate(conn);
+        this.emit({
+          ev: 'log',
+          level: 'warn',
+          subsys: 'ike',
+          msg: `${conn.name}: peer ${sa.remote.address} unreachable (DPD), dpd_action=${conn.dpdAction}`,
+          fields: { dpd: 'failed' },
+        });
+        // dpd_action: restart re-establishes now; trap relies on the trap policies, which stay; clear does nothing.
+        if (conn.dpdAction === 'restart') this.initiate(conn, children[0]);
       });
     }
     this.arm(sa, 'dpd', this.now + delay);
+  }
+
+  private keepalive(sa: IkeSa): void {
+    if (sa.state === 'DESTROYED' || !sa.natLocal) return;
+    // RFC 3948 §2.3: a single 0xFF octet, only when nothing else was sent (we send it unconditionally; cheap).
+    this.out.push({ kind: 'keepalive', local: sa.local, remote: sa.remote });
+    this.arm(sa, 'keepalive', this.now + this.cfg.keepalive * 1000);
   }
 }

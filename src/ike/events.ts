@@ -26,13 +26,22 @@ export type IkeEvent =
 
 export type Effect =
   | { kind: 'send'; local: Endpoint; remote: Endpoint; bytes: Uint8Array }
+  /** RFC 3948 NAT keepalive (one 0xFF octet on the NAT-T port, no non-ESP marker). */
+  | { kind: 'keepalive'; local: Endpoint; remote: Endpoint }
   | { kind: 'arm'; key: TimerKey; atMs: number }
   | { kind: 'cancel'; key: TimerKey }
   | { kind: 'kernel'; opId: number; op: SaOp }
   | { kind: 'emit'; ev: BusEvent };
 
 export type IkeState = 'CONNECTING' | 'ESTABLISHED' | 'REKEYING' | 'REKEYED' | 'DELETING' | 'DESTROYED';
-export type ChildState = 'CREATED' | 'INSTALLING' | 'INSTALLED' | 'REKEYING' | 'REKEYED' | 'DELETING' | 'DELETED';
+export type ChildState =
+  | 'CREATED'
+  | 'INSTALLING'
+  | 'INSTALLED'
+  | 'REKEYING'
+  | 'REKEYED'
+  | 'DELETING'
+  | 'DELETED';
 
 /** Identity of an IKE_SA in events (no secrets). */
 export interface SaRef {
@@ -109,4 +118,11 @@ export type BusEvent =
     }
   | { ev: 'retransmit'; sa: SaRef; exchange: string; msgId: number; attempt: number }
   | { ev: 'dropped'; reason: string; remote: Endpoint; detail: string }
-  | { ev: 'log'; level: 'debug' | 'info' | 'warn' | 'error'; subsys: string; sa?: SaRef; msg: string; fields?: Record<string, unknown> };
+  | {
+      ev: 'log';
+      level: 'debug' | 'info' | 'warn' | 'error';
+      subsys: string;
+      sa?: SaRef;
+      msg: string;
+      fields?: Record<string, unknown>;
+    };

@@ -100,6 +100,7 @@ export class EnginePair {
   /** A NAT in front of A: A's packets appear to B from this endpoint (port per A port). */
   nat?: { address: string; portMap: Map<number, number> };
   readonly sent: Array<{ from: string; bytes: Uint8Array }> = [];
+  readonly keepalives: Array<{ from: string }> = [];
   private pendingKernel: Array<Promise<void>> = [];
 
   constructor(
@@ -157,6 +158,9 @@ export class EnginePair {
           this.wire.push({ to, local: { address: to.address, port: dstPort }, remote: src, bytes: e.bytes });
           break;
         }
+        case 'keepalive':
+          this.keepalives.push({ from: side.name });
+          break;
         case 'arm':
           side.timers.set(`${e.key.sa}/${e.key.what}`, { key: e.key, atMs: e.atMs });
           break;
@@ -198,18 +202,23 @@ export class EnginePair {
     }
   }
 
+  /** Checked after every delivered datagram and kernel completion (e.g. make-before-break). */
+  invariant?: () => void;
+
   /** Deliver datagrams and kernel completions until nothing moves. */
-  async settle(maxSteps = 1000): Promise<void> {
+  async settle(maxSteps = 5000): Promise<void> {
     for (let i = 0; i < maxSteps; i++) {
       if (this.pendingKernel.length) {
         const p = this.pendingKernel;
         this.pendingKernel = [];
         await Promise.all(p);
+        this.invariant?.();
         continue;
       }
       const d = this.wire.shift();
       if (!d) return;
       this.feed(d.to, { kind: 'datagram', local: d.local, remote: d.remote, bytes: d.bytes });
+      this.invariant?.();
     }
     throw new Error('exchange did not settle');
   }

@@ -1,5 +1,8 @@
 // CHILD_SA installation into the data path through kernel effects (SaInstaller ops).
-import type { AddSaSpec, EspAlgorithm, PolicySpec } from '../ports.js';
+import type { ChildConfig } from '../config.js';
+import { deriveChildKeys } from '../crypto/keymat.js';
+import { integSuite, keymatLen } from '../crypto/suites.js';
+import type { AddSaSpec, EspAlgorithm, PolicySpec, SaId, TsRange } from '../ports.js';
 import type { EngineCtx } from '../task/context.js';
 import { Encr, Integ } from '../wire/constants.js';
 import type { ChildSa, IkeSa } from './ike-sa.js';
@@ -64,8 +67,23 @@ function policies(sa: IkeSa, child: ChildSa, trap: boolean): PolicySpec[] {
   return out;
 }
 
-/** Queue addSa (in, out) and policies; child.onInstalled fires when all completed. */
-export function installChild(ctx: EngineCtx, sa: IkeSa, child: ChildSa, keys: ChildKeys): void {
+export interface InstallOptions {
+  /**
+   * Install the outbound SA now (default). The responder of a CHILD_SA rekey defers it until the
+   * initiator deletes the old SA, so it never sends on an SA the initiator has not installed yet
+   * (strongSwan's child_sa_outbound_state_t).
+   */
+  outbound?: boolean;
+}
+
+/** Queue addSa (in, [out]) and policies; child.onInstalled fires when all completed. */
+export function installChild(
+  ctx: EngineCtx,
+  sa: IkeSa,
+  child: ChildSa,
+  keys: ChildKeys,
+  opts: InstallOptions = {},
+): void {
   const alg = espAlgorithm(child.suite);
   const encap = child.encap ? { sport: sa.local.port, dport: sa.remote.port } : undefined;
   const life = {
@@ -107,9 +125,10 @@ export function installChild(ctx: EngineCtx, sa: IkeSa, child: ChildSa, keys: Ch
     srcTs: child.localTs,
     dstTs: child.remoteTs,
   };
+  const outbound = opts.outbound ?? true;
   child.state = 'INSTALLING';
   const pols = policies(sa, child, false);
-  child.pendingOps = 2 + pols.length;
+  child.pendingOps = (outbound ? 2 : 1) + pols.length;
   const done = (what: string) => (error?: string) => {
     if (error && !child.installError) child.installError = `${what}: ${error}`;
     child.pendingOps--;
@@ -125,14 +144,85 @@ export function installChild(ctx: EngineCtx, sa: IkeSa, child: ChildSa, keys: Ch
   };
   child.installedIn = { src: inSpec.src, dst: inSpec.dst };
   ctx.kernel({ op: 'addSa', spec: inSpec }, done('add inbound SA'));
-  child.installedOut = { src: outSpec.src, dst: outSpec.dst };
-  ctx.kernel({ op: 'addSa', spec: outSpec }, done('add outbound SA'));
+  if (outbound) {
+    child.installedOut = { src: outSpec.src, dst: outSpec.dst };
+    ctx.kernel({ op: 'addSa', spec: outSpec }, done('add outbound SA'));
+  } else {
+    child.pendingOutbound = outSpec;
+  }
   for (const p of pols) ctx.kernel({ op: 'addPolicy', policy: p }, done(`add ${p.direction} policy`));
   child.policiesInstalled = true;
 }
 
+/** Install the outbound SA that installChild({outbound: false}) held back. */
+export function installOutbound(ctx: EngineCtx, sa: IkeSa, child: ChildSa): void {
+  const spec = child.pendingOutbound;
+  if (!spec) return;
+  child.pendingOutbound = undefined;
+  child.installedOut = { src: spec.src, dst: spec.dst };
+  ctx.kernel({ op: 'addSa', spec }, (error) => {
+    if (error)
+      ctx.log('error', 'kernel', `installing outbound SA of CHILD_SA ${child.cfg.name} failed: ${error}`, sa);
+  });
+}
+
+/** KEYMAT for a CHILD_SA (RFC 7296 §2.17), split into our inbound and outbound keys. */
+export function childKeysFor(
+  sa: IkeSa,
+  suite: EspSuite,
+  weInitiated: boolean,
+  nonceI: Uint8Array,
+  nonceR: Uint8Array,
+  shared?: Uint8Array,
+): ChildKeys {
+  const k = deriveChildKeys(
+    sa.suite!.prf,
+    sa.keys!.skD,
+    nonceI,
+    nonceR,
+    shared,
+    keymatLen(suite.encr),
+    suite.integ ? integSuite(suite.integ).keyLen : 0,
+  );
+  return weInitiated
+    ? { encrOut: k.encrI, integOut: k.integI, encrIn: k.encrR, integIn: k.integR }
+    : { encrOut: k.encrR, integOut: k.integR, encrIn: k.encrI, integIn: k.integI };
+}
+
+export function newChild(
+  ctx: EngineCtx,
+  sa: IkeSa,
+  cfg: ChildConfig,
+  suite: EspSuite,
+  spiIn: number,
+  spiOut: number,
+  localTs: TsRange[],
+  remoteTs: TsRange[],
+): ChildSa {
+  return {
+    uid: ctx.newUid(),
+    cfg,
+    state: 'CREATED',
+    spiIn,
+    spiOut,
+    reqid: cfg.reqid,
+    suite,
+    localTs,
+    remoteTs,
+    encap: sa.local.port === ctx.nattPort || sa.remote.port === ctx.nattPort || sa.natLocal || sa.natRemote,
+    pendingOps: 0,
+    policiesInstalled: false,
+  };
+}
+
 /** Queue removal of the child's SAs and policies. */
-export function uninstallChild(ctx: EngineCtx, sa: IkeSa, child: ChildSa): void {
+export function uninstallChild(
+  ctx: EngineCtx,
+  sa: IkeSa,
+  child: ChildSa,
+  /** Keep the inbound SA a little longer for packets in flight: the caller deletes it later. */
+  lingerInbound?: (id: SaId) => void,
+): void {
   const ignore = (what: string) => (error?: string) => {
     if (error) ctx.log('debug', 'kernel', `${what} during CHILD_SA removal: ${error}`, sa);
   };
@@ -142,12 +232,12 @@ export function uninstallChild(ctx: EngineCtx, sa: IkeSa, child: ChildSa): void 
     child.policiesInstalled = false;
   }
   if (child.installedIn) {
-    ctx.kernel(
-      { op: 'delSa', id: { ...child.installedIn, spi: child.spiIn, protocol: 'esp' } },
-      ignore('del inbound SA'),
-    );
+    const id: SaId = { ...child.installedIn, spi: child.spiIn, protocol: 'esp' };
+    if (lingerInbound) lingerInbound(id);
+    else ctx.kernel({ op: 'delSa', id }, ignore('del inbound SA'));
     child.installedIn = undefined;
   }
+  child.pendingOutbound = undefined;
   if (child.installedOut) {
     ctx.kernel(
       { op: 'delSa', id: { ...child.installedOut, spi: child.spiOut, protocol: 'esp' } },

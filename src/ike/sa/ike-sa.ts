@@ -3,7 +3,7 @@ import type { ChildConfig, ConnectionConfig } from '../config.js';
 import type { KeyExchange } from '../crypto/dh.js';
 import type { SkCipher } from '../crypto/sk.js';
 import type { ChildState, IkeState } from '../events.js';
-import type { Endpoint, TsRange } from '../ports.js';
+import type { AddSaSpec, Endpoint, TsRange } from '../ports.js';
 import type { IkeMessage, Payload } from '../wire/types.js';
 import type { EspSuite, IkeSuite } from './proposal.js';
 
@@ -58,10 +58,19 @@ export interface ChildSa {
   onInstalled?: (error?: string) => void;
   installedAtMs?: number;
   rekeyAtMs?: number;
+  expireAtMs?: number;
   /** Inbound and outbound SA specs as installed, for deletion. */
   installedIn?: { src: string; dst: string };
   installedOut?: { src: string; dst: string };
   policiesInstalled: boolean;
+  /** Outbound SA held back until the rekey initiator deletes the old CHILD_SA. */
+  pendingOutbound?: AddSaSpec;
+  /** We are rekeying this CHILD_SA: our exchange's nonces and the SA it creates (collisions, §2.8.1). */
+  rekey?: { nonceI: Uint8Array; nonceR?: Uint8Array; newChild?: ChildSa };
+  /** The peer rekeyed this CHILD_SA (we responded): the nonces and the SA its exchange created. */
+  rekeyedByPeer?: { nonceI: Uint8Array; nonceR: Uint8Array; newChild: ChildSa };
+  /** The CHILD_SA this one replaces (set on the new SA of a rekey). */
+  replaces?: ChildSa;
 }
 
 export interface IkeSa {
@@ -112,6 +121,12 @@ export interface IkeSa {
   lastInboundMs: number;
   /** Whether we told the peer INITIAL_CONTACT. */
   sentInitialContact: boolean;
+  /** We are rekeying this IKE_SA (RFC 7296 §1.3.2): our nonce, KE and new SPI, then the new SA. */
+  ikeRekey?: { nonceI: Uint8Array; ke: KeyExchange; spi: bigint; nonceR?: Uint8Array; newSa?: IkeSa };
+  /** The peer rekeyed this IKE_SA (we responded): its nonces and the new SA (collisions, §2.8.2). */
+  ikeRekeyedByPeer?: { nonceI: Uint8Array; nonceR: Uint8Array; newSa: IkeSa };
+  /** The IKE_SA this one replaced by a rekey (for logs). */
+  rekeyedFrom?: number;
 }
 
 export function localSpi(sa: IkeSa): bigint {

@@ -43,8 +43,18 @@ export interface EngineCtx {
   destroy(sa: IkeSa, reason: string): void;
   /** All IKE_SAs (for INITIAL_CONTACT handling and duplicates). */
   all(): IkeSa[];
+  /** Allocate a fresh IKE SPI unique among our SAs. */
+  newIkeSpi(): bigint;
+  /** A new IKE_SA object (not registered) sharing `from`'s connection and endpoints. */
+  cloneSa(from: IkeSa, initiator: boolean): IkeSa;
+  /** Move the CHILD_SAs (and their timers) of an IKE_SA that is being replaced by a rekey. */
+  moveChildren(from: IkeSa, to: IkeSa): void;
+  /** Take a CHILD_SA out of its IKE_SA and remove it from the data path (inbound after a linger). */
+  removeChild(sa: IkeSa, child: ChildSa, reason: string): void;
   /** Allocate a fresh inbound ESP SPI unique among our SAs. */
   newEspSpi(): number;
+  /** Give back an SPI that was offered but never installed. */
+  releaseEspSpi(spi: number): void;
   /** The IKE_SA completed IKE_AUTH: emit, arm DPD/rekey timers. */
   established(sa: IkeSa): void;
   /** A CHILD_SA finished installing (or failed to): emit, arm its timers. */

@@ -7,7 +7,7 @@ import { concat, equalBytes, hex } from '../../common/bytes.js';
 import type { ChildConfig, IdConfig } from '../config.js';
 import { deriveChildKeys, pskAuthData } from '../crypto/keymat.js';
 import { integSuite, keymatLen } from '../crypto/suites.js';
-import { type ChildKeys, installChild } from '../sa/child-sa.js';
+import { childKeysFor, installChild, newChild } from '../sa/child-sa.js';
 import type { ChildSa, IkeSa } from '../sa/ike-sa.js';
 import {
   acceptEspResponse,
@@ -86,47 +86,6 @@ function peerIdBody(p: IdPayload): Uint8Array {
 
 function idMatches(want: IdConfig | undefined, got: IdPayload): boolean {
   return !want || (want.type === got.idType && equalBytes(want.data, got.data));
-}
-
-function childKeys(sa: IkeSa, suite: EspSuite, initiatorOfChild: boolean): ChildKeys {
-  const k = deriveChildKeys(
-    sa.suite!.prf,
-    sa.keys!.skD,
-    sa.nonceI,
-    sa.nonceR,
-    undefined,
-    keymatLen(suite.encr),
-    suite.integ ? integSuite(suite.integ).keyLen : 0,
-  );
-  return initiatorOfChild
-    ? { encrOut: k.encrI, integOut: k.integI, encrIn: k.encrR, integIn: k.integR }
-    : { encrOut: k.encrR, integOut: k.integR, encrIn: k.encrI, integIn: k.integI };
-}
-
-function newChild(
-  ctx: EngineCtx,
-  sa: IkeSa,
-  cfg: ChildConfig,
-  suite: EspSuite,
-  spiIn: number,
-  spiOut: number,
-  localTs: ChildSa['localTs'],
-  remoteTs: ChildSa['remoteTs'],
-): ChildSa {
-  return {
-    uid: ctx.newUid(),
-    cfg,
-    state: 'CREATED',
-    spiIn,
-    spiOut,
-    reqid: cfg.reqid,
-    suite,
-    localTs,
-    remoteTs,
-    encap: sa.local.port === ctx.nattPort || sa.remote.port === ctx.nattPort || sa.natLocal || sa.natRemote,
-    pendingOps: 0,
-    policiesInstalled: false,
-  };
 }
 
 // ------------------------------------------------------------------------------------ initiator
@@ -293,7 +252,7 @@ function processAuthResponse(ctx: EngineCtx, sa: IkeSa, ps: Payload[]): void {
   const child = newChild(ctx, sa, cfg, acc.suite, sa.offeredSpiIn!, readU32(acc.spi), localTs, remoteTs);
   sa.children.push(child);
   child.onInstalled = (error) => ctx.childInstalled(sa, child, error);
-  installChild(ctx, sa, child, childKeys(sa, acc.suite, true));
+  installChild(ctx, sa, child, childKeysFor(sa, acc.suite, true, sa.nonceI, sa.nonceR));
 }
 
 function authFailed(ctx: EngineCtx, sa: IkeSa, detail: string): void {
@@ -438,5 +397,5 @@ export function processAuthRequest(
       ts(PayloadType.TSr, localTs.map(tsToWire)),
     ]);
   };
-  installChild(ctx, sa, child, childKeys(sa, sel.suite, false));
+  installChild(ctx, sa, child, childKeysFor(sa, sel.suite, false, sa.nonceI, sa.nonceR));
 }

@@ -2,8 +2,8 @@
 //
 //   HDR, SK { [N,] [D,] [CP,] ... }  -->
 //                        <--  HDR, SK { [N,] [D,] [CP,] ... }
-import { uninstallChild } from '../sa/child-sa.js';
-import type { IkeSa } from '../sa/ike-sa.js';
+import { installOutbound } from '../sa/child-sa.js';
+import type { ChildSa, IkeSa } from '../sa/ike-sa.js';
 import { ExchangeType, PayloadType, ProtocolId } from '../wire/constants.js';
 import type { IkeMessage, Payload } from '../wire/types.js';
 import type { EngineCtx } from './context.js';
@@ -22,10 +22,9 @@ export function processInformationalRequest(
     // RFC 7296 §1.4.1: the peer deletes the IKE_SA (and with it every CHILD_SA); answer empty.
     ctx.log('info', 'ike', 'received DELETE for IKE_SA', sa);
     ctx.respond(sa, req, reqBytes, []);
-    ctx.destroy(sa, 'deleted by peer');
+    ctx.destroy(sa, sa.state === 'REKEYED' ? 'rekeyed' : 'deleted by peer');
     return;
   }
-  const answer: Payload[] = [];
   const ourSpis: Uint8Array[] = [];
   for (const d of deletes) {
     if (d.protocolId !== ProtocolId.ESP) continue;
@@ -38,26 +37,32 @@ export function processInformationalRequest(
       ctx.log(
         'info',
         'child',
-        `received DELETE for CHILD_SA ${child.cfg.name} (SPI out ${spi.toString(16)})`,
+        `received DELETE for CHILD_SA ${child.cfg.name} (SPI ${spi.toString(16).padStart(8, '0')})`,
         sa,
       );
-      ourSpis.push(u32(child.spiIn));
-      uninstallChild(ctx, sa, child);
-      ctx.emit({
-        ev: 'child-state',
-        sa: ctx.ref(sa),
-        child: child.cfg.name,
-        uid: child.uid,
-        state: 'DELETED',
-        spiIn: child.spiIn,
-        spiOut: child.spiOut,
-        detail: 'deleted by peer',
-      });
+      // A CHILD_SA the peer rekeyed: switch to the successor's outbound SA now (make-before-break).
+      const successor = child.rekeyedByPeer?.newChild;
+      if (successor && successor.state === 'INSTALLED') installOutbound(ctx, sa, successor);
+      // RFC 7296 §1.4.1: crossing DELETEs for the same CHILD_SA are answered without a Delete payload.
+      if (child.state !== 'DELETING') ourSpis.push(u32(child.spiIn));
+      ctx.removeChild(
+        sa,
+        child,
+        child.state === 'DELETING' ? 'deleted (crossing DELETEs)' : 'deleted by peer',
+      );
     }
   }
-  sa.children = sa.children.filter((c) => c.state !== 'DELETED');
-  if (ourSpis.length) answer.push(del(ProtocolId.ESP, 4, ourSpis));
-  ctx.respond(sa, req, reqBytes, answer);
+  ctx.respond(sa, req, reqBytes, ourSpis.length ? [del(ProtocolId.ESP, 4, ourSpis)] : []);
+}
+
+/** Delete one CHILD_SA: send DELETE with our inbound SPI, remove it when the peer answers. */
+export function sendChildDelete(ctx: EngineCtx, sa: IkeSa, child: ChildSa): void {
+  if (child.state === 'DELETING' || child.state === 'DELETED') return;
+  child.state = 'DELETING';
+  ctx.request(sa, ExchangeType.INFORMATIONAL, [del(ProtocolId.ESP, 4, [u32(child.spiIn)])], {
+    what: `DELETE CHILD_SA ${child.cfg.name}`,
+    onResponse: () => ctx.removeChild(sa, child, child.replaces || child.rekey ? 'rekeyed' : 'deleted'),
+  });
 }
 
 /** Send an empty INFORMATIONAL (liveness check, RFC 7296 §2.4). */

@@ -1,0 +1,613 @@
+// CREATE_CHILD_SA (RFC 7296 §1.3): an additional CHILD_SA, a CHILD_SA rekey (§1.3.3) and an IKE_SA
+// rekey (§1.3.2), both roles, with the collision rules of §2.8.1 (the SA created with the lowest
+// of the four nonces is redundant and is deleted by whoever initiated it).
+//
+//   CHILD_SA rekey:  HDR, SK { N(REKEY_SA), SA, Ni, [KEi], TSi, TSr }  -->
+//                                       <--  HDR, SK { SA, Nr, [KEr], TSi, TSr }
+//   IKE_SA rekey:    HDR, SK { SA, Ni, KEi }  -->  <--  HDR, SK { SA, Nr, KEr }
+//
+// Make-before-break: the rekey initiator installs the new CHILD_SA (both directions) when the
+// response arrives, then deletes the old one. The responder installs the new inbound SA before it
+// answers, but holds the new outbound SA back until the initiator deletes the old CHILD_SA, so it
+// never sends on an SA the initiator cannot decrypt yet.
+import { compareBytes } from '../../common/bytes.js';
+import type { ChildConfig } from '../config.js';
+import { createKeyExchange, type KeyExchange, publicKeyLength } from '../crypto/dh.js';
+import { deriveRekeyedIkeKeys } from '../crypto/keymat.js';
+import { createSkCipher } from '../crypto/sk.js';
+import { childKeysFor, installChild, installOutbound, newChild } from '../sa/child-sa.js';
+import type { ChildSa, IkeSa } from '../sa/ike-sa.js';
+import {
+  acceptEspResponse,
+  acceptIkeResponse,
+  describeWireProposals,
+  type EspSuite,
+  espSuiteProposal,
+  ikeSuiteProposal,
+  selectEsp,
+  selectIke,
+  toWireProposals,
+} from '../sa/proposal.js';
+import { formatProposal } from '../sa/proposal-syntax.js';
+import { allWithin, formatTs, narrow, tsFromWire, tsToWire } from '../sa/traffic-selector.js';
+import { ExchangeType, Notify, notifyName, PayloadType, ProtocolId } from '../wire/constants.js';
+import type { IkeMessage, Payload, Proposal } from '../wire/types.js';
+import type { EngineCtx } from './context.js';
+import { NONCE_LEN } from './ike-init.js';
+import { sendChildDelete } from './informational.js';
+import {
+  errorNotify,
+  find,
+  findNotify,
+  ke,
+  nonce,
+  notify,
+  readU32,
+  sa as saPayload,
+  ts,
+  u16,
+  u32,
+} from './payloads.js';
+
+/** How long the responder of a rekey waits for the old CHILD_SA's DELETE before switching anyway. */
+export const OUTBOUND_SWITCH_TIMEOUT_MS = 10_000;
+/** Retry delay after TEMPORARY_FAILURE (RFC 7296 §2.25): strongSwan waits a random 0..5 s. */
+const RETRY_MAX_MS = 5_000;
+
+function spi8(v: bigint): Uint8Array {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setBigUint64(0, v);
+  return b;
+}
+function readSpi8(b: Uint8Array): bigint {
+  return new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0);
+}
+
+/** The lowest of the four nonces decides which of two colliding exchanges created the redundant SA. */
+function lowest(a: Uint8Array[], b: Uint8Array[]): 'a' | 'b' {
+  const minA = a.reduce((m, x) => (compareBytes(x, m) < 0 ? x : m));
+  const minB = b.reduce((m, x) => (compareBytes(x, m) < 0 ? x : m));
+  return compareBytes(minA, minB) <= 0 ? 'a' : 'b';
+}
+
+function pfsGroup(cfg: ChildConfig): number {
+  return cfg.espProposals[0]?.dh[0] ?? 0;
+}
+
+function retryLater(ctx: EngineCtx, sa: IkeSa, what: string): void {
+  ctx.arm(sa, what, ctx.now + Math.round(ctx.random.float() * RETRY_MAX_MS) + 500);
+}
+
+// ------------------------------------------------------------------------------------ CHILD rekey, initiator
+
+export function rekeyChild(ctx: EngineCtx, sa: IkeSa, old: ChildSa): void {
+  if (sa.state !== 'ESTABLISHED' || old.state !== 'INSTALLED' || old.rekey) return;
+  const cfg = old.cfg;
+  const group = pfsGroup(cfg);
+  const exchangeKe = group ? createKeyExchange(group, ctx.random) : undefined;
+  const ni = ctx.random.bytes(NONCE_LEN);
+  const spiIn = ctx.newEspSpi();
+  old.rekey = { nonceI: ni };
+  old.state = 'REKEYING';
+  ctx.emit({
+    ev: 'child-state',
+    sa: ctx.ref(sa),
+    child: cfg.name,
+    uid: old.uid,
+    state: 'REKEYING',
+    spiIn: old.spiIn,
+    spiOut: old.spiOut,
+  });
+  const payloads: Payload[] = [
+    notify(Notify.REKEY_SA, new Uint8Array(0), ProtocolId.ESP, u32(old.spiIn)),
+    saPayload(toWireProposals(cfg.espProposals, ProtocolId.ESP, u32(spiIn))),
+    nonce(ni),
+  ];
+  if (exchangeKe) payloads.push(ke(group, exchangeKe.publicKey));
+  payloads.push(
+    ts(PayloadType.TSi, old.localTs.map(tsToWire)),
+    ts(PayloadType.TSr, old.remoteTs.map(tsToWire)),
+  );
+  ctx.request(sa, ExchangeType.CREATE_CHILD_SA, payloads, {
+    what: `CREATE_CHILD_SA (rekey ${cfg.name})`,
+    onResponse: (_m, ps) => rekeyChildResponse(ctx, sa, old, spiIn, ni, exchangeKe, ps),
+  });
+}
+
+function rekeyChildResponse(
+  ctx: EngineCtx,
+  sa: IkeSa,
+  old: ChildSa,
+  spiIn: number,
+  ni: Uint8Array,
+  exchangeKe: KeyExchange | undefined,
+  ps: Payload[],
+): void {
+  const cfg = old.cfg;
+  const abort = (why: string, retry: boolean) => {
+    ctx.log('info', 'child', `rekeying CHILD_SA ${cfg.name} failed: ${why}`, sa);
+    old.rekey = undefined;
+    if (old.state === 'REKEYING') old.state = 'INSTALLED';
+    ctx.releaseEspSpi(spiIn);
+    if (retry && old.state === 'INSTALLED') retryLater(ctx, sa, `rekey-child:${old.uid}`);
+  };
+  const err = errorNotify(ps);
+  if (err) {
+    if (err.notifyType === Notify.INVALID_KE_PAYLOAD) return abort('the peer wants another PFS group', true);
+    if (err.notifyType === Notify.TEMPORARY_FAILURE)
+      return abort('the peer is busy (TEMPORARY_FAILURE), retrying', true);
+    if (err.notifyType === Notify.CHILD_SA_NOT_FOUND) {
+      abort('the peer does not know the CHILD_SA (CHILD_SA_NOT_FOUND)', false);
+      return ctx.removeChild(sa, old, 'unknown to the peer');
+    }
+    ctx.emit({
+      ev: 'failure',
+      sa: ctx.ref(sa),
+      conn: sa.conn.name,
+      reason:
+        err.notifyType === Notify.NO_PROPOSAL_CHOSEN
+          ? 'NO_PROPOSAL_CHOSEN'
+          : err.notifyType === Notify.TS_UNACCEPTABLE
+            ? 'TS_UNACCEPTABLE'
+            : 'PEER_ERROR',
+      detail: `rekeying CHILD_SA ${cfg.name}: the peer answered ${notifyName(err.notifyType)}`,
+    });
+    return abort(notifyName(err.notifyType), false);
+  }
+  const sap = find(ps, PayloadType.SA);
+  const nr = find(ps, PayloadType.NONCE);
+  const kep = find(ps, PayloadType.KE);
+  const tsi = find(ps, PayloadType.TSi);
+  const tsr = find(ps, PayloadType.TSr);
+  const acc = sap ? acceptEspResponse(sap.proposals, cfg.espProposals) : undefined;
+  if (!acc || !nr || !tsi || !tsr)
+    return abort('the response lacks SA, Nonce or TS, or chose a proposal we did not offer', false);
+  let shared: Uint8Array | undefined;
+  if (acc.suite.dh) {
+    if (!exchangeKe || !kep || kep.group !== exchangeKe.group)
+      return abort('PFS key exchange missing or for another group', false);
+    try {
+      shared = exchangeKe.computeSecret(kep.data);
+    } catch (e) {
+      return abort(`invalid KE: ${(e as Error).message}`, false);
+    }
+  }
+  const localTs = tsi.selectors.map(tsFromWire);
+  const remoteTs = tsr.selectors.map(tsFromWire);
+  if (!allWithin(localTs, cfg.localTs) || !allWithin(remoteTs, cfg.remoteTs))
+    return abort('the peer narrowed outside our selectors', false);
+  const child = newChild(ctx, sa, cfg, acc.suite, spiIn, readU32(acc.spi), localTs, remoteTs);
+  child.replaces = old;
+  old.rekey = { nonceI: ni, nonceR: nr.data, newChild: child };
+  sa.children.push(child);
+  const oldDeletedMeanwhile = old.state === 'DELETED';
+  child.onInstalled = (error) => {
+    ctx.childInstalled(sa, child, error);
+    if (error) return;
+    if (oldDeletedMeanwhile || old.state === 'DELETED') {
+      // Rekey collided with the peer's DELETE of the old CHILD_SA: the new one replaces nothing.
+      ctx.log(
+        'info',
+        'child',
+        `CHILD_SA ${cfg.name} was deleted by the peer while we rekeyed it; closing the new one`,
+        sa,
+      );
+      return sendChildDelete(ctx, sa, child);
+    }
+    const peer = old.rekeyedByPeer;
+    if (peer) {
+      // Both ends rekeyed the same CHILD_SA (RFC 7296 §2.8.1).
+      const redundant = lowest([ni, nr.data], [peer.nonceI, peer.nonceR]) === 'a' ? 'ours' : 'theirs';
+      ctx.emit({
+        ev: 'log',
+        level: 'info',
+        subsys: 'child',
+        sa: ctx.ref(sa),
+        msg: `CHILD_SA rekey collision for ${cfg.name}: ${redundant === 'ours' ? 'our' : "the peer's"} new CHILD_SA is redundant`,
+        fields: { collision: 'child-rekey' },
+      });
+      if (redundant === 'ours') {
+        // The peer (winner) deletes the old CHILD_SA once it has installed its new one; its DELETE
+        // switches us to the peer's new CHILD_SA (see processInformationalRequest). We close ours.
+        child.replaces = undefined;
+        return sendChildDelete(ctx, sa, child);
+      }
+      // The peer closes its redundant CHILD_SA; we delete the old one as usual.
+    }
+    old.state = 'REKEYED';
+    sendChildDelete(ctx, sa, old);
+  };
+  installChild(ctx, sa, child, childKeysFor(sa, acc.suite, true, ni, nr.data, shared));
+}
+
+// ------------------------------------------------------------------------------------ CHILD_SA, responder
+
+export function processCreateChildRequest(
+  ctx: EngineCtx,
+  sa: IkeSa,
+  req: IkeMessage,
+  reqBytes: Uint8Array,
+  ps: Payload[],
+): void {
+  const reply = (payloads: Payload[]) => ctx.respond(sa, req, reqBytes, payloads);
+  const sap = find(ps, PayloadType.SA);
+  const ni = find(ps, PayloadType.NONCE);
+  const kep = find(ps, PayloadType.KE);
+  const tsi = find(ps, PayloadType.TSi);
+  const tsr = find(ps, PayloadType.TSr);
+  if (!sap || !ni) return reply([notify(Notify.INVALID_SYNTAX)]);
+  if (!tsi || !tsr) return processIkeRekeyRequest(ctx, sa, req, reqBytes, ps);
+  if (sa.state !== 'ESTABLISHED') return reply([notify(Notify.TEMPORARY_FAILURE)]); // RFC 7296 §2.25
+
+  const rekeyN = findNotify(ps, Notify.REKEY_SA);
+  let old: ChildSa | undefined;
+  let cfg: ChildConfig | undefined;
+  const theirI = tsi.selectors.map(tsFromWire);
+  const theirR = tsr.selectors.map(tsFromWire);
+  let localTs = theirR;
+  let remoteTs = theirI;
+  if (rekeyN) {
+    const spi = rekeyN.spi.length === 4 ? readU32(rekeyN.spi) : -1;
+    old = sa.children.find((c) => c.spiOut === spi && c.state !== 'DELETED');
+    if (!old)
+      return reply([notify(Notify.CHILD_SA_NOT_FOUND, new Uint8Array(0), ProtocolId.ESP, rekeyN.spi)]);
+    if (old.state === 'DELETING' || old.state === 'REKEYED') return reply([notify(Notify.TEMPORARY_FAILURE)]);
+    cfg = old.cfg;
+    remoteTs = narrow(theirI, cfg.remoteTs);
+    localTs = narrow(theirR, cfg.localTs);
+  } else {
+    for (const c of sa.conn.children) {
+      remoteTs = narrow(theirI, c.remoteTs);
+      localTs = narrow(theirR, c.localTs);
+      if (remoteTs.length && localTs.length) {
+        cfg = c;
+        break;
+      }
+    }
+  }
+  if (!cfg || !remoteTs.length || !localTs.length) {
+    ctx.emit({
+      ev: 'failure',
+      sa: ctx.ref(sa),
+      conn: sa.conn.name,
+      reason: 'TS_UNACCEPTABLE',
+      detail: `TS_UNACCEPTABLE (CREATE_CHILD_SA): theirs ${theirI.map(formatTs).join(',')} === ${theirR.map(formatTs).join(',')}`,
+    });
+    return reply([notify(Notify.TS_UNACCEPTABLE)]);
+  }
+  const sel = selectEsp(sap.proposals, cfg.espProposals);
+  if (!sel) {
+    ctx.emit({
+      ev: 'failure',
+      sa: ctx.ref(sa),
+      conn: sa.conn.name,
+      reason: 'NO_PROPOSAL_CHOSEN',
+      detail: `NO_PROPOSAL_CHOSEN (CREATE_CHILD_SA): ours [${cfg.espProposals.map((p) => formatProposal(p)).join(', ')}], theirs ${describeWireProposals(sap.proposals)}`,
+    });
+    return reply([notify(Notify.NO_PROPOSAL_CHOSEN)]);
+  }
+  let shared: Uint8Array | undefined;
+  let ourKe: KeyExchange | undefined;
+  if (sel.suite.dh) {
+    if (!kep || kep.group !== sel.suite.dh)
+      return reply([notify(Notify.INVALID_KE_PAYLOAD, u16(sel.suite.dh))]);
+    ourKe = createKeyExchange(sel.suite.dh, ctx.random);
+    try {
+      shared = ourKe.computeSecret(kep.data);
+    } catch {
+      return reply([notify(Notify.INVALID_SYNTAX)]);
+    }
+  }
+  const nr = ctx.random.bytes(NONCE_LEN);
+  const spiIn = ctx.newEspSpi();
+  const child = newChild(ctx, sa, cfg, sel.suite, spiIn, readU32(sel.spi), localTs, remoteTs);
+  if (old) {
+    child.replaces = old;
+    old.rekeyedByPeer = { nonceI: ni.data, nonceR: nr, newChild: child };
+  }
+  sa.children.push(child);
+  child.onInstalled = (error) => {
+    ctx.childInstalled(sa, child, error);
+    if (error) return reply([notify(Notify.NO_PROPOSAL_CHOSEN)]);
+    const out: Payload[] = [saPayload([espSuiteProposal(sel.num, sel.suite, u32(spiIn))]), nonce(nr)];
+    if (ourKe) out.push(ke(ourKe.group, ourKe.publicKey));
+    out.push(ts(PayloadType.TSi, remoteTs.map(tsToWire)), ts(PayloadType.TSr, localTs.map(tsToWire)));
+    reply(out);
+    if (old) ctx.arm(sa, `outbound:${child.uid}`, ctx.now + OUTBOUND_SWITCH_TIMEOUT_MS);
+  };
+  installChild(ctx, sa, child, childKeysFor(sa, sel.suite, false, ni.data, nr, shared), { outbound: !old });
+}
+
+/** The responder's outbound switch timer: the initiator never deleted the old CHILD_SA. */
+export function outboundTimeout(ctx: EngineCtx, sa: IkeSa, child: ChildSa): void {
+  if (child.pendingOutbound && child.state === 'INSTALLED') {
+    ctx.log(
+      'info',
+      'child',
+      `no DELETE for the rekeyed CHILD_SA ${child.cfg.name} arrived; using the new outbound SA`,
+      sa,
+    );
+    installOutbound(ctx, sa, child);
+  }
+}
+
+// ------------------------------------------------------------------------------------ new CHILD_SA, initiator
+
+/** Create an additional CHILD_SA on an established IKE_SA (e.g. a second child, or after a failure). */
+export function createChild(ctx: EngineCtx, sa: IkeSa, cfg: ChildConfig): void {
+  if (sa.state !== 'ESTABLISHED') return;
+  const group = pfsGroup(cfg);
+  const exchangeKe = group ? createKeyExchange(group, ctx.random) : undefined;
+  const ni = ctx.random.bytes(NONCE_LEN);
+  const spiIn = ctx.newEspSpi();
+  const payloads: Payload[] = [
+    saPayload(toWireProposals(cfg.espProposals, ProtocolId.ESP, u32(spiIn))),
+    nonce(ni),
+  ];
+  if (exchangeKe) payloads.push(ke(group, exchangeKe.publicKey));
+  payloads.push(
+    ts(PayloadType.TSi, cfg.localTs.map(tsToWire)),
+    ts(PayloadType.TSr, cfg.remoteTs.map(tsToWire)),
+  );
+  ctx.request(sa, ExchangeType.CREATE_CHILD_SA, payloads, {
+    what: `CREATE_CHILD_SA (${cfg.name})`,
+    onResponse: (_m, ps) => {
+      const err = errorNotify(ps);
+      const sap = find(ps, PayloadType.SA);
+      const nr = find(ps, PayloadType.NONCE);
+      const kep = find(ps, PayloadType.KE);
+      const tsi = find(ps, PayloadType.TSi);
+      const tsr = find(ps, PayloadType.TSr);
+      const acc = sap ? acceptEspResponse(sap.proposals, cfg.espProposals) : undefined;
+      const localTs = tsi?.selectors.map(tsFromWire) ?? [];
+      const remoteTs = tsr?.selectors.map(tsFromWire) ?? [];
+      let shared: Uint8Array | undefined;
+      let problem = err
+        ? `the peer answered ${notifyName(err.notifyType)}`
+        : !acc || !nr
+          ? 'no acceptable SA/Nonce in the response'
+          : '';
+      if (!problem && !(allWithin(localTs, cfg.localTs) && allWithin(remoteTs, cfg.remoteTs)))
+        problem = 'selectors outside ours';
+      if (!problem && acc?.suite.dh) {
+        try {
+          if (!kep || !exchangeKe || kep.group !== exchangeKe.group) throw new Error('PFS KE missing');
+          shared = exchangeKe.computeSecret(kep.data);
+        } catch (e) {
+          problem = (e as Error).message;
+        }
+      }
+      if (problem) {
+        ctx.releaseEspSpi(spiIn);
+        ctx.emit({
+          ev: 'failure',
+          sa: ctx.ref(sa),
+          conn: sa.conn.name,
+          reason:
+            err?.notifyType === Notify.TS_UNACCEPTABLE
+              ? 'TS_UNACCEPTABLE'
+              : err?.notifyType === Notify.NO_PROPOSAL_CHOSEN
+                ? 'NO_PROPOSAL_CHOSEN'
+                : 'PEER_ERROR',
+          detail: `creating CHILD_SA ${cfg.name} failed: ${problem}`,
+        });
+        return;
+      }
+      const child = newChild(ctx, sa, cfg, acc!.suite, spiIn, readU32(acc!.spi), localTs, remoteTs);
+      sa.children.push(child);
+      child.onInstalled = (error) => ctx.childInstalled(sa, child, error);
+      installChild(ctx, sa, child, childKeysFor(sa, acc!.suite, true, ni, nr!.data, shared));
+    },
+  });
+}
+
+// ------------------------------------------------------------------------------------ IKE rekey
+
+function ikeProposalsWithSpi(sa: IkeSa, spi: bigint): Proposal[] {
+  return toWireProposals(sa.conn.ikeProposals, ProtocolId.IKE, spi8(spi));
+}
+
+function keysForRekeyedSa(old: IkeSa, n: IkeSa, shared: Uint8Array): void {
+  const s = n.suite!;
+  const keys = deriveRekeyedIkeKeys(
+    old.suite!.prf,
+    old.keys!.skD,
+    s,
+    shared,
+    n.nonceI,
+    n.nonceR,
+    n.spiI,
+    n.spiR,
+  );
+  n.keys = keys;
+  const i = createSkCipher(s.encr, s.integ, keys.skEi, keys.skAi);
+  const r = createSkCipher(s.encr, s.integ, keys.skEr, keys.skAr);
+  n.cipherOut = n.initiator ? i : r;
+  n.cipherIn = n.initiator ? r : i;
+}
+
+export function rekeyIke(ctx: EngineCtx, sa: IkeSa): void {
+  if (sa.state !== 'ESTABLISHED' || sa.ikeRekey) return;
+  const group = sa.suite!.dh;
+  const exchangeKe = createKeyExchange(group, ctx.random);
+  const ni = ctx.random.bytes(NONCE_LEN);
+  const spi = ctx.newIkeSpi();
+  sa.ikeRekey = { nonceI: ni, ke: exchangeKe, spi };
+  sa.state = 'REKEYING';
+  ctx.emit({ ev: 'ike-state', sa: ctx.ref(sa), state: 'REKEYING', initiator: sa.initiator });
+  ctx.request(
+    sa,
+    ExchangeType.CREATE_CHILD_SA,
+    [saPayload(ikeProposalsWithSpi(sa, spi)), nonce(ni), ke(group, exchangeKe.publicKey)],
+    {
+      what: 'CREATE_CHILD_SA (rekey IKE_SA)',
+      onResponse: (_m, ps) => rekeyIkeResponse(ctx, sa, ps),
+    },
+  );
+}
+
+function rekeyIkeResponse(ctx: EngineCtx, sa: IkeSa, ps: Payload[]): void {
+  const r = sa.ikeRekey!;
+  const abort = (why: string, retry: boolean) => {
+    ctx.log('info', 'ike', `rekeying IKE_SA failed: ${why}`, sa);
+    sa.ikeRekey = undefined;
+    if (sa.state === 'REKEYING') sa.state = 'ESTABLISHED';
+    if (retry && sa.state === 'ESTABLISHED') retryLater(ctx, sa, 'rekey-ike');
+  };
+  if (sa.state === 'DELETING' || sa.state === 'DESTROYED' || sa.state === 'REKEYED')
+    return abort('the IKE_SA was replaced or deleted meanwhile', false);
+  const err = errorNotify(ps);
+  if (err)
+    return abort(
+      `the peer answered ${notifyName(err.notifyType)}`,
+      err.notifyType === Notify.TEMPORARY_FAILURE || err.notifyType === Notify.INVALID_KE_PAYLOAD,
+    );
+  const sap = find(ps, PayloadType.SA);
+  const nr = find(ps, PayloadType.NONCE);
+  const kep = find(ps, PayloadType.KE);
+  const suite = sap ? acceptIkeResponse(sap.proposals, sa.conn.ikeProposals) : undefined;
+  const peerSpi = sap?.proposals[0]?.spi;
+  if (
+    !suite ||
+    !nr ||
+    !kep ||
+    !peerSpi ||
+    peerSpi.length !== 8 ||
+    kep.group !== r.ke.group ||
+    suite.dh !== r.ke.group
+  ) {
+    return abort('the response lacks SA/Nonce/KE or does not match our proposal', false);
+  }
+  let shared: Uint8Array;
+  try {
+    shared = r.ke.computeSecret(kep.data);
+  } catch (e) {
+    return abort(`invalid KE: ${(e as Error).message}`, false);
+  }
+  const n = ctx.cloneSa(sa, true);
+  n.spiI = r.spi;
+  n.spiR = readSpi8(peerSpi);
+  n.suite = suite;
+  n.nonceI = r.nonceI;
+  n.nonceR = nr.data;
+  keysForRekeyedSa(sa, n, shared);
+  r.nonceR = nr.data;
+  r.newSa = n;
+  ctx.register(n);
+  const peer = sa.ikeRekeyedByPeer;
+  if (peer) {
+    // Both ends rekeyed the IKE_SA (RFC 7296 §2.8.2): the SA with the lowest nonce is redundant.
+    const redundant = lowest([r.nonceI, nr.data], [peer.nonceI, peer.nonceR]) === 'a' ? 'ours' : 'theirs';
+    ctx.log(
+      'info',
+      'ike',
+      `IKE_SA rekey collision: ${redundant === 'ours' ? 'our' : "the peer's"} new IKE_SA is redundant`,
+      sa,
+      { collision: 'ike-rekey' },
+    );
+    if (redundant === 'ours') {
+      // The peer deletes the old IKE_SA; the CHILD_SAs already went to the peer's new IKE_SA.
+      ctx.established(n);
+      return sendRedundantIkeDelete(ctx, n);
+    }
+    ctx.moveChildren(peer.newSa, n);
+    peer.newSa.state = 'REKEYED';
+  } else {
+    ctx.moveChildren(sa, n);
+  }
+  n.rekeyedFrom = sa.uid;
+  ctx.established(n);
+  sa.state = 'REKEYED';
+  // Delete the old IKE_SA; its CHILD_SAs now belong to the new one.
+  ctx.request(
+    sa,
+    ExchangeType.INFORMATIONAL,
+    [{ type: PayloadType.DELETE, critical: false, protocolId: ProtocolId.IKE, spiSize: 0, spis: [] }],
+    {
+      what: 'DELETE (rekeyed IKE_SA)',
+      onResponse: () => ctx.destroy(sa, 'rekeyed'),
+      onTimeout: () => ctx.destroy(sa, 'rekeyed (no answer to DELETE)'),
+    },
+  );
+}
+
+function sendRedundantIkeDelete(ctx: EngineCtx, n: IkeSa): void {
+  n.state = 'DELETING';
+  ctx.request(
+    n,
+    ExchangeType.INFORMATIONAL,
+    [{ type: PayloadType.DELETE, critical: false, protocolId: ProtocolId.IKE, spiSize: 0, spis: [] }],
+    {
+      what: 'DELETE (redundant IKE_SA after rekey collision)',
+      onResponse: () => ctx.destroy(n, 'redundant after rekey collision'),
+      onTimeout: () => ctx.destroy(n, 'redundant after rekey collision'),
+    },
+  );
+}
+
+function processIkeRekeyRequest(
+  ctx: EngineCtx,
+  sa: IkeSa,
+  req: IkeMessage,
+  reqBytes: Uint8Array,
+  ps: Payload[],
+): void {
+  const reply = (payloads: Payload[]) => ctx.respond(sa, req, reqBytes, payloads);
+  const sap = find(ps, PayloadType.SA)!;
+  const ni = find(ps, PayloadType.NONCE)!;
+  const kep = find(ps, PayloadType.KE);
+  // RFC 7296 §2.25.2: an IKE_SA being rekeyed/deleted, or with CHILD_SA rekeys in flight, answers TEMPORARY_FAILURE.
+  if (
+    (sa.state !== 'ESTABLISHED' && sa.state !== 'REKEYING') ||
+    sa.ikeRekeyedByPeer ||
+    sa.children.some((c) => c.state === 'REKEYING' || c.state === 'INSTALLING')
+  ) {
+    return reply([notify(Notify.TEMPORARY_FAILURE)]);
+  }
+  const withSpi = sap.proposals.filter((p) => p.protocolId === ProtocolId.IKE && p.spi.length === 8);
+  const sel = selectIke(withSpi, sa.conn.ikeProposals);
+  if (!sel) {
+    ctx.emit({
+      ev: 'failure',
+      sa: ctx.ref(sa),
+      conn: sa.conn.name,
+      reason: 'NO_PROPOSAL_CHOSEN',
+      detail: `NO_PROPOSAL_CHOSEN (IKE rekey): theirs ${describeWireProposals(sap.proposals)}`,
+    });
+    return reply([notify(Notify.NO_PROPOSAL_CHOSEN)]);
+  }
+  if (!kep || kep.group !== sel.suite.dh || kep.data.length !== publicKeyLength(kep.group))
+    return reply([notify(Notify.INVALID_KE_PAYLOAD, u16(sel.suite.dh))]);
+  const ourKe = createKeyExchange(sel.suite.dh, ctx.random);
+  let shared: Uint8Array;
+  try {
+    shared = ourKe.computeSecret(kep.data);
+  } catch {
+    return reply([notify(Notify.INVALID_SYNTAX)]);
+  }
+  const peerSpi = withSpi.find((p) => p.num === sel.num)!.spi;
+  const n = ctx.cloneSa(sa, false);
+  n.spiI = readSpi8(peerSpi);
+  n.spiR = ctx.newIkeSpi();
+  n.suite = sel.suite;
+  n.nonceI = ni.data;
+  n.nonceR = ctx.random.bytes(NONCE_LEN);
+  keysForRekeyedSa(sa, n, shared);
+  n.rekeyedFrom = sa.uid;
+  ctx.register(n);
+  sa.ikeRekeyedByPeer = { nonceI: ni.data, nonceR: n.nonceR, newSa: n };
+  reply([
+    saPayload([ikeSuiteProposal(sel.num, sel.suite, spi8(n.spiR))]),
+    nonce(n.nonceR),
+    ke(ourKe.group, ourKe.publicKey),
+  ]);
+  if (sa.ikeRekey && !sa.ikeRekey.newSa) {
+    // Collision: our own rekey is still outstanding; the outcome is decided when its answer arrives.
+    ctx.established(n);
+    ctx.moveChildren(sa, n);
+    return;
+  }
+  ctx.moveChildren(sa, n);
+  ctx.established(n);
+  sa.state = 'REKEYED';
+}

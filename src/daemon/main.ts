@@ -52,6 +52,7 @@ export interface EngineLike {
 /** What the daemon needs from the transport (UdpTransport). */
 export interface TransportLike {
   send(local: Endpoint, remote: Endpoint, bytes: Uint8Array): void;
+  sendKeepalive(local: Endpoint, remote: Endpoint): void;
   flush(timeoutMs: number): Promise<boolean>;
   close(): Promise<void>;
 }
@@ -270,6 +271,9 @@ export class Daemon {
     switch (eff.kind) {
       case 'send':
         this.parts.transport.send(eff.local, eff.remote, eff.bytes);
+        return;
+      case 'keepalive':
+        this.parts.transport.sendKeepalive(eff.local, eff.remote);
         return;
       case 'arm':
         this.timers.arm(eff.key, eff.atMs);

@@ -40,7 +40,7 @@
 // failures are return codes, not exceptions (except inside node:crypto's final(), caught here).
 import {
   type Cipher,
-  type CipherGCM,
+  type CipherGCMTypes,
   createCipheriv,
   createDecipheriv,
   createHmac,
@@ -213,12 +213,26 @@ function fillPadding(b: Uint8Array, at: number, padLen: number, nextHeader: numb
   b[at + padLen + 1] = nextHeader;
 }
 
+/** What AES-GCM and ChaCha20-Poly1305 cipher objects of node:crypto have in common. */
+interface AeadSealer {
+  setAAD(aad: Uint8Array, o: { plaintextLength: number }): unknown;
+  update(data: Uint8Array): Buffer;
+  final(): Buffer;
+  getAuthTag(): Buffer;
+}
+interface AeadOpener {
+  setAAD(aad: Uint8Array, o: { plaintextLength: number }): unknown;
+  setAuthTag(tag: Uint8Array): unknown;
+  update(data: Uint8Array): Buffer;
+  final(): Buffer;
+}
+
 class AeadEsp implements EspCrypto {
   readonly ivLen = 8;
   readonly icvLen = 16;
   readonly align = 4;
   readonly minLength: number;
-  private readonly cipher: string;
+  private readonly gcm: CipherGCMTypes | undefined;
   private readonly key: Buffer;
   /** salt || IV, rewritten per packet (createCipheriv copies it). */
   private readonly nonce = Buffer.alloc(12);
@@ -232,7 +246,14 @@ class AeadEsp implements EspCrypto {
     private readonly esn: boolean,
   ) {
     const keyLen = keymat.length - 4;
-    this.cipher = alg.name === 'chacha20-poly1305' ? 'chacha20-poly1305' : `aes-${alg.keyBits}-gcm`;
+    this.gcm =
+      alg.name === 'chacha20-poly1305'
+        ? undefined
+        : alg.keyBits === 256
+          ? 'aes-256-gcm'
+          : alg.keyBits === 192
+            ? 'aes-192-gcm'
+            : 'aes-128-gcm';
     this.key = Buffer.from(keymat.subarray(0, keyLen));
     this.nonce.set(keymat.subarray(keyLen), 0);
     this.aad = Buffer.alloc(esn ? 12 : 8);
@@ -241,6 +262,18 @@ class AeadEsp implements EspCrypto {
 
   packetLength(innerLen: number): number {
     return ESP_HEADER_LEN + this.ivLen + innerLen + padLength(innerLen, 4) + 2 + this.icvLen;
+  }
+
+  private cipherFor(nonce: Buffer): AeadSealer {
+    return this.gcm
+      ? createCipheriv(this.gcm, this.key, nonce, this.opts)
+      : createCipheriv('chacha20-poly1305', this.key, nonce, this.opts);
+  }
+
+  private decipherFor(nonce: Buffer): AeadOpener {
+    return this.gcm
+      ? createDecipheriv(this.gcm, this.key, nonce, this.opts)
+      : createDecipheriv('chacha20-poly1305', this.key, nonce, this.opts);
   }
 
   private setAad(spi: number, seqLo: number, seqHi: number): void {
@@ -280,8 +313,8 @@ class AeadEsp implements EspCrypto {
     // Plaintext laid out in place, encrypted, and the ciphertext copied over it.
     out.set(inner.subarray(innerOff, innerOff + innerLen), 16);
     fillPadding(out, 16 + innerLen, padLen, nextHeader);
-    const c = createCipheriv(this.cipher, this.key, nonce, this.opts) as CipherGCM;
-    c.setAAD(this.aad);
+    const c = this.cipherFor(nonce);
+    c.setAAD(this.aad, { plaintextLength: ptLen });
     const ct = c.update(out.subarray(16, 16 + ptLen));
     ct.copy(out, 16);
     c.final();
@@ -297,8 +330,8 @@ class AeadEsp implements EspCrypto {
     const spi = ((pkt[0]! << 24) | (pkt[1]! << 16) | (pkt[2]! << 8) | pkt[3]!) >>> 0;
     const seqLo = ((pkt[4]! << 24) | (pkt[5]! << 16) | (pkt[6]! << 8) | pkt[7]!) >>> 0;
     this.setAad(spi, seqLo, seqHi);
-    const d = createDecipheriv(this.cipher, this.key, nonce, this.opts);
-    d.setAAD(this.aad);
+    const d = this.decipherFor(nonce);
+    d.setAAD(this.aad, { plaintextLength: ctEnd - 16 });
     d.setAuthTag(pkt.subarray(ctEnd));
     const pt = d.update(pkt.subarray(16, ctEnd));
     try {

@@ -18,6 +18,8 @@ import { type Clock, monotonicClock } from '../common/clock.js';
 import { KernelError } from '../common/errors.js';
 import { systemRandom } from '../common/random.js';
 import { MemoryInstaller } from '../esp/memory-installer.js';
+import { UserspaceInstaller } from '../esp/userspace/installer.js';
+import { nativeAvailable } from '../esp/userspace/tun.js';
 import type { EngineConfig } from '../ike/config.js';
 import { IkeEngine, type IkeSaInfo } from '../ike/engine.js';
 import type { BusEvent, Command, Effect, IkeEvent } from '../ike/events.js';
@@ -322,23 +324,141 @@ export class Daemon {
 // ---- composition -----------------------------------------------------------------------------------
 
 /**
- * The one place that picks the data path. Only the in-memory installer exists so far: `auto`,
- * `xfrm` and `userspace` fall back to it with a clear warning until the data-path issue lands.
+ * The kernel (XFRM) data path module, loaded only when it is selected or probed. The specifier is a
+ * variable on purpose: the XFRM engineer's src/esp/xfrm/installer.ts and src/net/udp-encap.ts are
+ * developed in parallel; this seam keeps datapath selection building without them.
+ * SEAM (issue 3, XFRM part): replace by static imports once both modules are committed.
  */
-export function createInstaller(datapath: Datapath, logs: Logs): SaInstaller {
+interface XfrmModule {
+  probeKernelEspDetail(): Promise<{ ok: boolean; detail: string }>;
+  createXfrmInstaller(o?: {
+    log?: { info(o: object, m: string): void; warn(o: object, m: string): void };
+  }): Promise<SaInstaller>;
+}
+interface UdpEncapModule {
+  enableEspInUdp(socket: NonNullable<UdpTransport['natSocket']>): void;
+}
+async function loadOptional<T>(specifier: string): Promise<T | undefined> {
+  try {
+    return (await import(specifier)) as T;
+  } catch {
+    return undefined;
+  }
+}
+const XFRM_MODULE = '../esp/xfrm/installer.js';
+const UDP_ENCAP_MODULE = '../net/udp-encap.js';
+
+/** TUN settings of the userspace data path (environment, until the config file has a section). */
+function tunOptions(env: Env): { name: string; mtu: number } {
+  const mtu = Number(env.IKEGW_TUN_MTU ?? 1400);
+  return { name: env.IKEGW_TUN_NAME ?? 'ikegw0', mtu: Number.isInteger(mtu) && mtu >= 576 ? mtu : 1400 };
+}
+
+/**
+ * The one place that picks the data path:
+ *  - `xfrm`: kernel ESP through XFRM netlink (needs a kernel with ESP);
+ *  - `userspace`: ESP in this process over a TUN device (src/esp/userspace; needs /dev/net/tun,
+ *    CAP_NET_ADMIN and the native addon), for kernels without ESP — strongSwan's kernel-libipsec;
+ *  - `auto`: xfrm when the kernel does ESP (probe: an ESP state in a scratch namespace), else
+ *    userspace, else (no TUN either) the in-memory installer with a warning;
+ *  - `memory`: no traffic, IKE only (tests).
+ * Rejects when an explicitly chosen data path cannot be set up.
+ * TUN name and MTU: IKEGW_TUN_NAME (default ikegw0), IKEGW_TUN_MTU (default 1400).
+ */
+export async function createInstaller(
+  datapath: Datapath,
+  logs: Logs,
+  env: Env = process.env,
+): Promise<SaInstaller> {
+  const log = logs.get('kernel');
+  const userspace = (): UserspaceInstaller => {
+    const tun = tunOptions(env);
+    const inst = UserspaceInstaller.open(tun, { log });
+    log.info(
+      { datapath: 'userspace', tun: tun.name, mtu: tun.mtu },
+      `userspace ESP data path on TUN device ${tun.name} (MTU ${tun.mtu})`,
+    );
+    return inst;
+  };
+  const xfrm = async (): Promise<SaInstaller> => {
+    const mod = await loadOptional<XfrmModule>(XFRM_MODULE);
+    if (!mod)
+      throw new KernelError(
+        'createInstaller',
+        38,
+        'ENOSYS',
+        'the XFRM data path is not built into this ikegw',
+      );
+    return mod.createXfrmInstaller({ log });
+  };
   switch (datapath) {
     case 'memory':
       return new MemoryInstaller();
-    case 'auto':
-    case 'xfrm':
     case 'userspace':
-      logs
-        .get('kernel')
-        .warn(
-          { datapath },
-          `datapath "${datapath}" is not implemented yet: using the in-memory installer — IKE and CHILD_SAs are negotiated, but no ESP traffic flows`,
-        );
+      return userspace();
+    case 'xfrm':
+      return xfrm();
+    case 'auto': {
+      const mod = await loadOptional<XfrmModule>(XFRM_MODULE);
+      const probe = mod
+        ? await mod.probeKernelEspDetail().catch((e: unknown) => ({ ok: false, detail: errorText(e) }))
+        : undefined;
+      if (probe?.ok) {
+        log.info({ datapath: 'auto', probe: probe.detail }, 'kernel ESP available: using the xfrm data path');
+        return xfrm();
+      }
+      const why = probe ? probe.detail : 'XFRM data path not built in';
+      const native = nativeAvailable();
+      if (native.ok) {
+        try {
+          log.info({ datapath: 'auto', probe: why }, 'no kernel ESP: using the userspace data path');
+          return userspace();
+        } catch (e) {
+          log.warn({ datapath: 'auto' }, `userspace data path unavailable: ${errorText(e)}`);
+        }
+      } else {
+        log.warn({ datapath: 'auto' }, native.why);
+      }
+      log.warn(
+        { datapath: 'auto', probe: why },
+        'no kernel ESP and no userspace data path: using the in-memory installer — IKE and CHILD_SAs are negotiated, but no ESP traffic flows',
+      );
       return new MemoryInstaller();
+    }
+  }
+}
+
+/** UdpTransport's onEsp for the chosen data path (ESP-in-UDP that reaches the daemon). */
+export function espInput(
+  installer: SaInstaller,
+): ((local: Endpoint, remote: Endpoint, bytes: Uint8Array) => void) | undefined {
+  if (installer instanceof UserspaceInstaller) return (l, r, b) => installer.receiveEsp(l, r, b);
+  return undefined;
+}
+
+/** Connects the data path to the bound sockets: userspace sends ESP-in-UDP; XFRM needs UDP_ENCAP. */
+export async function attachDatapath(
+  installer: SaInstaller,
+  transport: UdpTransport,
+  logs: Logs,
+): Promise<void> {
+  if (installer instanceof UserspaceInstaller) {
+    installer.attachTransport(transport);
+    return;
+  }
+  if (installer.kind !== 'xfrm') return;
+  const sock = transport.natSocket;
+  const mod = await loadOptional<UdpEncapModule>(UDP_ENCAP_MODULE);
+  if (!sock || !mod) {
+    logs
+      .get('kernel')
+      .warn('cannot set UDP_ENCAP on the NAT-T socket: the kernel will not decapsulate ESP-in-UDP');
+    return;
+  }
+  try {
+    mod.enableEspInUdp(sock);
+  } catch (e) {
+    logs.get('kernel').error(`setting UDP_ENCAP on the NAT-T socket failed: ${errorText(e)}`);
   }
 }
 
@@ -478,7 +598,16 @@ export async function runDaemon(o: RunOptions): Promise<number> {
     }
   }
 
-  const installer = createInstaller(settings.datapath, logs);
+  let installer: SaInstaller;
+  try {
+    installer = await createInstaller(settings.datapath, logs, o.env);
+  } catch (e) {
+    log.fatal(
+      { datapath: settings.datapath },
+      `cannot set up the ${settings.datapath} data path: ${errorText(e)}`,
+    );
+    return 1;
+  }
   let daemon: Daemon | undefined;
   const resolver = new LocalAddressResolver();
   const transport = new UdpTransport({
@@ -487,6 +616,7 @@ export async function runDaemon(o: RunOptions): Promise<number> {
     natPort: settings.listen.natPort,
     resolver,
     onIke: (local, remote, bytes) => daemon?.feed({ kind: 'datagram', local, remote, bytes }),
+    onEsp: espInput(installer),
     onError: (e) =>
       daemon ? daemon.transportError(e) : logs.get('net').error({ errno: e.errno }, e.message),
   });
@@ -497,6 +627,7 @@ export async function runDaemon(o: RunOptions): Promise<number> {
     log.fatal({ errno: e instanceof TransportError ? e.errno : undefined }, `cannot start: ${errorText(e)}`);
     return 1;
   }
+  await attachDatapath(installer, transport, logs);
   await resolveLocalAddrs(engineCfg, settings.listen.address, resolver, logs);
   const engine = new IkeEngine(engineCfg, {
     random: systemRandom,

@@ -1,0 +1,199 @@
+// Userspace ESP (src/esp/userspace, datapath: userspace) against strongSwan 5.9.8 with
+// kernel-libipsec, in network namespaces on this machine:
+//
+//   pod 10.10.1.10 -- cluster (ikegw, TUN ikegw0) -- NAT (masquerade) -- onprem (charon) -- onhost 192.168.100.10
+//
+// ikegw's child uses start_action trap: the first packet from the pod raises an acquire, ikegw
+// initiates through the NAT, and the queued packet goes out once the CHILD_SA is installed. ESP
+// is AES-GCM-16/128 in UDP 4500 both ways (kernel-libipsec always encapsulates).
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, onTestFailed, test } from 'vitest';
+import { type IkegwProcess, startIkegw } from './ikegw-daemon.js';
+import { type Charon, createLab, espInUdp, LAB_PSK, type Lab, labAvailable } from './lab.js';
+
+const avail = labAvailable({ capture: true });
+const hasIperf = existsSync('/usr/bin/iperf3');
+const CLUSTER_TS = ['10.10.0.0/16', '10.96.0.0/12'];
+const SERVICE_IP = '10.96.0.10';
+
+function swanConf(remote: string): string {
+  return `connections {
+  cluster {
+    remote_addrs = ${remote}
+    local {
+      auth = psk
+    }
+    remote {
+      auth = psk
+    }
+    children {
+      net {
+        local_ts = 192.168.100.0/24
+        remote_ts = ${CLUSTER_TS.join(',')}
+        esp_proposals = aes128gcm16
+      }
+    }
+  }
+}
+secrets {
+  ike-lab {
+    secret = "${LAB_PSK}"
+  }
+}
+`;
+}
+
+function ikegwConf(local: string, remote: string): string {
+  return `connections:
+  onprem:
+    remote_addrs: ['${remote}']
+    local_addrs: ['${local}']
+    psk: { file: '@PSK_FILE@' }
+    proposals: [default]
+    dpd_delay: 0
+    children:
+      cluster:
+        local_ts: [${CLUSTER_TS.join(', ')}]
+        remote_ts: [192.168.100.0/24]
+        esp_proposals: [aes128gcm16]
+        start_action: trap
+datapath: userspace
+listen: { address: '${local}', port: 500, nat_port: 4500 }
+log: { level: info, format: json }
+`;
+}
+
+/** Sends UDP datagrams from inside a namespace (node's dgram, no extra tools). */
+async function sendUdp(
+  lab: Lab,
+  ns: string,
+  dst: string,
+  port: number,
+  payloads: Uint8Array[],
+): Promise<void> {
+  const hex = payloads.map((p) => Buffer.from(p).toString('hex'));
+  const script = `const s=require('dgram').createSocket('udp4');const l=${JSON.stringify(hex)};let i=0;const n=()=>{if(i===l.length){s.close();return;}s.send(Buffer.from(l[i++],'hex'),${port},'${dst}',n)};n();`;
+  await lab.exec(ns, process.execPath, ['-e', script], { timeoutMs: 10_000 });
+}
+
+describe.skipIf(!avail.ok)(
+  `userspace ESP: ikegw <-> strongSwan kernel-libipsec through NAT${avail.ok ? '' : ` (skipped: ${avail.why})`}`,
+  () => {
+    let lab: Lab;
+    let onprem: Charon;
+    let ikegw: IkegwProcess;
+
+    beforeAll(async () => {
+      lab = await createLab({ nat: true, endHosts: true });
+      // a "service" address answered by the pod (stands for a ClusterIP DNATed to it)
+      await lab.exec('pod', 'ip', ['addr', 'add', `${SERVICE_IP}/32`, 'dev', lab.iface.pod]);
+      await lab.exec('cluster', 'ip', ['route', 'add', `${SERVICE_IP}/32`, 'via', lab.addr.pod]);
+      onprem = await lab.startCharon('onprem', { swanctlConf: swanConf(lab.addr.clusterPublic) });
+      ikegw = startIkegw(
+        lab,
+        'cluster',
+        'ikegw',
+        ikegwConf(lab.addr.clusterWan, lab.addr.onpremWan),
+        LAB_PSK,
+      );
+      await ikegw.waitFor((l) => /userspace ESP data path on TUN device/.test(l.msg));
+      // the trap policy's route must be in place before the first packet
+      const deadline = Date.now() + 5000;
+      for (;;) {
+        const r = await lab.exec('cluster', 'ip', ['route', 'show', 'dev', 'ikegw0'], { check: false });
+        if (r.stdout.includes('192.168.100.0/24')) break;
+        if (Date.now() > deadline)
+          throw new Error(`no route into ikegw0:\n${r.stdout}${r.stderr}\n${ikegw.text()}`);
+        await new Promise((res) => setTimeout(res, 50));
+      }
+    }, 30_000);
+
+    afterAll(async () => {
+      await lab?.teardown();
+    });
+
+    const dump = (): void => {
+      onTestFailed(() => {
+        console.log(`--- ikegw log ---\n${ikegw.text().slice(-8000)}`);
+        console.log(`--- strongSwan log ---\n${onprem.logTail(80)}`);
+      });
+    };
+
+    test('trap: the first packet from the pod starts IKE and is not lost', async () => {
+      dump();
+      const r = await lab.exec('pod', 'ping', ['-n', '-c', '1', '-W', '8', lab.addr.onhost], {
+        check: false,
+        timeoutMs: 15_000,
+      });
+      expect(r.stdout).toMatch(/1 received/);
+      await ikegw.waitFor((l) => /acquire for onprem\/cluster/.test(l.msg));
+      const child = await ikegw.waitFor((l) => l.state === 'INSTALLED');
+      await onprem.waitForLog(/CHILD_SA net\{\d+\} established/);
+      const sas = await onprem.listSas();
+      expect(sas).toHaveLength(1);
+      const ch = sas[0]!.children[0]!;
+      expect(ch.encap).toBe(true);
+      expect(ch.encrAlg).toBe('AES_GCM_16');
+      expect(ch.spiIn).toBe(String(child.spiOut));
+      expect(ch.spiOut).toBe(String(child.spiIn));
+    });
+
+    test('ping pod -> on-prem host and back, and a service-CIDR address from on-prem', async () => {
+      dump();
+      expect(await lab.ping('pod', lab.addr.onhost, { count: 5, intervalS: 0.1 })).toBe(5);
+      expect(await lab.ping('onhost', lab.addr.pod, { count: 5, intervalS: 0.1 })).toBe(5);
+      expect(await lab.ping('onhost', SERVICE_IP, { count: 3, intervalS: 0.1 })).toBe(3);
+      const ch = (await onprem.listSas())[0]!.children[0]!;
+      expect(ch.packetsIn).toBeGreaterThanOrEqual(14);
+      expect(ch.packetsOut).toBeGreaterThanOrEqual(14);
+    });
+
+    test.skipIf(!hasIperf)('iperf3 TCP through the tunnel completes', async () => {
+      dump();
+      const server = lab.spawn('onhost', 'iperf3', ['-s', '-1', '-B', lab.addr.onhost]);
+      await new Promise((r) => setTimeout(r, 300));
+      const r = await lab.exec('pod', 'iperf3', ['-c', lab.addr.onhost, '-t', '3', '-J'], {
+        timeoutMs: 20_000,
+      });
+      await server.stop();
+      const j = JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number; bytes: number } } };
+      expect(j.end.sum_received.bytes).toBeGreaterThan(1_000_000);
+      console.log(
+        `iperf3 through ikegw userspace ESP: ${(j.end.sum_received.bits_per_second / 1e6).toFixed(0)} Mbit/s`,
+      );
+    });
+
+    test('malformed, replayed, forged and wrong-SPI ESP are counted and dropped; the tunnel keeps working', async () => {
+      dump();
+      const cap = await lab.capture('cluster', lab.iface.clusterWan, 'udp port 4500');
+      expect(await lab.ping('onhost', lab.addr.pod, { count: 2, intervalS: 0.1 })).toBe(2);
+      const pcap = await cap.stop();
+      const inbound = espInUdp(pcap).filter((u) => u.dst === lab.addr.clusterWan);
+      expect(inbound.length).toBeGreaterThanOrEqual(2);
+      const real = inbound[0]!.payload;
+      const forged = Buffer.from(real);
+      forged.writeUInt32BE(0x7fffff00, 4); // fresh sequence number: ICV check fails
+      const wrongSpi = Buffer.from(real);
+      wrongSpi.writeUInt32BE(0x0badf00d, 0);
+      const truncated = real.subarray(0, 20);
+      // From the NAT's inside address (where the peer's packets appear to come from as well).
+      await sendUdp(lab, 'nat', lab.addr.clusterWan, 4500, [
+        real,
+        real,
+        forged,
+        wrongSpi,
+        truncated,
+        randomBytes(7), // shorter than an ESP header: the transport drops it
+        randomBytes(300),
+      ]);
+      await ikegw.waitFor((l) => l.reason === 'replay');
+      await ikegw.waitFor((l) => l.reason === 'auth');
+      await ikegw.waitFor((l) => l.reason === 'unknown-spi');
+      await ikegw.waitFor((l) => l.reason === 'malformed');
+      expect(await lab.ping('pod', lab.addr.onhost, { count: 3, intervalS: 0.1 })).toBe(3);
+      expect(await lab.ping('onhost', lab.addr.pod, { count: 3, intervalS: 0.1 })).toBe(3);
+      expect(ikegw.proc.running).toBe(true);
+    });
+  },
+);

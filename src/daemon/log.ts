@@ -367,6 +367,14 @@ export function busLine(ev: BusEvent): LogLine | undefined {
         fields: { peer: fmtEndpoint(ev.remote), reason: ev.reason },
         msg: `dropped packet from ${fmtEndpoint(ev.remote)}: ${ev.reason}: ${ev.detail}`,
       };
+    case 'cookie':
+      // Debug only: cookies are sent during floods (counted in metrics).
+      return {
+        subsys: 'ike',
+        level: 'debug',
+        fields: { peer: fmtEndpoint(ev.remote), halfOpen: ev.halfOpen },
+        msg: `COOKIE challenge to ${fmtEndpoint(ev.remote)} (${ev.halfOpen} half-open IKE_SAs)`,
+      };
     case 'log':
       return {
         subsys: subsysOf(ev.subsys),

@@ -14,6 +14,7 @@
 // Seams for the operations issue: Daemon.onBus (metrics), Daemon.command / Daemon.status and
 // Logs.setLevel (control socket, `ikegw sas`); they are attached in runDaemon where marked.
 import { readFileSync, statSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
 import { type Clock, monotonicClock } from '../common/clock.js';
 import { KernelError } from '../common/errors.js';
 import { systemRandom } from '../common/random.js';
@@ -30,10 +31,14 @@ import {
   type DaemonSettings,
   type Datapath,
   DEFAULT_CONFIG_PATH,
+  DEFAULT_CONTROL_SOCKET,
   type Env,
   loadConfig,
   loadEnvConfig,
+  parseDuration,
 } from './config.js';
+import { Operations, runControlCommand } from './control.js';
+import { importSwanctlMain } from './import-swanctl.js';
 import {
   busToLog,
   createLogs,
@@ -597,6 +602,19 @@ export async function runDaemon(o: RunOptions): Promise<number> {
       // the file was readable a moment ago; nothing to add
     }
   }
+  // Metrics + /healthz + /readyz (metrics.listen) and the control socket (src/daemon/control.ts).
+  let ops: Operations;
+  try {
+    ops = await Operations.start({
+      config: r.value,
+      logs,
+      version: version(),
+      load: () => loadFromOptions(o),
+    });
+  } catch (e) {
+    log.fatal(`cannot start the metrics endpoint: ${errorText(e)}`);
+    return 1;
+  }
 
   let installer: SaInstaller;
   try {
@@ -625,8 +643,10 @@ export async function runDaemon(o: RunOptions): Promise<number> {
     ports = await transport.start();
   } catch (e) {
     log.fatal({ errno: e instanceof TransportError ? e.errno : undefined }, `cannot start: ${errorText(e)}`);
+    await ops.close();
     return 1;
   }
+  ops.socketsBound(ports);
   await attachDatapath(installer, transport, logs);
   await resolveLocalAddrs(engineCfg, settings.listen.address, resolver, logs);
   const engine = new IkeEngine(engineCfg, {
@@ -635,8 +655,7 @@ export async function runDaemon(o: RunOptions): Promise<number> {
     nattPort: ports.natPort,
   });
   daemon = new Daemon({ engine, installer, transport, logs });
-  // Seams (operations issue): metrics = daemon.onBus(...); control socket = daemon.command(...),
-  // daemon.status(), logs.setLevel(...) — attach them here, before start().
+  ops.attach(daemon, installer);
   log.info(
     {
       listen: settings.listen.address,
@@ -648,10 +667,13 @@ export async function runDaemon(o: RunOptions): Promise<number> {
     `ikegw started: ${engineCfg.connections.length} connection(s), UDP ${ports.port}/${ports.natPort} on ${settings.listen.address}`,
   );
   daemon.start();
+  void ops.startupDone();
   o.onReady?.({ daemon, ports, settings });
   const why = await (o.stop ?? signalStop());
   log.info(`stop requested${typeof why === 'string' ? ` (${why})` : ''}`);
+  ops.shuttingDown();
   await daemon.shutdown();
+  await ops.close();
   return 0;
 }
 
@@ -676,7 +698,26 @@ commands:
                         IKEGW_PSK_FILE|IKEGW_PSK and VPN_* instead of a file
   config check [FILE] [--from-env]
                         validate a configuration; exit 0 if valid, 2 with every error if not
+  sas [--json]          list IKE_SAs and CHILD_SAs: state, algorithms, SPIs, selectors,
+                        bytes, packets, times (like swanctl --list-sas)
+  initiate CONN [--child CHILD] [--timeout S]
+                        bring a connection up and wait until its CHILD_SA is installed
+  terminate CONN [--timeout S]
+                        delete the IKE_SAs (and CHILD_SAs) of a connection
+  reload                re-read the configuration: log levels apply at once; other
+                        changes are listed and apply at the next start
+  log-level [SUBSYS] [LEVEL]
+                        show, or set at run time (SUBSYS: all daemon ike child net kernel
+                        config k8s)
+  stats [--json]        daemon counters, readiness, data path, log levels
+  import-swanctl FILE [-o OUT] [--psk-dir DIR | --inline-psk]
+                        convert a strongSwan swanctl.conf (site-to-site subset) to YAML
   version               print the version
+
+sas, initiate, terminate, reload, log-level and stats talk to the daemon over its control
+socket: --socket PATH, else $IKEGW_SOCKET, else control.socket of -c FILE, else
+${DEFAULT_CONTROL_SOCKET}. Exit codes: 0 ok, 1 failed (or reload left changes pending),
+2 usage or invalid configuration, 3 daemon not reachable.
 
 --log-level takes a level (trace debug info warn error fatal silent) and/or
 subsystem=level pairs, comma separated: --log-level info,ike=debug,net=trace
@@ -718,10 +759,17 @@ interface ParsedArgs {
   logLevel?: string;
   help: boolean;
   error?: string;
+  json: boolean;
+  socket?: string;
+  child?: string;
+  timeout?: string;
+  output?: string;
+  pskDir?: string;
+  inlinePsk: boolean;
 }
 
 function parseArgs(argv: string[]): ParsedArgs {
-  const out: ParsedArgs = { positional: [], fromEnv: false, help: false };
+  const out: ParsedArgs = { positional: [], fromEnv: false, help: false, json: false, inlinePsk: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = (name: string): string | undefined => {
@@ -734,6 +782,13 @@ function parseArgs(argv: string[]): ParsedArgs {
     if (a === '-c' || a === '--config' || a.startsWith('--config=')) out.config = value('--config');
     else if (a === '--from-env') out.fromEnv = true;
     else if (a === '--log-level' || a.startsWith('--log-level=')) out.logLevel = value('--log-level');
+    else if (a === '--json') out.json = true;
+    else if (a === '--socket' || a.startsWith('--socket=')) out.socket = value('--socket');
+    else if (a === '--child' || a.startsWith('--child=')) out.child = value('--child');
+    else if (a === '--timeout' || a.startsWith('--timeout=')) out.timeout = value('--timeout');
+    else if (a === '-o' || a === '--output' || a.startsWith('--output=')) out.output = value('--output');
+    else if (a === '--psk-dir' || a.startsWith('--psk-dir=')) out.pskDir = value('--psk-dir');
+    else if (a === '--inline-psk') out.inlinePsk = true;
     else if (a === '-h' || a === '--help') out.help = true;
     else if (a === '--version' || a === '-V') out.positional.push('version');
     else if (a.startsWith('-')) out.error = `unknown option ${a}`;
@@ -799,8 +854,89 @@ export async function cliMain(argv: string[], io: CliIo): Promise<number> {
         ...(io.onReady ? { onReady: io.onReady } : {}),
       });
     }
+    case 'sas':
+    case 'stats':
+    case 'reload':
+      return runControlCommand(controlSocket(args, io.env), { cmd }, io, { json: args.json });
+    case 'initiate':
+    case 'terminate': {
+      if (!sub) {
+        io.stderr(`ikegw ${cmd}: which connection? usage: ikegw ${cmd} CONN\n`);
+        return 2;
+      }
+      let timeoutMs: number | undefined;
+      if (args.timeout !== undefined) {
+        const t = parseDuration(/^\d+(\.\d+)?$/.test(args.timeout) ? Number(args.timeout) : args.timeout);
+        if (t === undefined || t <= 0 || t > 600) {
+          io.stderr(`ikegw ${cmd}: --timeout takes seconds (or 30s, 2m), at most 10m\n`);
+          return 2;
+        }
+        timeoutMs = t * 1000;
+      }
+      const req =
+        cmd === 'initiate'
+          ? {
+              cmd,
+              conn: sub,
+              ...(args.child ? { child: args.child } : {}),
+              ...(timeoutMs ? { timeoutMs } : {}),
+            }
+          : { cmd, conn: sub, ...(timeoutMs ? { timeoutMs } : {}) };
+      return runControlCommand(controlSocket(args, io.env), req, io, { json: args.json });
+    }
+    case 'log-level': {
+      // ikegw log-level | ikegw log-level debug | ikegw log-level ike debug
+      const [a1, a2] = [sub, arg];
+      const req =
+        a2 !== undefined
+          ? { cmd, subsys: a1, level: a2 }
+          : a1 !== undefined && isLogLevel(a1)
+            ? { cmd, subsys: '*', level: a1 }
+            : a1 !== undefined
+              ? undefined
+              : { cmd };
+      if (!req) {
+        io.stderr(`ikegw log-level: "${a1}" is not a level; usage: ikegw log-level [SUBSYS] LEVEL\n`);
+        return 2;
+      }
+      return runControlCommand(controlSocket(args, io.env), req, io, { json: args.json });
+    }
+    case 'import-swanctl': {
+      if (!sub) {
+        io.stderr('ikegw import-swanctl: which file? usage: ikegw import-swanctl swanctl.conf [-o OUT]\n');
+        return 2;
+      }
+      if (args.inlinePsk && args.pskDir !== undefined) {
+        io.stderr('ikegw import-swanctl: --inline-psk and --psk-dir exclude each other\n');
+        return 2;
+      }
+      return importSwanctlMain(
+        {
+          file: sub,
+          ...(args.output ? { output: args.output } : {}),
+          ...(args.pskDir ? { pskDir: args.pskDir } : {}),
+          inlinePsk: args.inlinePsk,
+        },
+        io,
+      );
+    }
     default:
       io.stderr(`ikegw: unknown command "${cmd}"\n\n${USAGE}`);
       return 2;
   }
+}
+
+/** The control socket the CLI talks to: --socket, $IKEGW_SOCKET, control.socket of -c FILE, default. */
+function controlSocket(args: ParsedArgs, env: Env): string {
+  if (args.socket) return args.socket;
+  if (env.IKEGW_SOCKET) return env.IKEGW_SOCKET;
+  if (args.config) {
+    try {
+      const doc = parseYaml(readFileSync(args.config, 'utf8')) as { control?: { socket?: unknown } } | null;
+      if (typeof doc?.control?.socket === 'string') return doc.control.socket;
+    } catch {
+      // unreadable or invalid: the default, and the error shows when connecting
+    }
+  }
+  return DEFAULT_CONTROL_SOCKET;
 }

@@ -16,19 +16,18 @@ import { type Clock, monotonicClock } from '../common/clock.js';
 import type { EngineConfig } from '../ike/config.js';
 import type { IkeSaInfo } from '../ike/engine.js';
 import type { BusEvent, ChildState, FailureReason, IkeState, SaRef } from '../ike/events.js';
-import type { Endpoint, SaCounters, SaId } from '../ike/ports.js';
+import type { SaCounters, SaId } from '../ike/ports.js';
 
 export const PREFIX = 'ikegw_';
 
 /**
- * Bus events the lifecycle work (rekeying, DPD, cookies) is expected to add to src/ike/events.ts.
- * Metrics counts them as soon as the engine emits them; until then DPD and cookies are derived from
- * `message` events (see `handle`). Shapes agreed here so the engine and metrics meet in the middle.
+ * Bus events the lifecycle work (rekey collisions, DPD) is expected to add to src/ike/events.ts.
+ * Metrics counts them as soon as the engine emits them; until then DPD is derived from `message`
+ * and `ike-state` events (see `handle`). Shapes proposed here so the engine and metrics meet.
  */
 export type LifecycleEvent =
   | { ev: 'rekey-collision'; sa: SaRef; what: 'ike' | 'child'; child?: string }
-  | { ev: 'dpd'; sa: SaRef; result: 'sent' | 'failed' }
-  | { ev: 'cookie'; dir: 'in' | 'out'; remote: Endpoint };
+  | { ev: 'dpd'; sa: SaRef; result: 'sent' | 'failed' };
 
 /** What the metrics need from the running daemon (Daemon satisfies it). */
 export interface MetricsSource {
@@ -165,7 +164,7 @@ interface ChildTrack {
 const ZERO = (): ChildTrack['last'] => ({ inBytes: 0n, inPackets: 0n, outBytes: 0n, outPackets: 0n });
 
 function isLifecycle(ev: BusEvent | LifecycleEvent): ev is LifecycleEvent {
-  return ev.ev === 'rekey-collision' || ev.ev === 'dpd' || ev.ev === 'cookie';
+  return ev.ev === 'rekey-collision' || ev.ev === 'dpd';
 }
 
 export class Metrics {
@@ -500,9 +499,11 @@ export class Metrics {
         }
         this.messages.inc({ exchange, direction: ev.dir, type });
         this.messageBytes.inc({ direction: ev.dir }, ev.bytes);
-        // Derived until the engine emits `cookie` / `dpd` events (LifecycleEvent):
-        if (!this.sawCookieEvent && ev.response && ev.summary.includes('N(COOKIE)'))
+        // COOKIEs we receive are only visible in messages; the ones we send also come as `cookie`
+        // events, and once one was seen the message-derived count of sent ones stops.
+        if (ev.response && ev.summary.includes('N(COOKIE)') && (ev.dir === 'in' || !this.sawCookieEvent))
           this.cookies.inc({ direction: ev.dir });
+        // Derived until the engine emits `dpd` events (LifecycleEvent):
         if (
           !this.sawDpdEvent &&
           ev.sa &&
@@ -538,6 +539,11 @@ export class Metrics {
       case 'dropped':
         this.dropped.inc({ reason: this.dropReason.value(ev.reason) });
         return;
+      case 'cookie':
+        // emitted just before the COOKIE response's `message` event, which then is not counted
+        this.sawCookieEvent = true;
+        this.cookies.inc({ direction: 'out' });
+        return;
       case 'log':
         return;
     }
@@ -551,10 +557,6 @@ export class Metrics {
       case 'dpd':
         this.sawDpdEvent = true;
         this.dpd.inc({ conn: this.conn(ev.sa.conn), result: ev.result });
-        return;
-      case 'cookie':
-        this.sawCookieEvent = true;
-        this.cookies.inc({ direction: ev.dir });
         return;
     }
   }

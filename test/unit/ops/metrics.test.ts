@@ -213,12 +213,33 @@ describe('Metrics from bus events', () => {
     // once the engine emits explicit events, the derivation stops (no double counting)
     const m = rig();
     m.m.handle({ ev: 'dpd', sa, result: 'sent' });
-    m.m.handle({ ev: 'cookie', dir: 'in', remote });
+    m.m.handle({ ev: 'cookie', remote, halfOpen: 10 });
+    m.emit({
+      ev: 'message',
+      dir: 'out',
+      exchange: 'IKE_SA_INIT',
+      response: true,
+      msgId: 0,
+      summary: '[ N(COOKIE) ]',
+      bytes: 60,
+      remote,
+    });
+    m.emit({
+      ev: 'message',
+      dir: 'in',
+      exchange: 'IKE_SA_INIT',
+      response: true,
+      msgId: 0,
+      summary: '[ N(COOKIE) ]',
+      bytes: 60,
+      remote,
+    });
     m.m.handle({ ev: 'rekey-collision', sa, what: 'child', child: 'cluster' });
     handshake(m.emit, 5, 5);
     m.emit({ ...dpd, sa: saRef(5) });
     expect(await m.lines('ikegw_dpd_total')).toEqual(['ikegw_dpd_total{conn="onprem",result="sent"} 1']);
     expect(await m.lines('ikegw_ike_cookie_challenges_total')).toEqual([
+      'ikegw_ike_cookie_challenges_total{direction="out"} 1',
       'ikegw_ike_cookie_challenges_total{direction="in"} 1',
     ]);
     expect(await m.lines('ikegw_rekey_collisions_total')).toEqual([

@@ -1,0 +1,1019 @@
+// The control socket: how `ikegw sas|initiate|terminate|reload|log-level|stats` talk to the daemon.
+//
+// A unix stream socket (config `control.socket`, default /run/ikegw/ikegw.sock) speaking
+// line-delimited JSON. The client sends one request per line:
+//   {"cmd":"sas"} | {"cmd":"initiate","conn":"onprem","child":"net","timeoutMs":10000}
+//   {"cmd":"terminate","conn":"onprem"} | {"cmd":"reload"}
+//   {"cmd":"log-level","subsys":"ike","level":"debug"} | {"cmd":"stats"} | {"cmd":"version"}
+// and reads zero or more progress lines {"progress":"IKE_SA onprem[1] CONNECTING ..."} followed by
+// one final line {"ok":true,"result":...} or {"ok":false,"code":"...","error":"..."}.
+//
+// Access control is the file system: the socket is created with mode 0600 (umask while binding,
+// chmod after), and its directory, when the daemon creates it, with 0700 — only the daemon's user
+// (root in the chart) can connect. There is no other authentication.
+import { createHash } from 'node:crypto';
+import { chmodSync, existsSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { dirname } from 'node:path';
+import { type Clock, monotonicClock } from '../common/clock.js';
+import type { IkeSaInfo } from '../ike/engine.js';
+import type { BusEvent, Command, FailureReason } from '../ike/events.js';
+import type { SaCounters, SaId } from '../ike/ports.js';
+import type { ConfigResult, LoadedConfig } from './config.js';
+import { OpsServer, Readiness } from './http.js';
+import {
+  busLine,
+  isLogLevel,
+  isSubsystem,
+  type LogLevel,
+  type Logs,
+  SUBSYSTEMS,
+  type Subsystem,
+} from './log.js';
+import { type CounterSource, Metrics } from './metrics.js';
+
+export const MAX_LINE = 64 * 1024;
+
+export type ControlRequest =
+  | { cmd: 'sas' }
+  | { cmd: 'initiate'; conn: string; child?: string; timeoutMs?: number }
+  | { cmd: 'terminate'; conn: string; timeoutMs?: number }
+  | { cmd: 'reload' }
+  | { cmd: 'log-level'; subsys?: string; level?: string }
+  | { cmd: 'stats' }
+  | { cmd: 'version' };
+
+export type ControlResponse =
+  | { ok: true; result: unknown }
+  | { ok: false; code: ControlErrorCode; error: string };
+
+/** Stable error codes (the CLI maps them to exit codes). */
+export type ControlErrorCode =
+  | 'bad-request'
+  | 'unknown-connection'
+  | 'not-found'
+  | 'failed'
+  | 'timeout'
+  | 'invalid-config'
+  | 'restart-needed'
+  | 'internal';
+
+export class ControlError extends Error {
+  constructor(
+    readonly code: ControlErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ControlError';
+  }
+}
+
+// ---- what the API needs from the daemon -----------------------------------------------------------
+
+/** The running daemon (Daemon satisfies it). */
+export interface ControlTarget {
+  status(): IkeSaInfo[];
+  command(cmd: Command): void;
+  onBus(fn: (ev: BusEvent) => void): () => void;
+  readonly stats: object;
+}
+
+export interface ReloadOutcome {
+  /** What was applied live ("log levels", ...). */
+  applied: string[];
+  /** Changes found but not applied: they take effect at the next start of the daemon. */
+  pending: string[];
+  warnings: string[];
+}
+
+export interface ControlDeps {
+  /** The current daemon (changes when a reload restarts the IKE side). */
+  daemon(): ControlTarget | undefined;
+  /** The current data path, for per-SA byte/packet counters. */
+  counters(): { querySa(id: SaId): Promise<SaCounters> } | undefined;
+  config(): LoadedConfig;
+  logs: Logs;
+  clock: Clock;
+  /** Re-reads the configuration and applies it; throws ControlError('invalid-config') with every error. */
+  reload(): Promise<ReloadOutcome>;
+  /** Extra fields for `stats` (readiness, datapath kind, uptime...). */
+  info?(): Record<string, unknown>;
+  version: string;
+}
+
+// ---- `ikegw sas` data ------------------------------------------------------------------------------
+
+export interface ChildStatus {
+  uid: number;
+  name: string;
+  state: string;
+  reqid: number;
+  spiIn: string;
+  spiOut: string;
+  algorithms: string;
+  encap: boolean;
+  localTs: string[];
+  remoteTs: string[];
+  installedSecondsAgo?: number;
+  rekeyInSeconds?: number;
+  expiresInSeconds?: number;
+  bytesIn?: number;
+  packetsIn?: number;
+  bytesOut?: number;
+  packetsOut?: number;
+}
+
+export interface SaStatus {
+  uid: number;
+  conn: string;
+  state: string;
+  role: 'initiator' | 'responder';
+  spiI: string;
+  spiR: string;
+  local: string;
+  remote: string;
+  localId: string;
+  remoteId: string;
+  algorithms: string;
+  natLocal: boolean;
+  natRemote: boolean;
+  establishedSecondsAgo?: number;
+  rekeyInSeconds?: number;
+  children: ChildStatus[];
+}
+
+const ep = (e: { address: string; port: number }): string =>
+  e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
+const hex32 = (n: number): string => (n >>> 0).toString(16).padStart(8, '0');
+const secs = (ms: number): number => Math.max(0, Math.round(ms / 1000));
+
+/** IkeSaInfo list + data-path counters + times -> what `ikegw sas` shows (no key material). */
+export async function saStatus(
+  list: IkeSaInfo[],
+  cfg: LoadedConfig,
+  nowMs: number,
+  counters?: { querySa(id: SaId): Promise<SaCounters> },
+): Promise<SaStatus[]> {
+  const out: SaStatus[] = [];
+  for (const sa of list) {
+    const conn = cfg.engine.connections.find((c) => c.name === sa.conn);
+    const s: SaStatus = {
+      uid: sa.uid,
+      conn: sa.conn,
+      state: sa.state,
+      role: sa.initiator ? 'initiator' : 'responder',
+      spiI: sa.spiI,
+      spiR: sa.spiR,
+      local: ep(sa.local),
+      remote: ep(sa.remote),
+      localId: sa.localId,
+      remoteId: sa.remoteId,
+      algorithms: sa.algorithms,
+      natLocal: sa.natLocal,
+      natRemote: sa.natRemote,
+      children: [],
+    };
+    if (sa.establishedAtMs !== undefined) {
+      s.establishedSecondsAgo = secs(nowMs - sa.establishedAtMs);
+      if (conn && conn.rekeyTime > 0)
+        s.rekeyInSeconds = secs(sa.establishedAtMs + conn.rekeyTime * 1000 - nowMs);
+    }
+    for (const ch of sa.children) {
+      const cc = conn?.children.find((c) => c.name === ch.name);
+      const c: ChildStatus = {
+        uid: ch.uid,
+        name: ch.name,
+        state: ch.state,
+        reqid: ch.reqid,
+        spiIn: hex32(ch.spiIn),
+        spiOut: hex32(ch.spiOut),
+        algorithms: ch.algorithms,
+        encap: ch.encap,
+        localTs: ch.localTs,
+        remoteTs: ch.remoteTs,
+      };
+      if (ch.installedAtMs !== undefined) {
+        c.installedSecondsAgo = secs(nowMs - ch.installedAtMs);
+        if (cc && cc.rekeyTime > 0) c.rekeyInSeconds = secs(ch.installedAtMs + cc.rekeyTime * 1000 - nowMs);
+        if (cc && cc.lifeTime > 0) c.expiresInSeconds = secs(ch.installedAtMs + cc.lifeTime * 1000 - nowMs);
+      }
+      if (counters && ch.spiIn && ch.spiOut) {
+        const inId: SaId = { src: sa.remote.address, dst: sa.local.address, spi: ch.spiIn, protocol: 'esp' };
+        const outId: SaId = {
+          src: sa.local.address,
+          dst: sa.remote.address,
+          spi: ch.spiOut,
+          protocol: 'esp',
+        };
+        const [i, o] = await Promise.all([
+          counters.querySa(inId).catch(() => undefined),
+          counters.querySa(outId).catch(() => undefined),
+        ]);
+        if (i) {
+          c.bytesIn = Number(i.bytes);
+          c.packetsIn = Number(i.packets);
+        }
+        if (o) {
+          c.bytesOut = Number(o.bytes);
+          c.packetsOut = Number(o.packets);
+        }
+      }
+      s.children.push(c);
+    }
+    out.push(s);
+  }
+  return out;
+}
+
+// ---- the API ----------------------------------------------------------------------------------------
+
+/** Failure reasons that end an attempt (the others are followed by a retry inside the engine). */
+const TERMINAL = new Set<FailureReason>([
+  'AUTHENTICATION_FAILED',
+  'NO_PROPOSAL_CHOSEN',
+  'TS_UNACCEPTABLE',
+  'TIMEOUT',
+  'KERNEL',
+  'INTERNAL',
+]);
+
+function busConn(ev: BusEvent): string | undefined {
+  switch (ev.ev) {
+    case 'failure':
+      return ev.sa?.conn ?? ev.conn;
+    case 'dropped':
+    case 'cookie':
+      return undefined;
+    case 'message':
+    case 'log':
+      return ev.sa?.conn;
+    default:
+      return ev.sa.conn;
+  }
+}
+
+/** Progress text for the CLI: state changes and failures of the connection (not messages/debug). */
+function progressText(ev: BusEvent): string | undefined {
+  if (ev.ev === 'message' || ev.ev === 'dropped') return undefined;
+  if (ev.ev === 'log' && ev.level === 'debug') return undefined;
+  const line = busLine(ev);
+  if (!line) return undefined;
+  const hint = typeof line.fields.hint === 'string' ? `\n  check: ${line.fields.hint}` : '';
+  return `${line.msg}${hint}`;
+}
+
+export class ControlApi {
+  constructor(private readonly d: ControlDeps) {}
+
+  private target(): ControlTarget {
+    const t = this.d.daemon();
+    if (!t) throw new ControlError('failed', 'the daemon is (re)starting; try again in a moment');
+    return t;
+  }
+
+  private knownConn(name: unknown): string {
+    if (typeof name !== 'string' || name === '') throw new ControlError('bad-request', 'conn is required');
+    const names = this.d.config().engine.connections.map((c) => c.name);
+    if (!names.includes(name)) {
+      throw new ControlError(
+        'unknown-connection',
+        `no connection named "${name}" (configured: ${names.join(', ') || 'none'})`,
+      );
+    }
+    return name;
+  }
+
+  async handle(req: unknown, progress: (text: string) => void): Promise<unknown> {
+    if (typeof req !== 'object' || req === null || typeof (req as { cmd?: unknown }).cmd !== 'string')
+      throw new ControlError('bad-request', 'expected a JSON object with "cmd"');
+    const r = req as Record<string, unknown>;
+    const timeout = (): number => {
+      const t = r.timeoutMs;
+      return typeof t === 'number' && t > 0 && t <= 600_000 ? t : 15_000;
+    };
+    switch (r.cmd) {
+      case 'sas':
+        return saStatus(this.target().status(), this.d.config(), this.d.clock.now(), this.d.counters());
+      case 'initiate': {
+        const conn = this.knownConn(r.conn);
+        const child = typeof r.child === 'string' ? r.child : undefined;
+        if (child !== undefined) {
+          const c = this.d.config().engine.connections.find((x) => x.name === conn);
+          if (!c?.children.some((x) => x.name === child))
+            throw new ControlError(
+              'unknown-connection',
+              `connection ${conn} has no child "${child}" (children: ${c?.children.map((x) => x.name).join(', ')})`,
+            );
+        }
+        return this.initiate(conn, child, timeout(), progress);
+      }
+      case 'terminate':
+        return this.terminate(this.knownConn(r.conn), timeout(), progress);
+      case 'reload':
+        return this.d.reload();
+      case 'log-level': {
+        const subsys = r.subsys === undefined || r.subsys === '*' || r.subsys === 'all' ? '*' : r.subsys;
+        if (r.level !== undefined) {
+          if (typeof r.level !== 'string' || !isLogLevel(r.level))
+            throw new ControlError('bad-request', `unknown log level ${JSON.stringify(r.level)}`);
+          if (subsys !== '*' && (typeof subsys !== 'string' || !isSubsystem(subsys)))
+            throw new ControlError('bad-request', `unknown subsystem ${JSON.stringify(subsys)}`);
+          this.d.logs.setLevel(subsys as Subsystem | '*', r.level as LogLevel);
+        }
+        return this.d.logs.levels();
+      }
+      case 'stats':
+        return {
+          version: this.d.version,
+          ...(this.d.info?.() ?? {}),
+          daemon: this.d.daemon()?.stats,
+          logLevels: this.d.logs.levels(),
+        };
+      case 'version':
+        return { version: this.d.version, node: process.version };
+      default:
+        throw new ControlError('bad-request', `unknown command ${JSON.stringify(r.cmd)}`);
+    }
+  }
+
+  /** Like `swanctl --initiate`: starts the connection and reports until its CHILD_SA is installed. */
+  private initiate(
+    conn: string,
+    child: string | undefined,
+    timeoutMs: number,
+    progress: (t: string) => void,
+  ): Promise<unknown> {
+    const t = this.target();
+    const up = t
+      .status()
+      .find(
+        (sa) =>
+          sa.conn === conn &&
+          sa.state === 'ESTABLISHED' &&
+          sa.children.some((c) => c.state === 'INSTALLED' && (child === undefined || c.name === child)),
+      );
+    if (up)
+      return Promise.resolve({ message: `${conn} is already up (IKE_SA ${conn}[${up.uid}])`, uid: up.uid });
+    return this.watch(
+      t,
+      conn,
+      timeoutMs,
+      progress,
+      { cmd: 'initiate', conn, ...(child ? { child } : {}) },
+      (ev) => {
+        if (
+          ev.ev === 'child-state' &&
+          ev.state === 'INSTALLED' &&
+          (child === undefined || ev.child === child)
+        )
+          return { ok: { message: `CHILD_SA ${ev.child}{${ev.uid}} established`, uid: ev.sa.uid } };
+        if (ev.ev === 'failure' && TERMINAL.has(ev.reason)) return { fail: ev.detail };
+        if (ev.ev === 'ike-state' && ev.state === 'DESTROYED')
+          return { fail: `IKE_SA ${conn}[${ev.sa.uid}] was destroyed${ev.detail ? `: ${ev.detail}` : ''}` };
+        return undefined;
+      },
+    );
+  }
+
+  private terminate(conn: string, timeoutMs: number, progress: (t: string) => void): Promise<unknown> {
+    const t = this.target();
+    const live = new Set(
+      t
+        .status()
+        .filter((sa) => sa.conn === conn && sa.state !== 'DESTROYED')
+        .map((sa) => sa.uid),
+    );
+    if (live.size === 0)
+      return Promise.reject(new ControlError('not-found', `no IKE_SA of connection ${conn}`));
+    return this.watch(t, conn, timeoutMs, progress, { cmd: 'terminate', conn }, (ev) => {
+      if (ev.ev === 'ike-state' && ev.state === 'DESTROYED') live.delete(ev.sa.uid);
+      return live.size === 0 ? { ok: { message: `connection ${conn} terminated` } } : undefined;
+    });
+  }
+
+  private watch(
+    t: ControlTarget,
+    conn: string,
+    timeoutMs: number,
+    progress: (text: string) => void,
+    cmd: Command,
+    decide: (ev: BusEvent) => { ok: unknown } | { fail: string } | undefined,
+  ): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      let done = false;
+      let off: () => void = () => undefined;
+      const finish = (f: () => void): void => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        off();
+        f();
+      };
+      const timer = setTimeout(
+        () =>
+          finish(() =>
+            reject(
+              new ControlError(
+                'timeout',
+                `no result for ${conn} after ${Math.round(timeoutMs / 1000)} s; the daemon keeps trying in the background (see its log)`,
+              ),
+            ),
+          ),
+        timeoutMs,
+      );
+      off = t.onBus((ev) => {
+        if (done || busConn(ev) !== conn) return;
+        const text = progressText(ev);
+        if (text) progress(text);
+        const d = decide(ev);
+        if (!d) return;
+        if ('ok' in d) finish(() => resolve(d.ok));
+        else finish(() => reject(new ControlError('failed', d.fail)));
+      });
+      t.command(cmd);
+    });
+  }
+}
+
+// ---- the server -------------------------------------------------------------------------------------
+
+export interface ControlServerOptions {
+  path: string;
+  api: ControlApi;
+  logs: Logs;
+}
+
+/** Whether something answers on a unix socket path. */
+function probe(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(path);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+export class ControlServer {
+  private server: Server | undefined;
+  private readonly sockets = new Set<Socket>();
+
+  constructor(private readonly o: ControlServerOptions) {}
+
+  async start(): Promise<void> {
+    const { path } = this.o;
+    const dir = dirname(path);
+    if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
+    if (existsSync(path)) {
+      if (!lstatSync(path).isSocket())
+        throw new Error(
+          `control socket path ${path} exists and is not a socket; remove it or set control.socket`,
+        );
+      if (await probe(path))
+        throw new Error(`another ikegw daemon answers on ${path}; stop it or set another control.socket`);
+      unlinkSync(path); // stale, from a daemon that was killed
+    }
+    const server = createServer((sock) => this.serve(sock));
+    this.server = server;
+    const old = process.umask(0o177);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(path, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+    } finally {
+      process.umask(old);
+    }
+    chmodSync(path, 0o600);
+  }
+
+  async close(): Promise<void> {
+    const s = this.server;
+    if (!s) return;
+    this.server = undefined;
+    for (const sock of this.sockets) sock.destroy();
+    await new Promise<void>((resolve) => s.close(() => resolve()));
+    try {
+      unlinkSync(this.o.path);
+    } catch {
+      // already gone
+    }
+  }
+
+  private serve(sock: Socket): void {
+    this.sockets.add(sock);
+    sock.setEncoding('utf8');
+    let buf = '';
+    let chain = Promise.resolve();
+    const write = (o: unknown): void => {
+      if (!sock.destroyed) sock.write(`${JSON.stringify(o)}\n`);
+    };
+    sock.on('data', (chunk: string) => {
+      buf += chunk;
+      if (buf.length > MAX_LINE && !buf.includes('\n')) {
+        write({ ok: false, code: 'bad-request', error: `request longer than ${MAX_LINE} bytes` });
+        sock.end();
+        return;
+      }
+      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+        const line = buf.slice(0, nl).trim();
+        buf = buf.slice(nl + 1);
+        if (line === '') continue;
+        chain = chain.then(() => this.answer(line, write));
+      }
+    });
+    sock.on('error', () => undefined);
+    sock.on('close', () => this.sockets.delete(sock));
+  }
+
+  private async answer(line: string, write: (o: unknown) => void): Promise<void> {
+    let req: unknown;
+    try {
+      req = JSON.parse(line);
+    } catch {
+      write({ ok: false, code: 'bad-request', error: 'request is not valid JSON' });
+      return;
+    }
+    const cmd = (req as { cmd?: unknown } | null)?.cmd;
+    if (typeof cmd === 'string' && cmd !== 'sas' && cmd !== 'stats' && cmd !== 'version')
+      this.o.logs.get('daemon').info({ cmd }, `control: ${cmd}${describeArgs(req)}`);
+    try {
+      const result = await this.o.api.handle(req, (text) => write({ progress: text }));
+      write({ ok: true, result });
+    } catch (e) {
+      if (e instanceof ControlError) write({ ok: false, code: e.code, error: e.message });
+      else {
+        this.o.logs
+          .get('daemon')
+          .error({ err: e }, `control command failed: ${e instanceof Error ? e.message : String(e)}`);
+        write({ ok: false, code: 'internal', error: e instanceof Error ? e.message : String(e) });
+      }
+    }
+  }
+}
+
+function describeArgs(req: unknown): string {
+  const r = req as Record<string, unknown>;
+  const parts: string[] = [];
+  for (const k of ['conn', 'child', 'subsys', 'level']) {
+    const v = r[k];
+    if (typeof v === 'string' || typeof v === 'boolean') parts.push(`${k}=${v}`);
+  }
+  return parts.length ? ` (${parts.join(' ')})` : '';
+}
+
+// ---- the client -----------------------------------------------------------------------------------------
+
+export class ControlUnreachable extends Error {
+  constructor(
+    message: string,
+    readonly errno?: string,
+  ) {
+    super(message);
+    this.name = 'ControlUnreachable';
+  }
+}
+
+/** Sends one request; calls onProgress for progress lines; resolves with the final response. */
+export function controlRequest(
+  path: string,
+  req: ControlRequest,
+  onProgress: (text: string) => void = () => undefined,
+  timeoutMs = 660_000,
+): Promise<ControlResponse> {
+  return new Promise((resolve, reject) => {
+    const sock = connect(path);
+    sock.setEncoding('utf8');
+    let buf = '';
+    let settled = false;
+    const timer = setTimeout(() => {
+      settled = true;
+      sock.destroy();
+      reject(new ControlUnreachable(`no answer from the daemon on ${path} within ${timeoutMs / 1000} s`));
+    }, timeoutMs);
+    const settle = (f: () => void): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      sock.destroy();
+      f();
+    };
+    sock.on('connect', () => sock.write(`${JSON.stringify(req)}\n`));
+    sock.on('data', (chunk: string) => {
+      buf += chunk;
+      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        let msg: Record<string, unknown>;
+        try {
+          msg = JSON.parse(line) as Record<string, unknown>;
+        } catch {
+          settle(() =>
+            reject(new ControlUnreachable(`the daemon on ${path} sent something that is not JSON`)),
+          );
+          return;
+        }
+        if (typeof msg.progress === 'string') onProgress(msg.progress);
+        else if (typeof msg.ok === 'boolean') settle(() => resolve(msg as ControlResponse));
+      }
+    });
+    sock.on('error', (e: NodeJS.ErrnoException) => {
+      const why =
+        e.code === 'ENOENT'
+          ? `no control socket at ${path}: is the ikegw daemon running (and is control.socket / --socket the same)?`
+          : e.code === 'EACCES' || e.code === 'EPERM'
+            ? `permission denied on ${path}: the control socket is only for the daemon's user (run as root / with sudo)`
+            : e.code === 'ECONNREFUSED'
+              ? `${path} exists but no daemon answers (left over from a daemon that was killed?)`
+              : `cannot talk to the daemon on ${path}: ${e.message}`;
+      settle(() => reject(new ControlUnreachable(why, e.code)));
+    });
+    sock.on('close', () =>
+      settle(() => reject(new ControlUnreachable(`the daemon closed ${path} without an answer`))),
+    );
+  });
+}
+
+// ---- reload ------------------------------------------------------------------------------------------
+
+/** Canonical text of a config value for comparison; byte arrays (PSKs) become a digest, never text. */
+function canonical(v: unknown): string {
+  return JSON.stringify(v, function (this: Record<string, unknown>, k: string, val: unknown) {
+    const raw = k === '' ? val : this[k];
+    if (raw instanceof Uint8Array) return `bytes:${createHash('sha256').update(raw).digest('hex')}`;
+    if (typeof raw === 'bigint') return `n:${raw}`;
+    return val;
+  });
+}
+
+/**
+ * What a reload can apply: log levels live; everything else at the next start. The engine has no
+ * live reconfiguration of connections yet (strongSwan's `swanctl --load-conns` semantics: add,
+ * change and remove connections without touching the others) — until it has, connection changes
+ * are reported as pending, and the running tunnels are left alone.
+ */
+export function planReload(cur: LoadedConfig, next: LoadedConfig): { live: string[]; pending: string[] } {
+  const live: string[] = [];
+  const pending: string[] = [];
+  const a = cur.daemon;
+  const b = next.daemon;
+  if (a.log.level !== b.log.level || canonical(a.log.subsystems) !== canonical(b.log.subsystems))
+    live.push(
+      `log levels (default ${b.log.level}${
+        Object.keys(b.log.subsystems).length
+          ? `, ${Object.entries(b.log.subsystems)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(',')}`
+          : ''
+      })`,
+    );
+  if (a.log.format !== b.log.format) pending.push(`log.format (${a.log.format} -> ${b.log.format})`);
+  if (a.datapath !== b.datapath) pending.push(`datapath (${a.datapath} -> ${b.datapath})`);
+  if (canonical(a.listen) !== canonical(b.listen)) pending.push('listen');
+  if (canonical(a.metrics) !== canonical(b.metrics)) pending.push('metrics.listen');
+  if (a.control.socket !== b.control.socket) pending.push('control.socket');
+  if (canonical(a.chart) !== canonical(b.chart)) pending.push('VPN_* chart settings');
+  const ea = cur.engine;
+  const eb = next.engine;
+  const globals = (e: LoadedConfig['engine']): string => canonical({ ...e, connections: undefined });
+  if (globals(ea) !== globals(eb)) pending.push('retransmit / dos / keepalive settings');
+  const before = new Map(ea.connections.map((c) => [c.name, canonical(c)]));
+  const after = new Map(eb.connections.map((c) => [c.name, canonical(c)]));
+  for (const [name, text] of after) {
+    const old = before.get(name);
+    if (old === undefined) pending.push(`connection ${name} added`);
+    else if (old !== text) pending.push(`connection ${name} changed`);
+  }
+  for (const name of before.keys()) if (!after.has(name)) pending.push(`connection ${name} removed`);
+  return { live, pending: [...new Set(pending)] };
+}
+
+// ---- wiring: metrics, HTTP, readiness, control socket -------------------------------------------------
+
+type LoadResult = ConfigResult | { ok: false; fatal: string };
+
+export interface OperationsOptions {
+  config: LoadedConfig;
+  logs: Logs;
+  version: string;
+  /** Re-reads the configuration the daemon was started from (file or environment). */
+  load: () => LoadResult;
+  clock?: Clock;
+  /** Node.js process metrics (default true). */
+  processMetrics?: boolean;
+}
+
+/** The daemon as the operations side sees it (Daemon satisfies it). */
+export interface OperatedDaemon extends ControlTarget {
+  readonly stats: {
+    kernelErrors: number;
+    events: number;
+    eventErrors: number;
+    effectErrors: number;
+    kernelOps: number;
+    transportErrors: number;
+  };
+  idle(): Promise<void>;
+}
+
+/**
+ * Everything the operations issue adds to a running daemon, started by runDaemon: the metrics
+ * registry, the HTTP endpoint (metrics.listen), readiness, the control socket (control.socket).
+ */
+export class Operations {
+  readonly readiness = new Readiness();
+  readonly metrics: Metrics;
+  private http: OpsServer | undefined;
+  private control: ControlServer | undefined;
+  private daemon: OperatedDaemon | undefined;
+  private installer: (CounterSource & { kind?: string }) | undefined;
+  private detach: (() => void) | undefined;
+  private kernelErrorsAtStart = 0;
+  private readonly startedAt = Date.now();
+  private readonly clock: Clock;
+  private cfg: LoadedConfig;
+  /** The configuration as loaded (runDaemon later fills in local addresses): what reload compares with. */
+  private baseline: LoadedConfig;
+
+  private constructor(private readonly o: OperationsOptions) {
+    this.cfg = o.config;
+    this.baseline = structuredClone(o.config);
+    this.clock = o.clock ?? monotonicClock;
+    this.metrics = new Metrics({
+      config: o.config.engine,
+      clock: this.clock,
+      version: o.version,
+      datapath: o.config.daemon.datapath,
+      processMetrics: o.processMetrics ?? true,
+    });
+    this.readiness.set(
+      'config',
+      true,
+      `${o.config.engine.connections.length} connection(s): ${o.config.engine.connections.map((c) => c.name).join(', ')}`,
+    );
+  }
+
+  /** Starts the HTTP endpoint (when metrics.listen is set) and the control socket. */
+  static async start(o: OperationsOptions): Promise<Operations> {
+    const ops = new Operations(o);
+    const s = o.config.daemon;
+    const log = o.logs.get('daemon');
+    try {
+      if (s.metrics) {
+        ops.http = new OpsServer({
+          host: s.metrics.host,
+          port: s.metrics.port,
+          metrics: ops.metrics,
+          readiness: ops.readiness,
+        });
+        const a = await ops.http.start();
+        log.info(
+          { listen: `${a.address}:${a.port}` },
+          `metrics, /healthz and /readyz on http://${a.address.includes(':') ? `[${a.address}]` : a.address}:${a.port}`,
+        );
+      }
+      const api = new ControlApi({
+        daemon: () => ops.daemon,
+        counters: () => ops.installer,
+        config: () => ops.cfg,
+        logs: o.logs,
+        clock: ops.clock,
+        reload: () => ops.reload(),
+        info: () => ops.info(),
+        version: o.version,
+      });
+      const control = new ControlServer({ path: s.control.socket, api, logs: o.logs });
+      try {
+        await control.start();
+        ops.control = control;
+        log.info(
+          { socket: s.control.socket },
+          `control socket ${s.control.socket} (ikegw sas, initiate, terminate, reload, log-level)`,
+        );
+      } catch (e) {
+        // Not fatal: the tunnels matter more than the CLI. `ikegw sas` will say it cannot connect.
+        log.error(
+          { socket: s.control.socket },
+          `control socket unavailable, the ikegw CLI cannot reach this daemon: ${e instanceof Error ? e.message : String(e)}`,
+        );
+      }
+    } catch (e) {
+      await ops.close();
+      throw e;
+    }
+    return ops;
+  }
+
+  /** UDP 500/4500 are bound. */
+  socketsBound(ports: { port: number; natPort: number }): void {
+    this.readiness.set('sockets', true, `UDP ${ports.port} and ${ports.natPort} bound`);
+  }
+
+  /** Call right after the Daemon is built, before daemon.start(). */
+  attach(daemon: OperatedDaemon, installer: CounterSource & { kind?: string }): void {
+    this.detach?.();
+    this.daemon = daemon;
+    this.installer = installer;
+    this.kernelErrorsAtStart = daemon.stats.kernelErrors;
+    this.detach = this.metrics.attach(daemon, installer);
+  }
+
+  /** Call right after daemon.start(): readiness follows once the start-up kernel work is done. */
+  async startupDone(): Promise<void> {
+    const d = this.daemon;
+    if (!d) return;
+    await d.idle();
+    const failed = d.stats.kernelErrors - this.kernelErrorsAtStart;
+    const traps = this.cfg.engine.connections.flatMap((c) =>
+      c.children.filter((ch) => ch.startAction === 'trap').map((ch) => `${c.name}/${ch.name}`),
+    );
+    const starts = this.cfg.engine.connections.filter((c) =>
+      c.children.some((ch) => ch.startAction === 'start'),
+    );
+    if (failed > 0) {
+      this.readiness.set(
+        'startup',
+        false,
+        `${failed} data-path operation(s) failed at start-up, so trap policies (${traps.join(', ') || 'none'}) may be missing: see the kernel log lines`,
+      );
+    } else {
+      const parts = [];
+      if (traps.length) parts.push(`trap policies installed for ${traps.join(', ')}`);
+      if (starts.length) parts.push(`initiated ${starts.map((c) => c.name).join(', ')}`);
+      this.readiness.set('startup', true, parts.join('; ') || 'no connection to start (responder only)');
+    }
+    this.metrics.setReady(this.readiness.ready);
+  }
+
+  shuttingDown(): void {
+    this.readiness.shuttingDown();
+    this.metrics.setReady(false);
+  }
+
+  async close(): Promise<void> {
+    this.detach?.();
+    this.detach = undefined;
+    await this.control?.close();
+    await this.http?.close();
+  }
+
+  private info(): Record<string, unknown> {
+    const r = this.readiness.report();
+    return {
+      datapath: this.installer?.kind ?? this.cfg.daemon.datapath,
+      uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
+      connections: this.cfg.engine.connections.map((c) => c.name),
+      ready: r.ready,
+      readiness: r.checks,
+    };
+  }
+
+  private async reload(): Promise<ReloadOutcome> {
+    const log = this.o.logs.get('config');
+    const r = this.o.load();
+    if (!r.ok) {
+      this.metrics.reloaded('invalid');
+      const text = 'fatal' in r ? r.fatal : r.errors.map((e) => e.message).join('\n');
+      log.warn(`reload: configuration invalid, nothing changed:\n${text}`);
+      throw new ControlError('invalid-config', `configuration invalid, nothing changed:\n${text}`);
+    }
+    const next = r.value;
+    const plan = planReload(this.baseline, next);
+    const l = next.daemon.log;
+    for (const s of SUBSYSTEMS) this.o.logs.setLevel(s, l.subsystems[s] ?? l.level);
+    // The running connections stay as they are; only the log section is taken over.
+    const log2 = { ...this.cfg.daemon.log, level: l.level, subsystems: l.subsystems };
+    this.cfg = { engine: this.cfg.engine, daemon: { ...this.cfg.daemon, log: log2 } };
+    this.baseline = { engine: this.baseline.engine, daemon: { ...this.baseline.daemon, log: log2 } };
+    this.metrics.reloaded(plan.pending.length > 0 ? 'restart_needed' : 'applied');
+    const applied = plan.live.length ? plan.live : ['log levels (unchanged)'];
+    for (const w of r.warnings) log.warn(`reload: ${w}`);
+    log.info(
+      { applied, pending: plan.pending },
+      `reload: applied ${applied.join('; ')}${plan.pending.length ? `; needs a restart: ${plan.pending.join('; ')}` : ''}`,
+    );
+    return { applied, pending: plan.pending, warnings: r.warnings };
+  }
+}
+
+// ---- the CLI side ---------------------------------------------------------------------------------------
+
+/** `ikegw sas` in the spirit of `swanctl --list-sas` (the asterisk marks our own IKE SPI). */
+export function formatSas(list: SaStatus[]): string {
+  if (list.length === 0) return 'no IKE_SAs\n';
+  const out: string[] = [];
+  const num = (n: number | undefined): string => (n === undefined ? '?' : String(n));
+  for (const sa of list) {
+    const i = sa.role === 'initiator' ? '*' : '';
+    const r = sa.role === 'responder' ? '*' : '';
+    out.push(`${sa.conn}: #${sa.uid}, ${sa.state}, IKEv2, ${sa.spiI}_i${i} ${sa.spiR}_r${r}`);
+    const nat = (b: boolean): string => (b ? ' (behind NAT)' : '');
+    out.push(`  local  '${sa.localId}' @ ${sa.local}${nat(sa.natLocal)}`);
+    out.push(`  remote '${sa.remoteId}' @ ${sa.remote}${nat(sa.natRemote)}`);
+    if (sa.algorithms) out.push(`  ${sa.algorithms}`);
+    if (sa.establishedSecondsAgo !== undefined) {
+      const rekey = sa.rekeyInSeconds !== undefined ? `, rekeying in ${sa.rekeyInSeconds}s` : '';
+      out.push(`  established ${sa.establishedSecondsAgo}s ago${rekey}`);
+    }
+    for (const c of sa.children) {
+      const mode = c.encap ? 'TUNNEL-in-UDP' : 'TUNNEL';
+      out.push(`  ${c.name}: #${c.uid}, reqid ${c.reqid}, ${c.state}, ${mode}, ESP:${c.algorithms}`);
+      if (c.installedSecondsAgo !== undefined) {
+        const parts = [`installed ${c.installedSecondsAgo}s ago`];
+        if (c.rekeyInSeconds !== undefined) parts.push(`rekeying in ${c.rekeyInSeconds}s`);
+        if (c.expiresInSeconds !== undefined) parts.push(`expires in ${c.expiresInSeconds}s`);
+        out.push(`    ${parts.join(', ')}`);
+      }
+      out.push(`    in  ${c.spiIn}, ${num(c.bytesIn)} bytes, ${num(c.packetsIn)} packets`);
+      out.push(`    out ${c.spiOut}, ${num(c.bytesOut)} bytes, ${num(c.packetsOut)} packets`);
+      out.push(`    local  ${c.localTs.join(' ')}`);
+      out.push(`    remote ${c.remoteTs.join(' ')}`);
+    }
+  }
+  return `${out.join('\n')}\n`;
+}
+
+export interface ControlCliIo {
+  stdout: (s: string) => void;
+  stderr: (s: string) => void;
+}
+
+/** Exit codes of the control commands (also in docs/operations.md). */
+export const EXIT = { ok: 0, failed: 1, usage: 2, unreachable: 3 } as const;
+
+function exitFor(code: ControlErrorCode): number {
+  switch (code) {
+    case 'bad-request':
+    case 'invalid-config':
+      return EXIT.usage;
+    default:
+      return EXIT.failed;
+  }
+}
+
+/**
+ * Runs one control command against the daemon and prints the outcome. Returns the exit code:
+ * 0 done, 1 the daemon ran it and it failed (or a reload left changes pending), 2 bad usage or an
+ * invalid configuration, 3 the daemon cannot be reached.
+ */
+export async function runControlCommand(
+  socket: string,
+  req: ControlRequest,
+  io: ControlCliIo,
+  opts: { json?: boolean } = {},
+): Promise<number> {
+  let res: ControlResponse;
+  try {
+    res = await controlRequest(socket, req, (text) => {
+      if (!opts.json) io.stdout(`${text}\n`);
+    });
+  } catch (e) {
+    io.stderr(`ikegw: ${e instanceof Error ? e.message : String(e)}\n`);
+    return EXIT.unreachable;
+  }
+  if (!res.ok) {
+    if (opts.json) io.stdout(`${JSON.stringify(res)}\n`);
+    io.stderr(`ikegw ${req.cmd}: ${res.error}\n`);
+    return exitFor(res.code);
+  }
+  if (opts.json) {
+    io.stdout(`${JSON.stringify(res.result, null, 2)}\n`);
+    if (req.cmd === 'reload' && (res.result as ReloadOutcome).pending.length > 0) return EXIT.failed;
+    return EXIT.ok;
+  }
+  switch (req.cmd) {
+    case 'sas':
+      io.stdout(formatSas(res.result as SaStatus[]));
+      return EXIT.ok;
+    case 'initiate':
+    case 'terminate':
+      io.stdout(`${(res.result as { message: string }).message}\n`);
+      return EXIT.ok;
+    case 'reload': {
+      const r = res.result as ReloadOutcome;
+      for (const w of r.warnings) io.stderr(`warning: ${w}\n`);
+      io.stdout(`configuration valid; applied: ${r.applied.join('; ')}\n`);
+      if (r.pending.length === 0) return EXIT.ok;
+      io.stdout(
+        `not applied (the running tunnels are untouched; these take effect when ikegw restarts):\n${r.pending.map((p) => `  - ${p}`).join('\n')}\nrestart the daemon to apply them (Kubernetes: kubectl rollout restart statefulset/<release>-vpn-frontend)\n`,
+      );
+      return EXIT.failed;
+    }
+    case 'log-level': {
+      const levels = res.result as Record<string, string>;
+      io.stdout(
+        `${Object.entries(levels)
+          .map(([k, v]) => `${k.padEnd(7)} ${v}`)
+          .join('\n')}\n`,
+      );
+      return EXIT.ok;
+    }
+    default:
+      io.stdout(`${JSON.stringify(res.result, null, 2)}\n`);
+      return EXIT.ok;
+  }
+}

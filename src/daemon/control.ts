@@ -22,6 +22,7 @@ import type { SaCounters, SaId } from '../ike/ports.js';
 import type { ConfigResult, LoadedConfig } from './config.js';
 import { OpsServer, Readiness } from './http.js';
 import {
+  type AnyBusEvent,
   busLine,
   isLogLevel,
   isSubsystem,
@@ -237,7 +238,7 @@ const TERMINAL = new Set<FailureReason>([
   'INTERNAL',
 ]);
 
-function busConn(ev: BusEvent): string | undefined {
+function busConn(ev: AnyBusEvent): string | undefined {
   switch (ev.ev) {
     case 'failure':
       return ev.sa?.conn ?? ev.conn;
@@ -253,7 +254,7 @@ function busConn(ev: BusEvent): string | undefined {
 }
 
 /** Progress text for the CLI: state changes and failures of the connection (not messages/debug). */
-function progressText(ev: BusEvent): string | undefined {
+function progressText(ev: AnyBusEvent): string | undefined {
   if (ev.ev === 'message' || ev.ev === 'dropped') return undefined;
   if (ev.ev === 'log' && ev.level === 'debug') return undefined;
   const line = busLine(ev);

@@ -253,6 +253,14 @@ export const FAILURE_HINTS: Record<FailureReason, string> = {
   INTERNAL: 'a bug in ikegw; the line before names the exception — please report it',
 };
 
+/**
+ * The COOKIE challenge event of the DoS work (src/ike/events.ts). Named here too, so this file
+ * compiles whether or not the engine's BusEvent union has it yet.
+ */
+export type CookieEvent = { ev: 'cookie'; remote: Endpoint; halfOpen: number };
+/** Every event busLine understands. */
+export type AnyBusEvent = BusEvent | CookieEvent;
+
 /** One log line: which subsystem logger, at which level, with which fields and message. */
 export interface LogLine {
   subsys: Subsystem;
@@ -267,7 +275,7 @@ export interface LogLine {
  * ("received IKE_AUTH request 1 [ IDi AUTH SA TSi TSr ]"); failures at warn/error with their cause
  * and a hint of what to check. Pure: the CLI uses it to print progress of `ikegw initiate`.
  */
-export function busLine(ev: BusEvent): LogLine | undefined {
+export function busLine(ev: AnyBusEvent): LogLine | undefined {
   switch (ev.ev) {
     case 'ike-state': {
       const role = ev.initiator ? 'initiator' : 'responder';

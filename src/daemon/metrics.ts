@@ -17,6 +17,7 @@ import type { EngineConfig } from '../ike/config.js';
 import type { IkeSaInfo } from '../ike/engine.js';
 import type { BusEvent, ChildState, FailureReason, IkeState, SaRef } from '../ike/events.js';
 import type { SaCounters, SaId } from '../ike/ports.js';
+import type { AnyBusEvent } from './log.js';
 
 export const PREFIX = 'ikegw_';
 
@@ -163,7 +164,7 @@ interface ChildTrack {
 
 const ZERO = (): ChildTrack['last'] => ({ inBytes: 0n, inPackets: 0n, outBytes: 0n, outPackets: 0n });
 
-function isLifecycle(ev: BusEvent | LifecycleEvent): ev is LifecycleEvent {
+function isLifecycle(ev: AnyBusEvent | LifecycleEvent): ev is LifecycleEvent {
   return ev.ev === 'rekey-collision' || ev.ev === 'dpd';
 }
 
@@ -457,7 +458,7 @@ export class Metrics {
   }
 
   /** One bus event (called for every BusEvent the engine emits). */
-  handle(ev: BusEvent | LifecycleEvent): void {
+  handle(ev: AnyBusEvent | LifecycleEvent): void {
     if (isLifecycle(ev)) return this.lifecycle(ev);
     switch (ev.ev) {
       case 'ike-state': {

@@ -758,10 +758,10 @@ export function convertSwanctl(root: ConfSection, opts: ImportOptions): ImportRe
     yamlConns[d.name] = reorder(d.yaml);
     result.connections.push(d.name);
   }
+  if (errors.length > 0) return result;
   for (const s of secrets) {
     if (!used.has(s)) warn(s.section, `secrets.${s.section.name}`, 'matches no connection; not used');
   }
-  if (errors.length > 0) return result;
 
   const doc: Record<string, unknown> = { connections: yamlConns };
   if (listenPort !== undefined) doc.listen = { port: listenPort };

@@ -8,11 +8,11 @@ import { createSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { systemRandom } from '../common/random.js';
-import { defaultRetransmit, type ConnectionConfig, type EngineConfig } from '../ike/config.js';
+import { type ConnectionConfig, defaultRetransmit, type EngineConfig } from '../ike/config.js';
 import { IkeEngine } from '../ike/engine.js';
 import type { Effect, IkeEvent } from '../ike/events.js';
-import { parseProposals } from '../ike/sa/proposal-syntax.js';
 import type { TsRange } from '../ike/ports.js';
+import { parseProposals } from '../ike/sa/proposal-syntax.js';
 
 const { values: o } = parseArgs({
   options: {
@@ -28,7 +28,9 @@ const { values: o } = parseArgs({
   },
 });
 if (!o.local || !o.target || !o['psk-file']) {
-  console.error('usage: loadgen --local IP --target IP --psk-file FILE [--count N --concurrency C --proposal P]');
+  console.error(
+    'usage: loadgen --local IP --target IP --psk-file FILE [--count N --concurrency C --proposal P]',
+  );
   process.exit(2);
 }
 const count = Number(o.count);
@@ -36,7 +38,14 @@ const concurrency = Number(o.concurrency);
 const port = Number(o.port);
 const psk = new Uint8Array(readFileSync(o['psk-file']));
 
-const range = (a: string, b: string): TsRange => ({ family: 4, protocol: 0, startPort: 0, endPort: 65535, startAddr: a, endAddr: b });
+const range = (a: string, b: string): TsRange => ({
+  family: 4,
+  protocol: 0,
+  startPort: 0,
+  endPort: 65535,
+  startAddr: a,
+  endAddr: b,
+});
 const ike = parseProposals([o.proposal], 'ike');
 const esp = parseProposals([o.esp], 'esp');
 const connections: ConnectionConfig[] = [];
@@ -53,6 +62,7 @@ for (let i = 0; i < count; i++) {
     fragmentSize: 1280,
     dpdDelay: 0,
     dpdAction: 'clear',
+    dpdTimeout: 0,
     rekeyTime: 0,
     overTime: 0,
     // Every SA uses the same IDi: INITIAL_CONTACT would make the responder delete the others.
@@ -77,7 +87,14 @@ for (let i = 0; i < count; i++) {
     ],
   });
 }
-const cfg: EngineConfig = { connections, retransmit: { ...defaultRetransmit, timeoutMs: 2000 }, cookieThreshold: -1, halfOpenTimeoutMs: 30_000, keepalive: 0 };
+const cfg: EngineConfig = {
+  connections,
+  retransmit: { ...defaultRetransmit, timeoutMs: 2000 },
+  cookieThreshold: -1,
+  halfOpenPerIp: 0,
+  halfOpenTimeoutMs: 30_000,
+  keepalive: 0,
+};
 const engine = new IkeEngine(cfg, { random: systemRandom, ikePort: port, nattPort: 4500 });
 const sock = createSocket('udp4');
 const timers = new Map<string, NodeJS.Timeout>();
@@ -103,7 +120,10 @@ function run(effects: Effect[]): void {
       case 'arm': {
         const k = `${e.key.sa}/${e.key.what}`;
         clearTimeout(timers.get(k));
-        timers.set(k, setTimeout(() => feed({ kind: 'timer', key: e.key }), Math.max(0, e.atMs - performance.now())));
+        timers.set(
+          k,
+          setTimeout(() => feed({ kind: 'timer', key: e.key }), Math.max(0, e.atMs - performance.now())),
+        );
         break;
       }
       case 'cancel':
@@ -168,13 +188,28 @@ function maybeDone(): void {
 }
 
 sock.on('message', (bytes, rinfo) => {
-  feed({ kind: 'datagram', local: { address: o.local!, port }, remote: { address: rinfo.address, port: rinfo.port }, bytes: new Uint8Array(bytes) });
+  feed({
+    kind: 'datagram',
+    local: { address: o.local!, port },
+    remote: { address: rinfo.address, port: rinfo.port },
+    bytes: new Uint8Array(bytes),
+  });
 });
 sock.bind(port, o.local, () => {
   t0 = performance.now();
   pump();
 });
 setTimeout(() => {
-  console.log(JSON.stringify({ count, established, failed, reasons: Object.fromEntries(reasons), timeout: true, seconds: (performance.now() - t0) / 1000, rate: established / ((tLast - t0) / 1000) }));
+  console.log(
+    JSON.stringify({
+      count,
+      established,
+      failed,
+      reasons: Object.fromEntries(reasons),
+      timeout: true,
+      seconds: (performance.now() - t0) / 1000,
+      rate: established / ((tLast - t0) / 1000),
+    }),
+  );
   process.exit(1);
 }, Number(o['max-seconds']) * 1000).unref();

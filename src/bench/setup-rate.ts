@@ -132,7 +132,7 @@ function startIkegw(t: Topology, proposals: string[]): ChildProcess {
         start_action: none
 datapath: memory
 listen: { address: '${RESP}', port: 500, nat_port: 4500 }
-dos: { cookie_threshold: -1 }
+dos: { cookie_threshold: -1, half_open_per_ip: 0 }
 log: { level: warn, format: json }
 `,
   );

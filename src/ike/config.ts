@@ -78,6 +78,8 @@ export interface ConnectionConfig {
   /** Seconds; 0 disables. */
   dpdDelay: number;
   dpdAction: DpdAction;
+  /** Seconds after which an unanswered liveness check declares the peer dead (0 = the retransmit schedule). */
+  dpdTimeout: number;
   rekeyTime: number;
   overTime: number;
   /** Send INITIAL_CONTACT on the first IKE_SA to this peer. */
@@ -90,6 +92,8 @@ export interface EngineConfig {
   retransmit: RetransmitConfig;
   /** Half-open IKE_SAs before COOKIEs are required (0 = always, -1 = never). */
   cookieThreshold: number;
+  /** Half-open IKE_SAs accepted from one address (0 = no limit); strongSwan's block_threshold. */
+  halfOpenPerIp: number;
   halfOpenTimeoutMs: number;
   /** Default NAT keepalive interval in seconds. */
   keepalive: number;

@@ -3,7 +3,7 @@
 // the response cache for retransmitted requests, and the kernel-operation bookkeeping.
 
 import { createHash } from 'node:crypto';
-import { concat, spiHex, Writer } from '../common/bytes.js';
+import { concat, equalBytes, spiHex, Writer } from '../common/bytes.js';
 import { DecodeError, IkeProtocolError, IntegrityError } from '../common/errors.js';
 import type { Random } from '../common/random.js';
 import type { ChildConfig, ConnectionConfig, EngineConfig } from './config.js';
@@ -112,6 +112,10 @@ export class IkeEngine implements EngineCtx {
   private readonly ops = new Map<number, (error?: string) => void>();
   private readonly queues = new Map<IkeSa, Array<() => void>>();
   private readonly engineTimers = new Map<string, { gen: number; run: () => void }>();
+  private readonly halfOpenByIp = new Map<string, number>();
+  private readonly restartBackoff = new Map<string, number>();
+  private readonly cookieSecret: Uint8Array;
+  private shuttingDown = false;
   private out: Effect[] = [];
   private uidSeq = 0;
   private opSeq = 0;
@@ -122,6 +126,7 @@ export class IkeEngine implements EngineCtx {
     this.random = deps.random;
     this.ikePort = deps.ikePort ?? 500;
     this.nattPort = deps.nattPort ?? 4500;
+    this.cookieSecret = this.random.bytes(32);
   }
 
   /** The single entry point: process one event at time `nowMs`, return what to do. */
@@ -362,9 +367,10 @@ export class IkeEngine implements EngineCtx {
       what: opts.what,
       onResponse: opts.onResponse,
       onTimeout: opts.onTimeout,
+      deadlineMs: opts.deadlineMs,
     };
     this.sendPackets(sa, [bytes], exchange, false, msgId, payloads);
-    this.arm(sa, 'retransmit', this.now + delayMs(this.cfg.retransmit, 0, this.random.float()));
+    this.armRetransmit(sa, 0, opts.deadlineMs);
   }
 
   respond(sa: IkeSa, req: IkeMessage, reqBytes: Uint8Array, payloads: Payload[]): void {
@@ -400,7 +406,7 @@ export class IkeEngine implements EngineCtx {
     sa.pending = undefined;
     this.queues.delete(sa);
     if (this.bySpi.get(localSpi(sa)) === sa) this.bySpi.delete(localSpi(sa));
-    for (const [k, v] of this.halfOpen) if (v === sa) this.halfOpen.delete(k);
+    this.leaveHalfOpen(sa);
     this.emit({
       ev: 'ike-state',
       sa: this.ref(sa),
@@ -408,13 +414,15 @@ export class IkeEngine implements EngineCtx {
       initiator: sa.initiator,
       detail: reason,
     });
+    this.maybeRestart(sa, reason);
   }
 
   established(sa: IkeSa): void {
     sa.state = 'ESTABLISHED';
     sa.establishedAtMs = this.now;
-    for (const [k, v] of this.halfOpen) if (v === sa) this.halfOpen.delete(k);
+    this.leaveHalfOpen(sa);
     this.cancel(sa, 'half-open');
+    this.restartBackoff.delete(sa.conn.name);
     this.emit({
       ev: 'ike-established',
       sa: this.ref(sa),
@@ -433,6 +441,110 @@ export class IkeEngine implements EngineCtx {
     // RFC 3948 §4: behind a NAT we keep the mapping alive.
     if (sa.natLocal && this.cfg.keepalive > 0)
       this.arm(sa, 'keepalive', this.now + this.cfg.keepalive * 1000);
+  }
+
+  /**
+   * RFC 7296 §2.23: when the peer is behind a NAT, an authenticated message from a new address or
+   * port moves the IKE_SA there, and the CHILD_SAs' ESP-in-UDP encapsulation follows.
+   */
+  private followPeer(sa: IkeSa, local: Endpoint, remote: Endpoint): void {
+    const moved = remote.address !== sa.remote.address || remote.port !== sa.remote.port;
+    const first = sa.state === 'CONNECTING';
+    sa.local = local;
+    if (!moved) return;
+    const old = sa.remote;
+    sa.remote = remote;
+    if (first || (!sa.natRemote && !sa.natLocal)) return;
+    this.log(
+      'info',
+      'ike',
+      `peer moved from ${old.address}:${old.port} to ${remote.address}:${remote.port} (NAT mapping changed); updating the CHILD_SAs`,
+      sa,
+    );
+    for (const c of sa.children) {
+      const encap = c.encap ? { sport: local.port, dport: remote.port } : undefined;
+      const note = (err?: string) => {
+        if (err)
+          this.log(
+            'warn',
+            'kernel',
+            `updating CHILD_SA ${c.cfg.name} for the new peer address failed: ${err}`,
+            sa,
+          );
+      };
+      if (c.installedOut) {
+        this.kernel(
+          {
+            op: 'updateSa',
+            id: { ...c.installedOut, spi: c.spiOut, protocol: 'esp' },
+            newSrc: local.address,
+            newDst: remote.address,
+            encap,
+          },
+          note,
+        );
+        c.installedOut = { src: local.address, dst: remote.address };
+      }
+      if (c.installedIn) {
+        this.kernel(
+          {
+            op: 'updateSa',
+            id: { ...c.installedIn, spi: c.spiIn, protocol: 'esp' },
+            newSrc: remote.address,
+            newDst: local.address,
+            encap: encap && { sport: remote.port, dport: local.port },
+          },
+          note,
+        );
+        c.installedIn = { src: remote.address, dst: local.address };
+      }
+    }
+  }
+
+  private leaveHalfOpen(sa: IkeSa): void {
+    if (sa.initiator || sa.halfOpenKey === undefined) return;
+    if (this.halfOpen.get(sa.halfOpenKey) === sa) {
+      this.halfOpen.delete(sa.halfOpenKey);
+      const n = (this.halfOpenByIp.get(sa.remote.address) ?? 1) - 1;
+      if (n > 0) this.halfOpenByIp.set(sa.remote.address, n);
+      else this.halfOpenByIp.delete(sa.remote.address);
+    }
+    sa.halfOpenKey = undefined;
+  }
+
+  /** RFC 7296 §2.6: Cookie = <VersionIDofSecret> | Hash(Ni | IPi | SPIi | <secret>). */
+  private cookieFor(msg: IkeMessage, remote: Endpoint): Uint8Array {
+    const ni = msg.payloads.find((p) => p.type === PayloadType.NONCE && 'data' in p) as
+      | { data: Uint8Array }
+      | undefined;
+    const h = createHash('sha256');
+    h.update(ni?.data ?? new Uint8Array(0));
+    h.update(remote.address);
+    h.update(spiHex(msg.header.spiI));
+    h.update(this.cookieSecret);
+    return concat(new Uint8Array([1]), new Uint8Array(h.digest()));
+  }
+
+  /** Intentional ends of an IKE_SA after which nothing is re-established. */
+  private static readonly FINAL =
+    /^(terminated by command|shutting down|rekeyed|redundant|replaced after INITIAL_CONTACT|half-open timeout)/;
+
+  /**
+   * start_action=start (and dpd_action/close_action=restart|start): bring the connection back after
+   * an unintended end, with exponential backoff (1 s doubling up to 60 s, reset once established).
+   */
+  private maybeRestart(sa: IkeSa, reason: string): void {
+    const conn = sa.conn;
+    if (IkeEngine.FINAL.test(reason) || this.shuttingDown) return;
+    const wanted =
+      conn.children.some((c) => c.startAction === 'start' || c.closeAction === 'start') ||
+      (reason.startsWith('peer unreachable') && conn.dpdAction === 'restart');
+    if (!wanted || !conn.remoteAddrs.some((a) => a !== '%any')) return;
+    if (this.all().some((o) => o !== sa && o.conn === conn && o.state !== 'DESTROYED')) return;
+    const delay = this.restartBackoff.get(conn.name) ?? 0;
+    this.restartBackoff.set(conn.name, Math.min(60_000, Math.max(1_000, delay * 2)));
+    this.log('info', 'ike', `${conn.name}: re-establishing in ${(delay / 1000).toFixed(0)} s (${reason})`);
+    this.armEngine(`restart:${conn.name}`, this.now + delay, () => this.initiate(conn));
   }
 
   private jittered(ms: number): number {
@@ -655,6 +767,7 @@ export class IkeEngine implements EngineCtx {
     }
     this.emitIn(sa, msg, inner, bytes, remote);
     if (msg.header.exchange === ExchangeType.IKE_SA_INIT) sa.initResponse = bytes;
+    else if (sa.natRemote) this.followPeer(sa, sa.local, remote);
     sa.pending = undefined;
     this.cancel(sa, 'retransmit');
     sa.nextMsgId = msg.header.msgId + 1;
@@ -710,8 +823,7 @@ export class IkeEngine implements EngineCtx {
     sa.nextPeerMsgId = id + 1;
     sa.lastInboundMs = this.now;
     // The peer's authenticated request tells us where it is now (NAT-T float, NAT rebinding).
-    sa.local = local;
-    sa.remote = remote;
+    this.followPeer(sa, local, remote);
     const critical = findUnsupportedCritical(inner);
     if (critical !== undefined) {
       this.respond(sa, msg, bytes, [notify(Notify.UNSUPPORTED_CRITICAL_PAYLOAD, new Uint8Array([critical]))]);
@@ -781,6 +893,29 @@ export class IkeEngine implements EngineCtx {
       return this.dropped(remote, 'duplicate', 'second, different IKE_SA_INIT with the same SPIi');
     }
     this.emitIn(undefined, msg, msg.payloads, bytes, remote);
+    // DoS protection (RFC 7296 §2.6): a per-address half-open limit, and stateless COOKIEs once
+    // the half-open count reaches the threshold, so a flood costs us no state and no DH.
+    const perIp = this.halfOpenByIp.get(remote.address) ?? 0;
+    if (this.cfg.halfOpenPerIp > 0 && perIp >= this.cfg.halfOpenPerIp) {
+      return this.dropped(
+        remote,
+        'half-open-limit',
+        `${perIp} half-open IKE_SAs from ${remote.address} already`,
+      );
+    }
+    if (this.cfg.cookieThreshold >= 0 && this.halfOpen.size >= this.cfg.cookieThreshold) {
+      const want = this.cookieFor(msg, remote);
+      const first = msg.payloads[0];
+      const ok =
+        first?.type === PayloadType.NOTIFY &&
+        'notifyType' in first &&
+        first.notifyType === Notify.COOKIE &&
+        equalBytes(first.data, want);
+      if (!ok) {
+        this.emit({ ev: 'cookie', remote, halfOpen: this.halfOpen.size });
+        return this.sendUnprotected(local, remote, msg, [notify(Notify.COOKIE, want)]);
+      }
+    }
     const critical = findUnsupportedCritical(msg.payloads);
     if (critical !== undefined) {
       return this.sendUnprotected(local, remote, msg, [
@@ -809,6 +944,8 @@ export class IkeEngine implements EngineCtx {
       const payloads = processInitRequest(this, conn, msg, bytes, local, remote, sa);
       this.register(sa);
       this.halfOpen.set(key, sa);
+      sa.halfOpenKey = key;
+      this.halfOpenByIp.set(remote.address, perIp + 1);
       this.emit({ ev: 'ike-state', sa: this.ref(sa), state: 'CONNECTING', initiator: false });
       this.respond(sa, msg, bytes, payloads);
       sa.nextPeerMsgId = 1;
@@ -989,7 +1126,15 @@ export class IkeEngine implements EngineCtx {
       }
       return;
     }
-    this.log('debug', 'kernel', `kernel event ${ev.kind} not handled yet`);
+    if (ev.kind === 'mapping') {
+      // The data path saw ESP-in-UDP from a new port (XFRM_MSG_MAPPING): follow it like IKE would.
+      for (const sa of this.all()) {
+        if (sa.children.some((c) => c.spiIn === ev.spi) && sa.natRemote)
+          return this.followPeer(sa, sa.local, ev.newRemote);
+      }
+      return;
+    }
+    this.log('debug', 'kernel', `kernel event not handled`);
   }
 
   private onCommand(cmd: Command): void {
@@ -1007,6 +1152,7 @@ export class IkeEngine implements EngineCtx {
           if (sa.conn.name === cmd.conn) sendIkeDelete(this, sa, 'terminated by command');
         return;
       case 'shutdown':
+        this.shuttingDown = true;
         for (const sa of this.all()) sendIkeDelete(this, sa, 'shutting down');
         for (const conn of this.cfg.connections)
           for (const child of conn.children)
@@ -1097,14 +1243,18 @@ export class IkeEngine implements EngineCtx {
     const p = sa.pending;
     if (!p) return;
     p.attempt++;
-    if (p.attempt > this.cfg.retransmit.tries) {
+    const pastDeadline = p.deadlineMs !== undefined && this.now >= p.deadlineMs;
+    if (p.attempt > this.cfg.retransmit.tries || pastDeadline) {
       sa.pending = undefined;
+      const after = pastDeadline
+        ? `within ${((this.now - p.sentAtMs) / 1000).toFixed(0)} s (dpd_timeout)`
+        : `after ${this.cfg.retransmit.tries} retransmits`;
       this.emit({
         ev: 'failure',
         sa: this.ref(sa),
         conn: sa.conn.name,
         reason: 'TIMEOUT',
-        detail: `no response from ${sa.remote.address}:${sa.remote.port} to ${p.what} after ${this.cfg.retransmit.tries} retransmits (UDP 500/4500 blocked, or the peer is down?)`,
+        detail: `no response from ${sa.remote.address}:${sa.remote.port} to ${p.what} ${after} (UDP 500/4500 blocked, or the peer is down?)`,
       });
       if (p.onTimeout) return p.onTimeout();
       return this.destroy(sa, `${p.what} timed out`);
@@ -1117,14 +1267,21 @@ export class IkeEngine implements EngineCtx {
       attempt: p.attempt,
     });
     for (const bytes of p.packets) this.out.push({ kind: 'send', local: sa.local, remote: sa.remote, bytes });
-    this.arm(sa, 'retransmit', this.now + delayMs(this.cfg.retransmit, p.attempt, this.random.float()));
+    this.armRetransmit(sa, p.attempt, p.deadlineMs);
+  }
+
+  /** strongSwan's schedule; with a deadline (dpd_timeout) the gaps shrink so several tries still fit. */
+  private armRetransmit(sa: IkeSa, attempt: number, deadlineMs?: number): void {
+    let d = delayMs(this.cfg.retransmit, attempt, this.random.float());
+    if (deadlineMs !== undefined) d = Math.min(d, Math.max(1_000, (deadlineMs - this.now) / 2));
+    this.arm(sa, 'retransmit', this.now + d);
   }
 
   private dpd(sa: IkeSa): void {
     if (sa.state !== 'ESTABLISHED') return;
     const delay = sa.conn.dpdDelay * 1000;
     if (!sa.pending && this.now - sa.lastInboundMs >= delay) {
-      sendDpd(this, sa, () => {
+      sendDpd(this, sa, sa.conn.dpdTimeout > 0 ? this.now + sa.conn.dpdTimeout * 1000 : undefined, () => {
         const conn = sa.conn;
         const children = sa.children.map((c) => c.cfg);
         this.destroy(sa, 'peer unreachable (DPD)');
@@ -1135,8 +1292,9 @@ export class IkeEngine implements EngineCtx {
           msg: `${conn.name}: peer ${sa.remote.address} unreachable (DPD), dpd_action=${conn.dpdAction}`,
           fields: { dpd: 'failed' },
         });
-        // dpd_action: restart re-establishes now; trap relies on the trap policies, which stay; clear does nothing.
-        if (conn.dpdAction === 'restart') this.initiate(conn, children[0]);
+        // dpd_action: restart re-establishes (destroy -> maybeRestart, first try at once); trap relies on
+        // the trap policies, which stay; clear does nothing.
+        void children;
       });
     }
     this.arm(sa, 'dpd', this.now + delay);

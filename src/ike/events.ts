@@ -118,6 +118,8 @@ export type BusEvent =
     }
   | { ev: 'retransmit'; sa: SaRef; exchange: string; msgId: number; attempt: number }
   | { ev: 'dropped'; reason: string; remote: Endpoint; detail: string }
+  /** We answered an IKE_SA_INIT with a COOKIE challenge (RFC 7296 §2.6). */
+  | { ev: 'cookie'; remote: Endpoint; halfOpen: number }
   | {
       ev: 'log';
       level: 'debug' | 'info' | 'warn' | 'error';

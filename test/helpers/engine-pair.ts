@@ -62,6 +62,7 @@ export function connection(
     fragmentSize: 1280,
     dpdDelay: 0,
     dpdAction: 'restart',
+    dpdTimeout: 0,
     rekeyTime: 14400,
     overTime: 1440,
     initialContact: true,
@@ -75,6 +76,7 @@ export function engineConfig(connections: ConnectionConfig[]): EngineConfig {
     connections,
     retransmit: { ...defaultRetransmit },
     cookieThreshold: -1,
+    halfOpenPerIp: 0,
     halfOpenTimeoutMs: 30_000,
     keepalive: 20,
   };

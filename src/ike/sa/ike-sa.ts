@@ -31,6 +31,7 @@ export interface PendingRequest {
   onResponse: (msg: IkeMessage, inner: Payload[]) => void;
   /** Called when retransmits are exhausted. */
   onTimeout?: () => void;
+  deadlineMs?: number;
 }
 
 export interface CachedResponse {
@@ -125,6 +126,8 @@ export interface IkeSa {
   ikeRekey?: { nonceI: Uint8Array; ke: KeyExchange; spi: bigint; nonceR?: Uint8Array; newSa?: IkeSa };
   /** The peer rekeyed this IKE_SA (we responded): its nonces and the new SA (collisions, §2.8.2). */
   ikeRekeyedByPeer?: { nonceI: Uint8Array; nonceR: Uint8Array; newSa: IkeSa };
+  /** Key in the engine's half-open table while a responder SA awaits IKE_AUTH. */
+  halfOpenKey?: string;
   /** The IKE_SA this one replaced by a rekey (for logs). */
   rekeyedFrom?: number;
 }

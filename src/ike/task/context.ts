@@ -10,6 +10,8 @@ export interface RequestOptions {
   what: string;
   onResponse: (msg: IkeMessage, inner: Payload[]) => void;
   onTimeout?: () => void;
+  /** Give up at this time even if retransmits remain (dpd_timeout). */
+  deadlineMs?: number;
 }
 
 export interface EngineCtx {

@@ -80,8 +80,9 @@ export function sendInitRequest(
   onEstablishedInit: (sa: IkeSa) => void,
 ): void {
   const conn = sa.conn;
-  sa.ke = createKeyExchange(group, ctx.random);
-  sa.nonceI = ctx.random.bytes(NONCE_LEN);
+  // A COOKIE retry repeats the same request (RFC 7296 §2.6: the cookie covers Ni); a new group needs a new KE.
+  if (!sa.ke || sa.ke.group !== group) sa.ke = createKeyExchange(group, ctx.random);
+  if (sa.nonceI.length === 0) sa.nonceI = ctx.random.bytes(NONCE_LEN);
   const payloads: Payload[] = [];
   if (sa.cookie) payloads.push(notify(Notify.COOKIE, sa.cookie));
   payloads.push(saPayload(toWireProposals(conn.ikeProposals, ProtocolId.IKE, new Uint8Array(0))));

@@ -66,9 +66,10 @@ export function sendChildDelete(ctx: EngineCtx, sa: IkeSa, child: ChildSa): void
 }
 
 /** Send an empty INFORMATIONAL (liveness check, RFC 7296 §2.4). */
-export function sendDpd(ctx: EngineCtx, sa: IkeSa, onDead: () => void): void {
+export function sendDpd(ctx: EngineCtx, sa: IkeSa, deadlineMs: number | undefined, onDead: () => void): void {
   ctx.request(sa, ExchangeType.INFORMATIONAL, [], {
     what: 'DPD',
+    deadlineMs,
     onResponse: () => undefined,
     onTimeout: onDead,
   });

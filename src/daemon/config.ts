@@ -548,6 +548,7 @@ const CONN_KEYS = [
   'fragment_size',
   'dpd_delay',
   'dpd_action',
+  'dpd_timeout',
   'rekey_time',
   'over_time',
   'unique',
@@ -773,6 +774,7 @@ function connection(
   const fragmentSize =
     o.fragment_size === undefined ? 1280 : int(ctx, at('fragment_size'), o.fragment_size, 576, 65535);
   const dpdDelay = o.dpd_delay === undefined ? 0 : duration(ctx, at('dpd_delay'), o.dpd_delay);
+  const dpdTimeout = o.dpd_timeout === undefined ? 0 : duration(ctx, at('dpd_timeout'), o.dpd_timeout);
   let dpdAction =
     o.dpd_action === undefined ? undefined : oneOf(ctx, at('dpd_action'), o.dpd_action, DPD_ACTIONS);
   const rekeyTime = o.rekey_time === undefined ? 4 * 3600 : duration(ctx, at('rekey_time'), o.rekey_time);
@@ -834,6 +836,7 @@ function connection(
     fragmentation: fragmentation!,
     fragmentSize: fragmentSize!,
     dpdDelay: dpdDelay!,
+    dpdTimeout: dpdTimeout!,
     dpdAction: dpdAction ?? 'clear',
     rekeyTime: rekeyTime!,
     overTime: overTime!,
@@ -999,7 +1002,12 @@ function validate(ctx: Ctx, doc: unknown): LoadedConfig | undefined {
     }
   }
 
-  const dos = mapping(ctx, 'dos', root.dos, ['cookie_threshold', 'half_open_timeout']);
+  const dos = mapping(ctx, 'dos', root.dos, ['cookie_threshold', 'half_open_timeout', 'half_open_per_ip']);
+  // strongSwan's block_threshold: half-open IKE_SAs accepted from one address.
+  const halfOpenPerIp =
+    dos?.half_open_per_ip === undefined
+      ? 5
+      : int(ctx, 'dos.half_open_per_ip', dos.half_open_per_ip, 0, 1_000_000);
   const cookieThreshold =
     dos?.cookie_threshold === undefined
       ? 10
@@ -1051,6 +1059,7 @@ function validate(ctx: Ctx, doc: unknown): LoadedConfig | undefined {
     connections: conns,
     retransmit: retransmit!,
     cookieThreshold: cookieThreshold!,
+    halfOpenPerIp: halfOpenPerIp!,
     halfOpenTimeoutMs: Math.round(halfOpen! * 1000),
     keepalive: keepalive!,
   };

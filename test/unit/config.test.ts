@@ -297,7 +297,7 @@ describe('loadConfig: each bad field gives one error naming it', () => {
     [
       'a typo in a key',
       conn('    dpd_dealy: 30s'),
-      'connections.onprem.dpd_dealy: unknown key (did you mean "dpd_delay"?); allowed: remote_addrs, local_addrs, remote_port, local, remote, psk, proposals, encap, fragmentation, fragment_size, dpd_delay, dpd_action, rekey_time, over_time, unique, version, children',
+      'connections.onprem.dpd_dealy: unknown key (did you mean "dpd_delay"?); allowed: remote_addrs, local_addrs, remote_port, local, remote, psk, proposals, encap, fragmentation, fragment_size, dpd_delay, dpd_action, dpd_timeout, rekey_time, over_time, unique, version, children',
     ],
     [
       'a missing peer address',

@@ -13,6 +13,7 @@
 // (root in the chart) can connect. There is no other authentication.
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { type Clock, monotonicClock } from '../common/clock.js';
@@ -31,7 +32,7 @@ import {
   SUBSYSTEMS,
   type Subsystem,
 } from './log.js';
-import { type CounterSource, Metrics } from './metrics.js';
+import { type CounterSource, Metrics, MonotonicDrops, xfrmStatErrors } from './metrics.js';
 
 export const MAX_LINE = 64 * 1024;
 
@@ -695,6 +696,35 @@ export function planReload(cur: LoadedConfig, next: LoadedConfig): { live: strin
 
 // ---- wiring: metrics, HTTP, readiness, control socket -------------------------------------------------
 
+interface StatusShape {
+  sas?: Array<{ spi?: number; dir?: string; dst?: string; drops?: Record<string, number> }>;
+  drops?: Record<string, number>;
+}
+
+/**
+ * Where the data path's drop counters (replay, unknown SPI, ICV failures, ...) come from: the
+ * installer's own `datapathErrors()`, else the userspace data path's `status()` (per-SA drops made
+ * monotonic), else for XFRM the kernel's /proc/net/xfrm_stat of this network namespace.
+ */
+export function datapathErrorSource(
+  installer: CounterSource & { kind?: string },
+): (() => Promise<Record<string, number | bigint>> | Record<string, number | bigint>) | undefined {
+  if (typeof installer.datapathErrors === 'function') return () => installer.datapathErrors!();
+  const status = (installer as { status?: unknown }).status;
+  if (typeof status === 'function') {
+    const mono = new MonotonicDrops();
+    return () => {
+      const st = status.call(installer) as StatusShape;
+      const perSa = new Map<string, Record<string, number>>();
+      for (const sa of st.sas ?? []) perSa.set(`${sa.dir}/${sa.spi}/${sa.dst}`, sa.drops ?? {});
+      return mono.update({ perSa, global: st.drops ?? {} });
+    };
+  }
+  if (installer.kind === 'xfrm')
+    return async () => xfrmStatErrors(await readFile('/proc/net/xfrm_stat', 'utf8'));
+  return undefined;
+}
+
 type LoadResult = ConfigResult | { ok: false; fatal: string };
 
 export interface OperationsOptions {
@@ -820,7 +850,11 @@ export class Operations {
     this.daemon = daemon;
     this.installer = installer;
     this.kernelErrorsAtStart = daemon.stats.kernelErrors;
-    this.detach = this.metrics.attach(daemon, installer);
+    const errors = datapathErrorSource(installer);
+    this.detach = this.metrics.attach(daemon, {
+      querySa: (id) => installer.querySa(id),
+      ...(errors ? { datapathErrors: errors } : {}),
+    });
   }
 
   /** Call right after daemon.start(): readiness follows once the start-up kernel work is done. */

@@ -459,7 +459,7 @@ export function convertSwanctl(root: ConfSection, opts: ImportOptions): ImportRe
       );
       out.remote_addrs = ['%any'];
     } else if (remote) out.remote_addrs = remote;
-    if (local && local.some((a) => a !== '%any')) out.local_addrs = local.filter((a) => a !== '%any');
+    if (local?.some((a) => a !== '%any')) out.local_addrs = local.filter((a) => a !== '%any');
 
     for (const s of c.settings) {
       const k = s.key;

@@ -624,6 +624,7 @@ export async function runDaemon(o: RunOptions): Promise<number> {
       { datapath: settings.datapath },
       `cannot set up the ${settings.datapath} data path: ${errorText(e)}`,
     );
+    await ops.close();
     return 1;
   }
   let daemon: Daemon | undefined;

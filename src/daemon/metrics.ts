@@ -822,3 +822,66 @@ function setCounter<L extends string>(
   if (!keep) c.reset();
   c.inc(labels, value);
 }
+
+// ---- data-path error sources ------------------------------------------------------------------------
+
+/** Drop counters of one SA that disappear with the SA (the userspace data path's status()). */
+export interface DropSnapshot {
+  /** Per SA (key unique per SA, e.g. "in/c1234567/10.0.0.1"), counts since the SA was added. */
+  perSa: Map<string, Record<string, number>>;
+  /** Drops that belong to no SA, since start. */
+  global: Record<string, number>;
+}
+
+/** Turns per-SA drop counts, which vanish with their SA, into totals that never go down. */
+export class MonotonicDrops {
+  private readonly last = new Map<string, Record<string, number>>();
+  private readonly retired: Record<string, number> = {};
+
+  update(s: DropSnapshot): Record<string, number> {
+    for (const [key, old] of this.last) {
+      if (s.perSa.has(key)) continue;
+      for (const [r, n] of Object.entries(old)) this.retired[r] = (this.retired[r] ?? 0) + n;
+      this.last.delete(key);
+    }
+    const out: Record<string, number> = { ...this.retired };
+    for (const [key, d] of s.perSa) {
+      this.last.set(key, { ...d });
+      for (const [r, n] of Object.entries(d)) out[r] = (out[r] ?? 0) + n;
+    }
+    for (const [r, n] of Object.entries(s.global)) out[r] = (out[r] ?? 0) + n;
+    return out;
+  }
+}
+
+/** /proc/net/xfrm_stat names -> the reasons the userspace data path uses (others: snake case). */
+const XFRM_STAT_REASON: Record<string, string> = {
+  XfrmInNoStates: 'unknown-spi',
+  XfrmInStateSeqError: 'replay',
+  XfrmInStateProtoError: 'auth',
+  XfrmInTmplMismatch: 'selector',
+  XfrmInNoPols: 'no-policy',
+  XfrmInStateExpired: 'expired',
+  XfrmOutStateExpired: 'expired',
+  XfrmOutNoStates: 'no-sa',
+  XfrmOutStateSeqError: 'seq-exhausted',
+  XfrmInHdrError: 'malformed',
+};
+
+/** Parses /proc/net/xfrm_stat (the kernel's XFRM MIB of this network namespace). */
+export function xfrmStatErrors(text: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const line of text.split('\n')) {
+    const m = /^(Xfrm\w+)\s+(\d+)\s*$/.exec(line);
+    if (!m) continue;
+    const name = m[1]!;
+    const reason =
+      XFRM_STAT_REASON[name] ??
+      name
+        .slice(4)
+        .replace(/([a-z])([A-Z])/g, '$1_$2')
+        .toLowerCase();
+    out[reason] = (out[reason] ?? 0) + Number(m[2]);
+  }
+  return out;
+}

@@ -1,7 +1,14 @@
 // Metrics from a sequence of bus events and a scripted SA list: exact exposition lines.
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../src/common/clock.js';
-import { algorithmLabels, BoundedLabel, Metrics } from '../../../src/daemon/metrics.js';
+import { datapathErrorSource } from '../../../src/daemon/control.js';
+import {
+  algorithmLabels,
+  BoundedLabel,
+  Metrics,
+  MonotonicDrops,
+  xfrmStatErrors,
+} from '../../../src/daemon/metrics.js';
 import type { IkeSaInfo } from '../../../src/ike/engine.js';
 import type { BusEvent } from '../../../src/ike/events.js';
 import type { SaCounters, SaId } from '../../../src/ike/ports.js';
@@ -413,5 +420,46 @@ describe('algorithmLabels', () => {
       dh_group: 'CURVE_25519',
     });
     expect(algorithmLabels('AES_CBC_256/HMAC_SHA1_96').integrity_key_bits).toBe('160');
+  });
+});
+
+describe('data-path error sources', () => {
+  it('per-SA drop counts stay monotonic when their SA goes away', () => {
+    const m = new MonotonicDrops();
+    const snap = (sas: Array<[string, Record<string, number>]>, global: Record<string, number> = {}) =>
+      m.update({ perSa: new Map(sas), global });
+    expect(snap([['in/1', { replay: 2 }]], { 'unknown-spi': 1 })).toEqual({ replay: 2, 'unknown-spi': 1 });
+    expect(snap([['in/1', { replay: 3, auth: 1 }]], { 'unknown-spi': 1 })).toEqual({
+      replay: 3,
+      auth: 1,
+      'unknown-spi': 1,
+    });
+    // rekey: SA 1 deleted, SA 2 new
+    expect(snap([['in/2', { replay: 1 }]], { 'unknown-spi': 4 })).toEqual({
+      replay: 4,
+      auth: 1,
+      'unknown-spi': 4,
+    });
+  });
+
+  it('reads the userspace status() shape and the kernel xfrm_stat', async () => {
+    let sas = [{ spi: 0xc1, dir: 'in', dst: '10.0.0.1', drops: { replay: 5 } }];
+    const fake = {
+      kind: 'userspace',
+      querySa: () => Promise.reject(new Error('x')),
+      status: () => ({ sas, drops: { 'no-policy': 2 } }),
+    };
+    const src = datapathErrorSource(fake);
+    expect(await src?.()).toEqual({ replay: 5, 'no-policy': 2 });
+    sas = [];
+    expect(await src?.()).toEqual({ replay: 5, 'no-policy': 2 });
+    expect(
+      xfrmStatErrors(
+        'XfrmInError             \t0\nXfrmInNoStates          \t7\nXfrmInStateSeqError     \t3\nXfrmOutPolBlock 1\n',
+      ),
+    ).toEqual({ in_error: 0, 'unknown-spi': 7, replay: 3, out_pol_block: 1 });
+    expect(
+      datapathErrorSource({ kind: 'memory', querySa: () => Promise.reject(new Error('x')) }),
+    ).toBeUndefined();
   });
 });

@@ -47,7 +47,7 @@ import {
   summarize,
 } from './wire/message.js';
 import { checkPayloadRules, findUnsupportedCritical } from './wire/rules.js';
-import type { IkeMessage, Payload, SkPayload } from './wire/types.js';
+import type { IkeMessage, Payload, SkfPayload, SkPayload } from './wire/types.js';
 
 export interface EngineDeps {
   random: Random;
@@ -91,6 +91,9 @@ export interface ChildSaInfo {
 
 const HEADER_LEN = 28;
 const ENGINE_TIMERS = 'engine';
+/** Reassembly bounds (tuning): fragments per message and bytes per reassembled message. */
+const MAX_FRAGMENTS = 64;
+const MAX_REASSEMBLED = 64 * 1024;
 /** Old inbound SAs stay this long after a rekey, for packets in flight (tuning, not spec). */
 export const INBOUND_LINGER_MS = 3_000;
 
@@ -356,12 +359,12 @@ export class IkeEngine implements EngineCtx {
       return;
     }
     const msgId = exchange === ExchangeType.IKE_SA_INIT ? 0 : sa.nextMsgId;
-    const bytes = this.encode(sa, exchange, false, msgId, payloads);
-    if (exchange === ExchangeType.IKE_SA_INIT) sa.initRequest = bytes;
+    const packets = this.encode(sa, exchange, false, msgId, payloads);
+    if (exchange === ExchangeType.IKE_SA_INIT) sa.initRequest = packets[0];
     sa.pending = {
       msgId,
       exchange,
-      packets: [bytes],
+      packets,
       attempt: 0,
       sentAtMs: this.now,
       what: opts.what,
@@ -369,16 +372,16 @@ export class IkeEngine implements EngineCtx {
       onTimeout: opts.onTimeout,
       deadlineMs: opts.deadlineMs,
     };
-    this.sendPackets(sa, [bytes], exchange, false, msgId, payloads);
+    this.sendPackets(sa, packets, exchange, false, msgId, payloads);
     this.armRetransmit(sa, 0, opts.deadlineMs);
   }
 
   respond(sa: IkeSa, req: IkeMessage, reqBytes: Uint8Array, payloads: Payload[]): void {
     const ex = req.header.exchange;
-    const bytes = this.encode(sa, ex, true, req.header.msgId, payloads);
-    if (ex === ExchangeType.IKE_SA_INIT) sa.initResponse = bytes;
-    sa.lastResponse = { msgId: req.header.msgId, requestDigest: digest(reqBytes), packets: [bytes] };
-    this.sendPackets(sa, [bytes], ex, true, req.header.msgId, payloads);
+    const packets = this.encode(sa, ex, true, req.header.msgId, payloads);
+    if (ex === ExchangeType.IKE_SA_INIT) sa.initResponse = packets[0];
+    sa.lastResponse = { msgId: req.header.msgId, requestDigest: digest(reqBytes), packets };
+    this.sendPackets(sa, packets, ex, true, req.header.msgId, payloads);
   }
 
   destroy(sa: IkeSa, reason: string): void {
@@ -591,13 +594,14 @@ export class IkeEngine implements EngineCtx {
 
   // ------------------------------------------------------------------------------ messages
 
+  /** Encode a message; protected ones are fragmented (RFC 7383) when negotiated and too large. */
   private encode(
     sa: IkeSa,
     exchange: number,
     response: boolean,
     msgId: number,
     payloads: Payload[],
-  ): Uint8Array {
+  ): Uint8Array[] {
     const flags = (sa.initiator ? HeaderFlag.INITIATOR : 0) | (response ? HeaderFlag.RESPONSE : 0);
     const header = {
       spiI: sa.spiI,
@@ -609,30 +613,107 @@ export class IkeEngine implements EngineCtx {
       msgId,
       length: 0,
     };
-    if (exchange === ExchangeType.IKE_SA_INIT) return encodeMessage({ header, payloads });
+    if (exchange === ExchangeType.IKE_SA_INIT) return [encodeMessage({ header, payloads })];
     const cipher = sa.cipherOut!;
     const inner = encodePayloadChain(payloads);
-    const bodyLen = cipher.bodyLength(inner.length);
-    const w = new Writer(HEADER_LEN + 4);
-    encodeHeader(w, { ...header, nextPayload: PayloadType.SK, length: HEADER_LEN + 4 + bodyLen });
-    w.u8(payloads[0]?.type ?? PayloadType.NONE)
-      .u8(0)
-      .u16(4 + bodyLen);
-    const prefix = w.finish();
-    return concat(prefix, cipher.seal(prefix, inner, this.random.bytes(cipher.ivLen)));
+    const firstType = payloads[0]?.type ?? PayloadType.NONE;
+    const seal = (type: number, genericExtra: number[], plain: Uint8Array, innerType: number): Uint8Array => {
+      const bodyLen = cipher.bodyLength(plain.length);
+      const hdrLen = 4 + genericExtra.length;
+      const w = new Writer(HEADER_LEN + hdrLen);
+      encodeHeader(w, { ...header, nextPayload: type, length: HEADER_LEN + hdrLen + bodyLen });
+      w.u8(innerType)
+        .u8(0)
+        .u16(hdrLen + bodyLen);
+      for (const b of genericExtra) w.u8(b);
+      const prefix = w.finish();
+      return concat(prefix, cipher.seal(prefix, plain, this.random.bytes(cipher.ivLen)));
+    };
+    // Room for payload bytes in one datagram: IP+UDP (IPv4: 28, IPv6: 48), non-ESP marker, IKE
+    // header, SKF header, IV, ICV and worst-case padding.
+    const ipUdp = sa.remote.address.includes(':') ? 48 : 28;
+    const overhead = ipUdp + 4 + HEADER_LEN + 8 + cipher.ivLen + cipher.icvLen + cipher.blockLen;
+    const whole = ipUdp + 4 + HEADER_LEN + 4 + cipher.bodyLength(inner.length);
+    if (
+      !(
+        sa.peerFragmentation &&
+        sa.conn.fragmentation &&
+        whole > sa.conn.fragmentSize &&
+        exchange !== ExchangeType.IKE_SA_INIT
+      )
+    ) {
+      return [seal(PayloadType.SK, [], inner, firstType)];
+    }
+    const room = Math.max(64, sa.conn.fragmentSize - overhead);
+    const total = Math.ceil(inner.length / room);
+    const out: Uint8Array[] = [];
+    for (let i = 0; i < total; i++) {
+      const num = i + 1;
+      // RFC 7383 §2.5: Next Payload is the first inner payload's type in fragment 1, 0 in the others.
+      out.push(
+        seal(
+          PayloadType.SKF,
+          [num >> 8, num & 0xff, total >> 8, total & 0xff],
+          inner.subarray(i * room, (i + 1) * room),
+          i === 0 ? firstType : 0,
+        ),
+      );
+    }
+    return out;
   }
 
-  private unprotect(sa: IkeSa, msg: IkeMessage, bytes: Uint8Array): Payload[] {
+  /**
+   * Verify and decrypt SK, or collect SKF fragments (RFC 7383 §2.6) until the message is complete.
+   * Returns undefined while fragments are missing. `first` is the datagram that identifies the
+   * request for retransmission detection (fragment 1 for fragmented ones).
+   */
+  private unprotect(
+    sa: IkeSa,
+    msg: IkeMessage,
+    bytes: Uint8Array,
+  ): { inner: Payload[]; first: Uint8Array } | undefined {
     const last = msg.payloads[msg.payloads.length - 1];
-    if (!last || last.type !== PayloadType.SK || !sa.cipherIn) {
-      if (last?.type === PayloadType.SKF)
-        throw new DecodeError('fragmented message (SKF): reassembly is not supported yet');
+    if (!sa.cipherIn || !last || (last.type !== PayloadType.SK && last.type !== PayloadType.SKF)) {
       throw new DecodeError(`${exchangeName(msg.header.exchange)} without SK payload`);
     }
-    const sk = last as SkPayload;
-    const prefix = bytes.subarray(0, bytes.length - sk.data.length);
-    const plain = sa.cipherIn.open(prefix, sk.data);
-    return decodePayloadChain(sk.innerType, plain, 0, plain.length);
+    if (last.type === PayloadType.SK) {
+      const sk = last as SkPayload;
+      const plain = sa.cipherIn.open(bytes.subarray(0, bytes.length - sk.data.length), sk.data);
+      return { inner: decodePayloadChain(sk.innerType, plain, 0, plain.length), first: bytes };
+    }
+    const f = last as SkfPayload;
+    if (f.totalFragments > MAX_FRAGMENTS)
+      throw new DecodeError(`${f.totalFragments} fragments is more than we reassemble (${MAX_FRAGMENTS})`);
+    const plain = sa.cipherIn.open(bytes.subarray(0, bytes.length - f.data.length), f.data);
+    const response = (msg.header.flags & HeaderFlag.RESPONSE) !== 0;
+    let r = sa.reassembly;
+    if (!r || r.msgId !== msg.header.msgId || r.response !== response || r.total !== f.totalFragments) {
+      r = {
+        msgId: msg.header.msgId,
+        response,
+        total: f.totalFragments,
+        parts: new Map(),
+        innerType: 0,
+        first: bytes,
+        size: 0,
+      };
+      sa.reassembly = r;
+    }
+    if (r.parts.has(f.fragmentNumber)) return undefined;
+    r.parts.set(f.fragmentNumber, plain);
+    r.size += plain.length;
+    if (f.fragmentNumber === 1) {
+      r.innerType = f.innerType;
+      r.first = bytes;
+    }
+    if (r.size > MAX_REASSEMBLED) {
+      sa.reassembly = undefined;
+      throw new DecodeError(`reassembled message would exceed ${MAX_REASSEMBLED} bytes`);
+    }
+    if (r.parts.size < r.total) return undefined;
+    sa.reassembly = undefined;
+    const whole = concat(...Array.from({ length: r.total }, (_, i) => r!.parts.get(i + 1)!));
+    return { inner: decodePayloadChain(r.innerType, whole, 0, whole.length), first: r.first };
   }
 
   private sendPackets(
@@ -746,7 +827,9 @@ export class IkeEngine implements EngineCtx {
       inner = msg.payloads;
     } else {
       try {
-        inner = this.unprotect(sa, msg, bytes);
+        const u = this.unprotect(sa, msg, bytes);
+        if (!u) return; // more fragments to come
+        inner = u.inner;
       } catch (e) {
         return this.dropped(
           remote,
@@ -811,7 +894,10 @@ export class IkeEngine implements EngineCtx {
     }
     let inner: Payload[];
     try {
-      inner = this.unprotect(sa, msg, bytes);
+      const u = this.unprotect(sa, msg, bytes);
+      if (!u) return; // more fragments to come
+      inner = u.inner;
+      bytes = u.first;
     } catch (e) {
       return this.dropped(
         remote,

@@ -64,6 +64,7 @@ function ikegwConf(o: {
   esp?: string;
   remoteTs: string[];
   start: 'start' | 'none';
+  fragmentSize?: number;
 }): string {
   return `connections:
   onprem:
@@ -72,6 +73,7 @@ function ikegwConf(o: {
     psk: { file: '@PSK_FILE@' }
     proposals: [${o.proposals ?? 'default'}]
     dpd_delay: 0
+    fragment_size: ${o.fragmentSize ?? 1280}
     children:
       cluster:
         local_ts: [${CLUSTER_TS.join(', ')}]
@@ -92,6 +94,7 @@ async function setUp(o: {
   esp?: string;
   swanPsk?: string;
   ikegwRemoteTs?: string[];
+  fragmentSize?: number;
 }): Promise<Case> {
   const lab = await createLab({ nat: o.nat, endHosts: true });
   const onprem = await lab.startCharon('onprem', {
@@ -103,6 +106,7 @@ async function setUp(o: {
       remoteTs: CLUSTER_TS.join(','),
       psk: o.swanPsk,
     }),
+    strongswanExtra: o.fragmentSize ? `fragment_size = ${o.fragmentSize - 100}` : undefined,
   });
   const ikegw = startIkegw(
     lab,
@@ -115,10 +119,13 @@ async function setUp(o: {
       esp: o.esp,
       remoteTs: o.ikegwRemoteTs ?? [lab.nets.onpremLan],
       start: o.ikegwInitiates ? 'start' : 'none',
+      fragmentSize: o.fragmentSize,
     }),
     LAB_PSK,
   );
   current = { lab, onprem, ikegw };
+  // strongSwan-initiated cases must not race the daemon's start-up (the first IKE_SA_INIT would be lost).
+  await ikegw.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('ikegw started'));
   onTestFailed(() => {
     console.log(`--- ikegw log ---\n${ikegw.text().slice(-8000)}`);
     console.log(`--- strongSwan log ---\n${onprem.logTail(120)}`);
@@ -209,6 +216,16 @@ describe.skipIf(!avail.ok)(`ikegw <-> strongSwan 5.9.8${avail.ok ? '' : ` (skipp
     expect(sa.prfAlg).toBe(want.prf);
     expect(sa.dhGroup).toBe(want.dh);
     expect(sa.children[0]!.encrAlg).toBe(want.encr);
+  });
+
+  test('IKE fragmentation (RFC 7383) both ways with small fragment sizes (ikegw 300, strongSwan 200)', async () => {
+    const c = await setUp({ nat: true, ikegwInitiates: true, fragmentSize: 300 });
+    const { sa, spiIn, spiOut } = await established(c);
+    expectChart(sa, spiIn, spiOut);
+    // strongSwan reassembled our fragmented IKE_AUTH and fragmented its own response
+    await c.onprem.waitForLog(/received fragment #\d+ of \d+/);
+    await c.onprem.waitForLog(/generating IKE_AUTH response 1 \[ EF\(1\/\d\) \]/);
+    // ...and ikegw reassembled that fragmented response: the CHILD_SA above is installed on both ends.
   });
 
   test('wrong PSK: AUTHENTICATION_FAILED on both sides, ikegw says the PSK does not match', async () => {

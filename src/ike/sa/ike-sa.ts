@@ -126,6 +126,16 @@ export interface IkeSa {
   ikeRekey?: { nonceI: Uint8Array; ke: KeyExchange; spi: bigint; nonceR?: Uint8Array; newSa?: IkeSa };
   /** The peer rekeyed this IKE_SA (we responded): its nonces and the new SA (collisions, §2.8.2). */
   ikeRekeyedByPeer?: { nonceI: Uint8Array; nonceR: Uint8Array; newSa: IkeSa };
+  /** RFC 7383 fragments of the message being received. */
+  reassembly?: {
+    msgId: number;
+    response: boolean;
+    total: number;
+    parts: Map<number, Uint8Array>;
+    innerType: number;
+    first: Uint8Array;
+    size: number;
+  };
   /** Key in the engine's half-open table while a responder SA awaits IKE_AUTH. */
   halfOpenKey?: string;
   /** The IKE_SA this one replaced by a rekey (for logs). */

@@ -156,3 +156,43 @@ describe('restart and liveness', () => {
     expect(out.map((s) => s.spec.encap?.dport)).toEqual([41_000]);
   });
 });
+
+describe('IKE fragmentation (RFC 7383)', () => {
+  it('fragments large messages both ways when negotiated and reassembles them, also after a lost fragment', async () => {
+    const p = pair();
+    for (const side of [p.a, p.b]) side.engine.cfg.connections[0]!.fragmentSize = 220;
+    let droppedOne = false;
+    // lose the second fragment of B's IKE_AUTH response once: A retransmits, B resends all fragments
+    p.drop = ({ from, bytes }) => {
+      const skf = bytes[16] === 53 && bytes[18] === 35 && from === 'b';
+      const second = skf && bytes[32] === 0 && bytes[33] === 2;
+      if (second && !droppedOne) {
+        droppedOne = true;
+        return true;
+      }
+      return false;
+    };
+    p.feed(p.a, { kind: 'command', cmd: { cmd: 'initiate', conn: 'onprem' } });
+    await p.settle();
+    if (p.a.engine.list()[0]?.state !== 'ESTABLISHED') await p.fireNextTimer();
+    expect(droppedOne).toBe(true);
+    expect(p.a.engine.list()[0]?.state).toBe('ESTABLISHED');
+    expect(p.a.engine.list()[0]?.children[0]?.state).toBe('INSTALLED');
+    const skfFromA = p.sent.filter((s) => s.from === 'a' && s.bytes[16] === 53);
+    expect(skfFromA.length).toBeGreaterThanOrEqual(2);
+    // every protected datagram fits the fragment size (IKE_SA_INIT is never fragmented)
+    expect(
+      Math.max(...p.sent.filter((s) => s.bytes[18] !== 34).map((s) => s.bytes.length)),
+    ).toBeLessThanOrEqual(220 - 28);
+  });
+
+  it('does not fragment when the peer did not announce support', async () => {
+    const p = pair();
+    p.a.engine.cfg.connections[0]!.fragmentSize = 300;
+    p.b.engine.cfg.connections[0]!.fragmentation = false;
+    p.feed(p.a, { kind: 'command', cmd: { cmd: 'initiate', conn: 'onprem' } });
+    await p.settle();
+    expect(p.a.engine.list()[0]?.state).toBe('ESTABLISHED');
+    expect(p.sent.some((s) => s.bytes[16] === 53)).toBe(false);
+  });
+});

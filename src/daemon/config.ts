@@ -772,7 +772,7 @@ function connection(
   const fragmentation =
     o.fragmentation === undefined ? true : bool(ctx, at('fragmentation'), o.fragmentation);
   const fragmentSize =
-    o.fragment_size === undefined ? 1280 : int(ctx, at('fragment_size'), o.fragment_size, 576, 65535);
+    o.fragment_size === undefined ? 1280 : int(ctx, at('fragment_size'), o.fragment_size, 256, 65535);
   const dpdDelay = o.dpd_delay === undefined ? 0 : duration(ctx, at('dpd_delay'), o.dpd_delay);
   const dpdTimeout = o.dpd_timeout === undefined ? 0 : duration(ctx, at('dpd_timeout'), o.dpd_timeout);
   let dpdAction =

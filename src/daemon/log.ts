@@ -237,7 +237,7 @@ const WARN_REASONS = new Set<FailureReason>(['INVALID_KE_PAYLOAD', 'INVALID_SYNT
  */
 export const FAILURE_HINTS: Record<FailureReason, string> = {
   AUTHENTICATION_FAILED:
-    'both sides must use the same pre-shared key (psk.file/env: no trailing spaces; 0x/0s prefixes decode) and matching IDs (local.id / remote.id, default: the IP address — behind NAT the peer sees your public address)',
+    'both sides must use the same pre-shared key (psk.file/env: no trailing spaces; 0x/0s prefixes decode) and matching IDs (local.id / remote.id; the default ID is the local IP address — behind NAT that is the private one, not the public address the peer may expect)',
   NO_PROPOSAL_CHOSEN:
     'the proposals (proposals / esp_proposals) of both sides share no algorithm combination; compare "ours" and "theirs" in this line, or use [default] on both sides',
   TS_UNACCEPTABLE:

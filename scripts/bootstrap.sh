@@ -9,7 +9,7 @@ PKGS=(
   # strongSwan 5.9.8, the peer that judges the wire format (kernel-libipsec is in extra-plugins)
   strongswan-charon strongswan-swanctl libstrongswan-standard-plugins libcharon-extra-plugins
   # namespaces, NAT, traffic
-  iproute2 nftables iputils-ping tcpdump iperf3 procps util-linux
+  iproute2 nftables iputils-ping tcpdump iperf3 procps util-linux conntrack
   # helmlite (offline Helm renderer) and flake.nix checks
   golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev golang-github-xeipuuv-gojsonschema-dev nix-bin
 )

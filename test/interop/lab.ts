@@ -991,7 +991,8 @@ export function parseViciRaw(text: string): Array<{ label: string; body: ViciSec
   const ws = () => {
     while (i < s.length && /\s/.test(s[i] ?? '')) i++;
   };
-  const keyRe = /[a-zA-Z0-9_.-]+/y;
+  // "(unnamed)" is what strongSwan calls an IKE_SA whose config is not known yet (half-open responder).
+  const keyRe = /\(unnamed\)|[a-zA-Z0-9_.-]+/y;
   const readKey = (): string => {
     keyRe.lastIndex = i;
     const m = keyRe.exec(s);

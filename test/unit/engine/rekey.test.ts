@@ -266,6 +266,52 @@ describe('IKE_SA rekey', () => {
   });
 });
 
+describe('more collisions (cases from strongSwan test_child_rekey.c / test_ike_rekey.c)', () => {
+  it('IKE rekey by one end while the other rekeys the CHILD_SA: TEMPORARY_FAILURE, both retried, one of each left', async () => {
+    for (let seed = 1; seed <= 6; seed++) {
+      const { p, ia, ib } = await established(seed);
+      p.feed(p.a, { kind: 'command', cmd: { cmd: 'rekey', conn: 'onprem', ike: true } });
+      p.feed(p.b, { kind: 'command', cmd: { cmd: 'rekey', conn: 'cluster' } });
+      await p.settle();
+      for (let i = 0; i < 10; i++) await p.fireNextTimer(); // retries after TEMPORARY_FAILURE, lingers
+      await drainTimers(p, 10_000);
+      expect(p.a.engine.list()).toHaveLength(1);
+      expect(p.b.engine.list()).toHaveLength(1);
+      expect(p.a.engine.list()[0]!.spiI).toBe(p.b.engine.list()[0]!.spiI);
+      expectOneChildPair(p, ia, ib);
+    }
+  });
+
+  it('both ends delete the same CHILD_SA at once (crossing DELETEs): nothing left, no error', async () => {
+    const { p, ia, ib } = await established();
+    p.invariant = undefined; // a deletion, not a rekey: in-flight packets may be dropped
+    const ca = p.a.engine.list()[0]!.children[0]!;
+    const cb = p.b.engine.list()[0]!.children[0]!;
+    p.feed(p.a, { kind: 'kernel', ev: { kind: 'expire', spi: ca.spiIn, dst: A, hard: true } });
+    p.feed(p.b, { kind: 'kernel', ev: { kind: 'expire', spi: cb.spiIn, dst: B, hard: true } });
+    await p.settle();
+    await drainTimers(p, 5_000);
+    expect(p.a.engine.list()[0]!.children).toEqual([]);
+    expect(p.b.engine.list()[0]!.children).toEqual([]);
+    expect(sas(ia)).toEqual([]);
+    expect(sas(ib)).toEqual([]);
+    expect([...p.a.events, ...p.b.events].filter((e) => e.ev === 'log' && e.level === 'error')).toEqual([]);
+  });
+
+  it('the IKE_SA is deleted while a CHILD_SA rekey is in flight: everything goes, nothing leaks', async () => {
+    const { p, ia, ib } = await established();
+    p.invariant = undefined;
+    p.feed(p.a, { kind: 'command', cmd: { cmd: 'rekey', conn: 'onprem' } });
+    p.feed(p.b, { kind: 'command', cmd: { cmd: 'terminate', conn: 'cluster' } });
+    await p.settle();
+    await drainTimers(p, 5_000);
+    expect(p.a.engine.list()).toEqual([]);
+    expect(p.b.engine.list()).toEqual([]);
+    expect(sas(ia)).toEqual([]);
+    expect(sas(ib)).toEqual([]);
+  });
+});
+
 describe('liveness', () => {
   it('sends NAT keepalives every 20 s when behind a NAT, none otherwise', async () => {
     const { p } = await established(1, { nat: true });

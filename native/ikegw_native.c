@@ -7,7 +7,11 @@
 //     until EAGAIN (or the batch is full) into one caller-owned ArrayBuffer, then calls back into
 //     JavaScript once per batch with the count (lengths in a caller-owned Int32Array) — one
 //     JS<->C transition per batch instead of per packet, no allocation per packet;
-//   - write one packet (TUN) or send one datagram to an IPv4 address (raw ESP socket) synchronously.
+//   - write one packet (TUN) or send one datagram to an IPv4 address (raw ESP socket) synchronously;
+//   - send a batch of UDP datagrams with one sendmmsg(2) (ESP-in-UDP from the NAT-T socket);
+//   - AEAD (AES-GCM, ChaCha20-Poly1305) in place with a per-SA EVP_CIPHER_CTX that keeps its key
+//     schedule: Node's own OpenSSL (the headers ship with Node, the symbols are exported by the node
+//     binary), without the per-packet cipher objects and buffers of node:crypto.
 //
 // Everything runs on the Node main thread; there are no worker threads. Errors come back as JS
 // exceptions whose `code` is the errno name (EPERM, ENOENT, ...), or as negative errno values from
@@ -20,6 +24,7 @@
 #include <linux/if_tun.h>
 #include <netinet/in.h>
 #include <node_api.h>
+#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -401,6 +406,194 @@ static napi_value fd_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// ---- batched UDP send --------------------------------------------------------------------------
+
+#define MAX_BATCH 256
+
+// udpSendBatch(fd, buf: Uint8Array, offs: Int32Array, lens: Int32Array, addrs: Uint32Array,
+//              ports: Int32Array, count) -> datagrams the kernel took (0..count), or -errno when
+// none was taken. A datagram the kernel refuses (EAGAIN, EMSGSIZE, ...) is skipped, not retried.
+// Each datagram i is buf[offs[i] .. offs[i]+lens[i]) to addrs[i] (IPv4, host order):ports[i].
+static napi_value udp_send_batch(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd, count;
+  uint8_t *d;
+  size_t n;
+  napi_typedarray_type t1, t2, t3, t4;
+  size_t l1, l2, l3, l4;
+  void *offs, *lens, *addrs, *ports;
+  if (argc < 7 || !get_i32(env, argv[0], &fd) || !typed_bytes(env, argv[1], &d, &n) ||
+      napi_get_typedarray_info(env, argv[2], &t1, &l1, &offs, NULL, NULL) != napi_ok ||
+      napi_get_typedarray_info(env, argv[3], &t2, &l2, &lens, NULL, NULL) != napi_ok ||
+      napi_get_typedarray_info(env, argv[4], &t3, &l3, &addrs, NULL, NULL) != napi_ok ||
+      napi_get_typedarray_info(env, argv[5], &t4, &l4, &ports, NULL, NULL) != napi_ok ||
+      !get_i32(env, argv[6], &count) || t1 != napi_int32_array || t2 != napi_int32_array ||
+      t3 != napi_uint32_array || t4 != napi_int32_array || count < 0 || (size_t)count > l1 ||
+      (size_t)count > l2 || (size_t)count > l3 || (size_t)count > l4) {
+    napi_throw_type_error(env, "EINVAL", "udpSendBatch(fd, buf, offs, lens, addrs, ports, count)");
+    return NULL;
+  }
+  int32_t *o = offs, *l = lens, *pt = ports;
+  uint32_t *a = addrs;
+  struct mmsghdr msgs[MAX_BATCH];
+  struct iovec iov[MAX_BATCH];
+  struct sockaddr_in sa[MAX_BATCH];
+  int sent = 0, ok = 0, err = 0;
+  while (sent < count) {
+    int m = 0;
+    for (int i = sent; i < count && m < MAX_BATCH; i++, m++) {
+      if (o[i] < 0 || l[i] < 0 || (size_t)o[i] + (size_t)l[i] > n) {
+        napi_throw_range_error(env, "EINVAL", "udpSendBatch: datagram outside the buffer");
+        return NULL;
+      }
+      iov[m].iov_base = d + o[i];
+      iov[m].iov_len = (size_t)l[i];
+      memset(&sa[m], 0, sizeof sa[m]);
+      sa[m].sin_family = AF_INET;
+      sa[m].sin_addr.s_addr = htonl(a[i]);
+      sa[m].sin_port = htons((uint16_t)pt[i]);
+      memset(&msgs[m], 0, sizeof msgs[m]);
+      msgs[m].msg_hdr.msg_iov = &iov[m];
+      msgs[m].msg_hdr.msg_iovlen = 1;
+      msgs[m].msg_hdr.msg_name = &sa[m];
+      msgs[m].msg_hdr.msg_namelen = sizeof sa[m];
+    }
+    int r = sendmmsg(fd, msgs, (unsigned)m, 0);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      err = errno;
+      sent++;  // the first datagram of this chunk failed: skip it
+      continue;
+    }
+    sent += r;
+    ok += r;
+  }
+  napi_value v;
+  CHECK(napi_create_int32(env, ok == 0 && err ? -err : ok, &v));
+  return v;
+}
+
+// ---- AEAD with a per-SA context -------------------------------------------------------------------
+
+typedef struct {
+  EVP_CIPHER_CTX *ctx;
+  uint8_t nonce[12];
+  int encrypt;
+} aead_t;
+
+static void aead_finalize(napi_env env, void *data, void *hint) {
+  aead_t *a = data;
+  EVP_CIPHER_CTX_free(a->ctx);
+  OPENSSL_cleanse(a, sizeof *a);
+  free(a);
+}
+
+// aeadNew(kind: 0 = AES-GCM, 1 = ChaCha20-Poly1305, key: Uint8Array, salt: Uint8Array(4), encrypt) -> handle
+static napi_value aead_new(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t kind;
+  uint8_t *key, *salt;
+  size_t klen, slen;
+  bool enc;
+  if (argc < 4 || !get_i32(env, argv[0], &kind) || !typed_bytes(env, argv[1], &key, &klen) ||
+      !typed_bytes(env, argv[2], &salt, &slen) || slen != 4 ||
+      napi_get_value_bool(env, argv[3], &enc) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "aeadNew(kind, key, salt, encrypt)");
+    return NULL;
+  }
+  const EVP_CIPHER *c = NULL;
+  if (kind == 0 && klen == 16) c = EVP_aes_128_gcm();
+  else if (kind == 0 && klen == 24) c = EVP_aes_192_gcm();
+  else if (kind == 0 && klen == 32) c = EVP_aes_256_gcm();
+  else if (kind == 1 && klen == 32) c = EVP_chacha20_poly1305();
+  if (!c) {
+    napi_throw_type_error(env, "EINVAL", "aeadNew: unsupported algorithm or key length");
+    return NULL;
+  }
+  aead_t *a = calloc(1, sizeof *a);
+  if (!a) return throw_errno(env, "aeadNew", ENOMEM);
+  a->ctx = EVP_CIPHER_CTX_new();
+  a->encrypt = enc ? 1 : 0;
+  memcpy(a->nonce, salt, 4);
+  if (!a->ctx || EVP_CipherInit_ex(a->ctx, c, NULL, NULL, NULL, a->encrypt) != 1 ||
+      EVP_CIPHER_CTX_ctrl(a->ctx, EVP_CTRL_AEAD_SET_IVLEN, 12, NULL) != 1 ||
+      EVP_CipherInit_ex(a->ctx, NULL, NULL, key, NULL, a->encrypt) != 1) {
+    if (a->ctx) EVP_CIPHER_CTX_free(a->ctx);
+    free(a);
+    napi_throw_error(env, "EINVAL", "aeadNew: OpenSSL initialisation failed");
+    return NULL;
+  }
+  napi_value ext;
+  CHECK(napi_create_external(env, a, aead_finalize, NULL, &ext));
+  return ext;
+}
+
+// Shared argument parsing of aeadSeal/aeadOpen:
+//   (handle, aad: Uint8Array, buf: Uint8Array, ivOff, dataOff, dataLen, tagOff)
+static aead_t *aead_args(napi_env env, napi_callback_info info, uint8_t **aad, size_t *aadLen,
+                         uint8_t **buf, int32_t *ivOff, int32_t *dataOff, int32_t *dataLen,
+                         int32_t *tagOff) {
+  size_t argc = 7;
+  napi_value argv[7];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  void *p = NULL;
+  size_t n;
+  if (argc < 7 || napi_get_value_external(env, argv[0], &p) != napi_ok || !p ||
+      !typed_bytes(env, argv[1], aad, aadLen) || !typed_bytes(env, argv[2], buf, &n) ||
+      !get_i32(env, argv[3], ivOff) || !get_i32(env, argv[4], dataOff) ||
+      !get_i32(env, argv[5], dataLen) || !get_i32(env, argv[6], tagOff) || *ivOff < 0 ||
+      *dataOff < 0 || *dataLen < 0 || *tagOff < 0 || (size_t)*ivOff + 8 > n ||
+      (size_t)*dataOff + (size_t)*dataLen > n || (size_t)*tagOff + 16 > n) {
+    napi_throw_type_error(env, "EINVAL", "aead(handle, aad, buf, ivOff, dataOff, dataLen, tagOff)");
+    return NULL;
+  }
+  return p;
+}
+
+// aeadSeal(...) -> true: buf[dataOff..+dataLen) encrypted in place, 16-byte tag at tagOff
+static napi_value aead_seal(napi_env env, napi_callback_info info) {
+  uint8_t *aad, *buf;
+  size_t aadLen;
+  int32_t ivOff, off, len, tagOff;
+  aead_t *a = aead_args(env, info, &aad, &aadLen, &buf, &ivOff, &off, &len, &tagOff);
+  if (!a) return NULL;
+  int outl, ok = a->encrypt == 1;
+  memcpy(a->nonce + 4, buf + ivOff, 8);
+  ok = ok && EVP_CipherInit_ex(a->ctx, NULL, NULL, NULL, a->nonce, 1) == 1;
+  ok = ok && EVP_CipherUpdate(a->ctx, NULL, &outl, aad, (int)aadLen) == 1;
+  ok = ok && EVP_CipherUpdate(a->ctx, buf + off, &outl, buf + off, len) == 1;
+  ok = ok && EVP_CipherFinal_ex(a->ctx, buf + off + len, &outl) == 1;
+  ok = ok && EVP_CIPHER_CTX_ctrl(a->ctx, EVP_CTRL_AEAD_GET_TAG, 16, buf + tagOff) == 1;
+  napi_value v;
+  CHECK(napi_get_boolean(env, ok, &v));
+  return v;
+}
+
+// aeadOpen(...) -> true when the tag verifies; buf[dataOff..+dataLen) is then decrypted in place
+static napi_value aead_open(napi_env env, napi_callback_info info) {
+  uint8_t *aad, *buf;
+  size_t aadLen;
+  int32_t ivOff, off, len, tagOff;
+  aead_t *a = aead_args(env, info, &aad, &aadLen, &buf, &ivOff, &off, &len, &tagOff);
+  if (!a) return NULL;
+  int outl, ok = a->encrypt == 0;
+  uint8_t tag[16];
+  memcpy(tag, buf + tagOff, 16);
+  memcpy(a->nonce + 4, buf + ivOff, 8);
+  ok = ok && EVP_CipherInit_ex(a->ctx, NULL, NULL, NULL, a->nonce, 0) == 1;
+  ok = ok && EVP_CIPHER_CTX_ctrl(a->ctx, EVP_CTRL_AEAD_SET_TAG, 16, tag) == 1;
+  ok = ok && EVP_CipherUpdate(a->ctx, NULL, &outl, aad, (int)aadLen) == 1;
+  ok = ok && EVP_CipherUpdate(a->ctx, buf + off, &outl, buf + off, len) == 1;
+  ok = ok && EVP_CipherFinal_ex(a->ctx, buf + off + len, &outl) == 1;
+  napi_value v;
+  CHECK(napi_get_boolean(env, ok, &v));
+  return v;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"tunOpen", NULL, tun_open, NULL, NULL, NULL, napi_default, NULL},
@@ -410,6 +603,10 @@ static napi_value init(napi_env env, napi_value exports) {
       {"write", NULL, fd_write, NULL, NULL, NULL, napi_default, NULL},
       {"sendTo4", NULL, send_to4, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, fd_close, NULL, NULL, NULL, napi_default, NULL},
+      {"udpSendBatch", NULL, udp_send_batch, NULL, NULL, NULL, napi_default, NULL},
+      {"aeadNew", NULL, aead_new, NULL, NULL, NULL, napi_default, NULL},
+      {"aeadSeal", NULL, aead_seal, NULL, NULL, NULL, napi_default, NULL},
+      {"aeadOpen", NULL, aead_open, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok)
     return NULL;

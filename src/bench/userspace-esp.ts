@@ -56,6 +56,8 @@ interface RunResult {
   gbitUp: number;
   gbitDown: number;
   rttMs: number;
+  /** Drops on the cluster gateway that limit TCP: UDP receive buffer errors, TUN tx drops. */
+  diag: string;
 }
 
 function sh(cmd: string, args: string[], input?: string): string {
@@ -100,18 +102,20 @@ async function waitFor(pred: () => boolean, ms: number, what: string): Promise<v
 }
 
 class Topology {
-  readonly p = `ikgwu${process.pid % 10000}`;
-  readonly ns = {
-    pod: `${this.p}-pod`,
-    cluster: `${this.p}-cluster`,
-    nat: `${this.p}-nat`,
-    onprem: `${this.p}-onprem`,
-    onhost: `${this.p}-onhost`,
-  };
+  readonly p: string;
+  readonly ns: { pod: string; cluster: string; nat: string; onprem: string; onhost: string };
   readonly dir = mkdtempSync(join(tmpdir(), 'ikegw-espbench-'));
   readonly procs: ChildProcess[] = [];
 
-  constructor() {
+  constructor(tag: string) {
+    this.p = `ikgwu${process.pid % 10000}-${tag}`;
+    this.ns = {
+      pod: `${this.p}-pod`,
+      cluster: `${this.p}-cluster`,
+      nat: `${this.p}-nat`,
+      onprem: `${this.p}-onprem`,
+      onhost: `${this.p}-onhost`,
+    };
     try {
       this.build();
     } catch (e) {
@@ -346,6 +350,23 @@ async function iperf(t: Topology, seconds: number, reverse: boolean): Promise<{ 
   return { bits: j.end.sum_received.bytes * 8, bps: j.end.sum_received.bits_per_second };
 }
 
+function gatewayDrops(t: Topology): string {
+  try {
+    const snmp = sh('ip', ['netns', 'exec', t.ns.cluster, 'cat', '/proc/net/snmp']).split('\n');
+    const udp = snmp.filter((l) => l.startsWith('Udp:'));
+    const keys = (udp[0] ?? '').split(/\s+/);
+    const vals = (udp[1] ?? '').split(/\s+/);
+    const rcvbuf = vals[keys.indexOf('RcvbufErrors')] ?? '?';
+    const links = sh('ip', ['-n', t.ns.cluster, '-s', 'link']);
+    const tun = /ikegw0|ipsec0/.exec(links)
+      ? (/(?:ikegw0|ipsec0)[\s\S]*?TX:[^\n]*\n\s*\d+\s+\d+\s+\d+\s+(\d+)/.exec(links)?.[1] ?? '?')
+      : 'n/a';
+    return `UDP rcvbuf errors ${rcvbuf}, TUN tx drops ${tun}`;
+  } catch {
+    return '';
+  }
+}
+
 function pingRtt(t: Topology): number {
   const r = sh('ip', [
     'netns',
@@ -366,40 +387,25 @@ function pingRtt(t: Topology): number {
   return m ? Number(m[1]) : Number.NaN;
 }
 
-async function measure(
-  t: Topology,
-  gateway: RunResult['gateway'],
-  pid: number,
-  seconds: number,
-): Promise<RunResult> {
-  // warm-up: the first packets also bring the tunnel up where it is not yet
+async function warmUp(t: Topology): Promise<void> {
+  // the first packets also bring the tunnel up where it is not yet
   for (let i = 0; i < 40; i++) {
     try {
       sh('ip', ['netns', 'exec', t.ns.pod, 'ping', '-n', '-q', '-c', '1', '-W', '1', A.onhost]);
-      break;
+      return;
     } catch {
       await sleep(100);
     }
   }
-  const rttMs = pingRtt(t);
-  const c0 = cpuSeconds(pid);
-  const up = await iperf(t, seconds, false);
-  const c1 = cpuSeconds(pid);
-  const down = await iperf(t, seconds, true);
-  const c2 = cpuSeconds(pid);
-  return {
-    gateway,
-    mbitUp: up.bps / 1e6,
-    mbitDown: down.bps / 1e6,
-    cpuSecUp: c1 - c0,
-    cpuSecDown: c2 - c1,
-    gbitUp: up.bits / 1e9,
-    gbitDown: down.bits / 1e9,
-    rttMs,
-  };
 }
 
-async function runIkegw(t: Topology, seconds: number): Promise<RunResult> {
+interface Gateway {
+  gateway: RunResult['gateway'];
+  t: Topology;
+  pid: number;
+}
+
+async function startIkegwSide(t: Topology): Promise<Gateway> {
   const onprem = new Charon(t, 'onprem', swanConf(A.onpremWan, A.natOut, ONPREM_TS, CLUSTER_TS));
   await onprem.start('0');
   const cfg = join(t.dir, 'ikegw.yaml');
@@ -434,12 +440,11 @@ log: { level: warn, format: json }
   }
   const pid = p.pid === undefined ? undefined : findDescendant(p.pid, 'node');
   if (!pid) throw new Error('ikegw process not found');
-  const r = await measure(t, 'ikegw', pid, seconds);
-  await t.stopAll();
-  return r;
+  await warmUp(t);
+  return { gateway: 'ikegw', t, pid };
 }
 
-async function runStrongswan(t: Topology, seconds: number): Promise<RunResult> {
+async function startStrongswanSide(t: Topology): Promise<Gateway> {
   const onprem = new Charon(t, 'onprem', swanConf(A.onpremWan, A.natOut, ONPREM_TS, CLUSTER_TS));
   await onprem.start('0');
   const cluster = new Charon(t, 'cluster', swanConf(A.clusterWan, A.onpremWan, CLUSTER_TS, ONPREM_TS));
@@ -447,9 +452,41 @@ async function runStrongswan(t: Topology, seconds: number): Promise<RunResult> {
   cluster.swanctl(['--initiate', '--child', 'net', '--timeout', '10']);
   const pid = cluster.pid();
   if (!pid) throw new Error('cluster charon process not found');
-  const r = await measure(t, 'strongswan', pid, seconds);
-  await t.stopAll();
-  return r;
+  await warmUp(t);
+  return { gateway: 'strongswan', t, pid };
+}
+
+interface Sample {
+  bits: number;
+  bps: number;
+  cpu: number;
+}
+
+async function sample(g: Gateway, seconds: number, reverse: boolean): Promise<Sample> {
+  const c0 = cpuSeconds(g.pid);
+  const r = await iperf(g.t, seconds, reverse);
+  return { ...r, cpu: cpuSeconds(g.pid) - c0 };
+}
+
+function median(xs: number[]): number {
+  const v = [...xs].sort((a, b) => a - b);
+  const m = v.length >> 1;
+  return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
+}
+
+function summarize(g: Gateway, up: Sample[], down: Sample[]): RunResult {
+  const sum = (xs: Sample[], k: 'bits' | 'cpu'): number => xs.reduce((a, x) => a + x[k], 0);
+  return {
+    gateway: g.gateway,
+    mbitUp: median(up.map((x) => x.bps)) / 1e6,
+    mbitDown: median(down.map((x) => x.bps)) / 1e6,
+    cpuSecUp: sum(up, 'cpu'),
+    cpuSecDown: sum(down, 'cpu'),
+    gbitUp: sum(up, 'bits') / 1e9,
+    gbitDown: sum(down, 'bits') / 1e9,
+    rttMs: pingRtt(g.t),
+    diag: gatewayDrops(g.t),
+  };
 }
 
 export function userspaceEspBenchAvailable(): { ok: boolean; why?: string } {
@@ -465,34 +502,59 @@ export function userspaceEspBenchAvailable(): { ok: boolean; why?: string } {
   return { ok: true };
 }
 
-/** Runs both set-ups and returns report lines. */
+/**
+ * Runs both set-ups side by side (separate namespaces, both tunnels up) and alternates short
+ * iperf3 runs between them, so that background load on the machine hits both alike; reports the
+ * median per direction and CPU over all runs.
+ */
 export async function runUserspaceEspBench(o: UserspaceEspBenchOptions = {}): Promise<string[]> {
   const avail = userspaceEspBenchAvailable();
   if (!avail.ok) return [`userspace ESP bench skipped: ${avail.why}`];
-  const seconds = o.seconds ?? Number(process.env.BENCH_ESP_SECONDS ?? 4);
+  const seconds = o.seconds ?? Number(process.env.BENCH_ESP_SECONDS ?? 2);
+  const rounds = Number(process.env.BENCH_ESP_ROUNDS ?? 3);
   const t0 = Date.now();
-  const results: RunResult[] = [];
-  for (const which of ['strongswan', 'ikegw'] as const) {
-    const t = new Topology();
-    try {
-      results.push(which === 'ikegw' ? await runIkegw(t, seconds) : await runStrongswan(t, seconds));
-    } finally {
+  const tops: Topology[] = [];
+  try {
+    const ts = new Topology('s');
+    tops.push(ts);
+    const ti = new Topology('i');
+    tops.push(ti);
+    const sw = await startStrongswanSide(ts);
+    const ik = await startIkegwSide(ti);
+    const up = new Map<Gateway, Sample[]>([
+      [sw, []],
+      [ik, []],
+    ]);
+    const down = new Map<Gateway, Sample[]>([
+      [sw, []],
+      [ik, []],
+    ]);
+    for (let r = 0; r < rounds; r++) {
+      const order = r % 2 === 0 ? [sw, ik] : [ik, sw];
+      for (const g of order) up.get(g)!.push(await sample(g, seconds, false));
+      for (const g of order) down.get(g)!.push(await sample(g, seconds, true));
+    }
+    const rs = summarize(sw, up.get(sw)!, down.get(sw)!);
+    const ri = summarize(ik, up.get(ik)!, down.get(ik)!);
+    const cpuPerGbit = (cpu: number, gbit: number): string => (gbit > 0 ? (cpu / gbit).toFixed(2) : 'n/a');
+    const line = (x: RunResult): string =>
+      `  ${x.gateway === 'ikegw' ? 'ikegw (userspace)  ' : 'strongSwan libipsec'}  up ${x.mbitUp.toFixed(0).padStart(4)} Mbit/s (${cpuPerGbit(x.cpuSecUp, x.gbitUp)} CPU-s/Gbit)   down ${x.mbitDown.toFixed(0).padStart(4)} Mbit/s (${cpuPerGbit(x.cpuSecDown, x.gbitDown)} CPU-s/Gbit)   ping RTT ${x.rttMs.toFixed(3)} ms   [${x.diag}]`;
+    const ratio = (a: number, b: number): string => (b > 0 ? (a / b).toFixed(2) : 'n/a');
+    return [
+      `iperf3 TCP, ${rounds} x ${seconds} s each way per gateway, alternating; pod -> on-prem host ("up") and back ("down");`,
+      '  AES-GCM-16/128 ESP-in-UDP through NAT, kernel-libipsec on-prem; cluster gateway pinned to CPU 1, on-prem charon to CPU 0;',
+      '  Mbit/s = median of the runs, CPU = cluster gateway process time (user+sys) over all runs per Gbit moved',
+      line(rs),
+      line(ri),
+      `  ratio ikegw/strongSwan: throughput up ${ratio(ri.mbitUp, rs.mbitUp)}x, down ${ratio(ri.mbitDown, rs.mbitDown)}x (goal >= 1.0x); CPU per Gbit up ${ratio(ri.cpuSecUp / ri.gbitUp, rs.cpuSecUp / rs.gbitUp)}x, down ${ratio(ri.cpuSecDown / ri.gbitDown, rs.cpuSecDown / rs.gbitDown)}x (lower is better)`,
+      `  (${((Date.now() - t0) / 1000).toFixed(0)} s)`,
+    ];
+  } finally {
+    for (const t of tops) {
       await t.stopAll();
       t.destroy();
     }
   }
-  const [sw, ik] = results as [RunResult, RunResult];
-  const cpuPerGbit = (cpu: number, gbit: number): string => (gbit > 0 ? (cpu / gbit).toFixed(2) : 'n/a');
-  const line = (r: RunResult): string =>
-    `  ${r.gateway === 'ikegw' ? 'ikegw (userspace)  ' : 'strongSwan libipsec'}  up ${r.mbitUp.toFixed(0).padStart(4)} Mbit/s (${cpuPerGbit(r.cpuSecUp, r.gbitUp)} CPU-s/Gbit)   down ${r.mbitDown.toFixed(0).padStart(4)} Mbit/s (${cpuPerGbit(r.cpuSecDown, r.gbitDown)} CPU-s/Gbit)   ping RTT ${r.rttMs.toFixed(3)} ms`;
-  return [
-    `iperf3 TCP ${seconds} s each way, pod -> on-prem host ("up") and back ("down"), AES-GCM-16/128 ESP-in-UDP through NAT;`,
-    '  cluster gateway pinned to CPU 1, on-prem strongSwan (kernel-libipsec) to CPU 0; CPU = cluster gateway process time',
-    line(sw),
-    line(ik),
-    `  ratio ikegw/strongSwan: up ${(ik.mbitUp / sw.mbitUp).toFixed(2)}x, down ${(ik.mbitDown / sw.mbitDown).toFixed(2)}x (goal >= 1.0x); CPU/Gbit up ${(ik.cpuSecUp / ik.gbitUp / (sw.cpuSecUp / sw.gbitUp)).toFixed(2)}x, down ${(ik.cpuSecDown / ik.gbitDown / (sw.cpuSecDown / sw.gbitDown)).toFixed(2)}x`,
-    `  (${((Date.now() - t0) / 1000).toFixed(0)} s)`,
-  ];
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

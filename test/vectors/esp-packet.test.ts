@@ -21,64 +21,74 @@ import { fromHex, hex } from '../../src/common/bytes.js';
 import {
   checkTrailer,
   createEspCrypto,
+  type EspCryptoImpl,
+  espOpen,
+  espSeal,
   espSeq,
   espSpi,
   NH_IPV4,
   trailerNextHeader,
 } from '../../src/esp/userspace/esp-packet.js';
+import { nativeAvailable } from '../../src/esp/userspace/native.js';
 import type { EspAlgorithm } from '../../src/ike/ports.js';
 
 const h = fromHex;
 
-describe('RFC 7634 Appendix A: ChaCha20-Poly1305 ESP example', () => {
-  const keymat = h('808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f' + 'a0a1a2a3');
-  const payload = h(
-    '45000054a6f200004001e778c6336405c0000205' +
-      '08005b7a3a080000553bec100007362708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f' +
-      '202122232425262728292a2b2c2d2e2f3031323334353637',
-  );
-  const packet =
-    '01020304' +
-    '00000005' +
-    '1011121314151617' +
-    '24039428b97f417e3c13753a4f05087b67c352e6a7fab1b982d466ef407ae5c614ee8099d52844eb61aa95dfab4c02f7' +
-    '2aa71e7c4c4f64c9befe2facc638e8f3cbec163fac469b502773f6fb94e664da9165b82829f641e0' +
-    '76aaa8266b7fb0f7b11b369907e1ad43';
-  const alg: EspAlgorithm = { kind: 'aead', name: 'chacha20-poly1305', keyBits: 256 };
+// Every vector runs through node:crypto and, where the addon is built, the native AEAD path.
+// CI builds the addon (npm ci runs native/build.mjs); locally without it the native runs are skipped.
+const IMPLS: EspCryptoImpl[] = nativeAvailable().ok ? ['node', 'native'] : ['node'];
 
-  it('seal reproduces the packet (padding 01 02, Pad Length 2, Next Header 4)', () => {
-    const c = createEspCrypto(alg, keymat, new Uint8Array(0), false);
-    const out = c.seal(0x01020304, 5, 0, payload, 0, payload.length, NH_IPV4, h('1011121314151617'));
-    expect(hex(out)).toBe(packet);
-    expect(c.packetLength(payload.length)).toBe(out.length);
-  });
+for (const impl of IMPLS)
+  describe(`RFC 7634 Appendix A: ChaCha20-Poly1305 ESP example (${impl})`, () => {
+    const keymat = h('808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f' + 'a0a1a2a3');
+    const payload = h(
+      '45000054a6f200004001e778c6336405c0000205' +
+        '08005b7a3a080000553bec100007362708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f' +
+        '202122232425262728292a2b2c2d2e2f3031323334353637',
+    );
+    const packet =
+      '01020304' +
+      '00000005' +
+      '1011121314151617' +
+      '24039428b97f417e3c13753a4f05087b67c352e6a7fab1b982d466ef407ae5c614ee8099d52844eb61aa95dfab4c02f7' +
+      '2aa71e7c4c4f64c9befe2facc638e8f3cbec163fac469b502773f6fb94e664da9165b82829f641e0' +
+      '76aaa8266b7fb0f7b11b369907e1ad43';
+    const alg: EspAlgorithm = { kind: 'aead', name: 'chacha20-poly1305', keyBits: 256 };
 
-  it('open recovers the payload and the trailer checks pass', () => {
-    const c = createEspCrypto(alg, keymat, new Uint8Array(0), false);
-    const pkt = h(packet);
-    expect(espSpi(pkt)).toBe(0x01020304);
-    expect(espSeq(pkt)).toBe(5);
-    const pt = c.open(pkt, 0);
-    expect(pt).not.toBeNull();
-    const n = checkTrailer(pt!);
-    expect(n).toBe(payload.length);
-    expect(trailerNextHeader(pt!)).toBe(4);
-    expect(hex(pt!.subarray(0, n))).toBe(hex(payload));
-  });
+    it('seal reproduces the packet (padding 01 02, Pad Length 2, Next Header 4)', () => {
+      const c = createEspCrypto(alg, keymat, new Uint8Array(0), false, impl);
+      expect(c.impl).toBe(impl);
+      const out = espSeal(c, 0x01020304, 5, 0, payload, NH_IPV4, h('1011121314151617'));
+      expect(hex(out)).toBe(packet);
+      expect(c.packetLength(payload.length)).toBe(out.length);
+    });
 
-  it('a flipped bit anywhere (header, IV, ciphertext, ICV) fails the ICV', () => {
-    const c = createEspCrypto(alg, keymat, new Uint8Array(0), false);
-    const pkt = h(packet);
-    for (const at of [0, 5, 9, 40, pkt.length - 1]) {
-      const bad = pkt.slice();
-      bad[at]! ^= 0x10;
-      expect(c.open(bad, 0), `bit flip at ${at}`).toBeNull();
-    }
-    // with ESN the high bits enter the AAD: the same bytes with seqHi 1 do not verify
-    const esn = createEspCrypto(alg, keymat, new Uint8Array(0), true);
-    expect(esn.open(pkt, 1)).toBeNull();
+    it('open recovers the payload and the trailer checks pass', () => {
+      const c = createEspCrypto(alg, keymat, new Uint8Array(0), false, impl);
+      const pkt = h(packet);
+      expect(espSpi(pkt)).toBe(0x01020304);
+      expect(espSeq(pkt)).toBe(5);
+      const pt = espOpen(c, pkt, 0);
+      expect(pt).not.toBeNull();
+      const n = checkTrailer(pt!);
+      expect(n).toBe(payload.length);
+      expect(trailerNextHeader(pt!)).toBe(4);
+      expect(hex(pt!.subarray(0, n))).toBe(hex(payload));
+    });
+
+    it('a flipped bit anywhere (header, IV, ciphertext, ICV) fails the ICV', () => {
+      const c = createEspCrypto(alg, keymat, new Uint8Array(0), false, impl);
+      const pkt = h(packet);
+      for (const at of [0, 5, 9, 40, pkt.length - 1]) {
+        const bad = pkt.slice();
+        bad[at]! ^= 0x10;
+        expect(espOpen(c, bad, 0), `bit flip at ${at}`).toBeNull();
+      }
+      // with ESN the high bits enter the AAD: the same bytes with seqHi 1 do not verify
+      const esn = createEspCrypto(alg, keymat, new Uint8Array(0), true, impl);
+      expect(espOpen(esn, pkt, 1)).toBeNull();
+    });
   });
-});
 
 interface KeysJson {
   children: Array<{
@@ -122,38 +132,39 @@ function algOf(proposal: string): EspAlgorithm {
   throw new Error(`no mapping for ${proposal}`);
 }
 
-describe('strongSwan 5.9.8 (kernel-libipsec) captured ESP packets', () => {
-  for (const dir of [
-    'default',
-    'aes256gcm16-prfsha384-ecp384',
-    'chacha20poly1305-prfsha256-x25519',
-    'aes128-sha256-modp2048',
-    'aes256-sha512-ecp521',
-  ]) {
-    const keys = JSON.parse(readFileSync(join(FIX, dir, 'keys.json'), 'utf8')) as KeysJson;
-    const child = keys.children[0]!;
-    const alg = algOf(child.proposal);
-    for (const e of keys.esp) {
-      it(`${dir}: ${e.file} (${child.proposal})`, () => {
-        const pkt = new Uint8Array(readFileSync(join(FIX, dir, e.file)));
-        const inner = new Uint8Array(readFileSync(join(FIX, dir, e.inner_file)));
-        const initiator = e.keys.includes('encr_i');
-        const enc = h(initiator ? child.encr_i : child.encr_r);
-        const integ = h((initiator ? child.integ_i : child.integ_r) ?? '');
-        const c = createEspCrypto(alg, enc, integ, false);
-        expect(hex(pkt.subarray(0, 4))).toBe(e.spi);
-        expect(espSeq(pkt)).toBe(e.seq);
-        const pt = c.open(pkt, 0);
-        expect(pt, 'ICV verifies').not.toBeNull();
-        const n = checkTrailer(pt!);
-        expect(n).toBe(inner.length);
-        expect(trailerNextHeader(pt!)).toBe(e.next_header);
-        expect(hex(pt!.subarray(0, n))).toBe(hex(inner));
-        // Sealing with strongSwan's IV reproduces its packet exactly (same padding 1,2,3..., ICV).
-        const iv = pkt.subarray(8, 8 + c.ivLen);
-        const again = c.seal(espSpi(pkt), e.seq, 0, inner, 0, inner.length, NH_IPV4, iv);
-        expect(hex(again)).toBe(hex(pkt));
-      });
+for (const impl of IMPLS)
+  describe(`strongSwan 5.9.8 (kernel-libipsec) captured ESP packets (${impl})`, () => {
+    for (const dir of [
+      'default',
+      'aes256gcm16-prfsha384-ecp384',
+      'chacha20poly1305-prfsha256-x25519',
+      'aes128-sha256-modp2048',
+      'aes256-sha512-ecp521',
+    ]) {
+      const keys = JSON.parse(readFileSync(join(FIX, dir, 'keys.json'), 'utf8')) as KeysJson;
+      const child = keys.children[0]!;
+      const alg = algOf(child.proposal);
+      for (const e of keys.esp) {
+        it(`${dir}: ${e.file} (${child.proposal})`, () => {
+          const pkt = new Uint8Array(readFileSync(join(FIX, dir, e.file)));
+          const inner = new Uint8Array(readFileSync(join(FIX, dir, e.inner_file)));
+          const initiator = e.keys.includes('encr_i');
+          const enc = h(initiator ? child.encr_i : child.encr_r);
+          const integ = h((initiator ? child.integ_i : child.integ_r) ?? '');
+          const c = createEspCrypto(alg, enc, integ, false, alg.kind === 'aead' ? impl : 'node');
+          expect(hex(pkt.subarray(0, 4))).toBe(e.spi);
+          expect(espSeq(pkt)).toBe(e.seq);
+          const pt = espOpen(c, pkt, 0);
+          expect(pt, 'ICV verifies').not.toBeNull();
+          const n = checkTrailer(pt!);
+          expect(n).toBe(inner.length);
+          expect(trailerNextHeader(pt!)).toBe(e.next_header);
+          expect(hex(pt!.subarray(0, n))).toBe(hex(inner));
+          // Sealing with strongSwan's IV reproduces its packet exactly (same padding 1,2,3..., ICV).
+          const iv = pkt.subarray(8, 8 + c.ivLen);
+          const again = espSeal(c, espSpi(pkt), e.seq, 0, inner, NH_IPV4, iv);
+          expect(hex(again)).toBe(hex(pkt));
+        });
+      }
     }
-  }
-});
+  });

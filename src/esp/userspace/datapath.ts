@@ -15,6 +15,8 @@ import type { Clock } from '../../common/clock.js';
 import type { Endpoint, KernelEvent } from '../../ike/ports.js';
 import {
   checkTrailer,
+  ESP_HEADER_LEN,
+  type EspCryptoImpl,
   espSeq,
   espSpi,
   NH_IPV4,
@@ -41,6 +43,22 @@ export interface TunWriter {
 /** ESP-in-UDP from the NAT-T socket (UdpTransport.sendEsp). */
 export interface EspSender {
   sendEsp(local: Endpoint, remote: Endpoint, bytes: Uint8Array): void;
+}
+
+/**
+ * ESP-in-UDP in batches from the NAT-T socket (native sendmmsg): datagram i is
+ * buf[offs[i] .. offs[i] + lens[i]) to the IPv4 address addrs[i] (host order) and port ports[i].
+ * Returns how many the kernel took, or -errno.
+ */
+export interface EspBatchSender {
+  sendBatch(
+    buf: Uint8Array,
+    offs: Int32Array,
+    lens: Int32Array,
+    addrs: Uint32Array,
+    ports: Int32Array,
+    count: number,
+  ): number;
 }
 
 /** Plain ESP (IP protocol 50) to an address; returns bytes sent or -errno. */
@@ -74,6 +92,8 @@ export const DATAPATH_DEFAULTS = {
 } as const;
 
 export interface DatapathOptions {
+  /** Cipher implementation (default: native AEAD when the addon is built). */
+  impl?: EspCryptoImpl;
   clock: Clock;
   emit: (ev: KernelEvent) => void;
   log?: DatapathLog;
@@ -117,11 +137,26 @@ function ipv6Text(b: Uint8Array, at: number): string {
   return g.join(':').replace(/(^|:)0(:0)+(:|$)/, '::');
 }
 
+/** Outbound batch limits (sendmmsg); tuning, not protocol. */
+const BATCH_MAX = 128;
+const BATCH_BYTES = 512 * 1024;
+
 export class EspDatapath {
-  readonly table = new SaTable();
+  readonly table: SaTable;
   tun: TunWriter | undefined;
   esp: EspSender | undefined;
   raw: RawEspSender | undefined;
+  /** When set, ESP-in-UDP to IPv4 peers is sealed into one buffer and sent per batch. */
+  batch: EspBatchSender | undefined;
+  private readonly bBuf = new Uint8Array(BATCH_BYTES);
+  private readonly bOffs = new Int32Array(BATCH_MAX);
+  private readonly bLens = new Int32Array(BATCH_MAX);
+  private readonly bAddrs = new Uint32Array(BATCH_MAX);
+  private readonly bPorts = new Int32Array(BATCH_MAX);
+  private readonly bSa: Array<SaState | undefined> = new Array<SaState | undefined>(BATCH_MAX);
+  private bCount = 0;
+  private bUsed = 0;
+  private readonly flushCb = (): void => this.flushOut();
   private readonly clock: Clock;
   private readonly emit: (ev: KernelEvent) => void;
   private readonly log: DatapathLog;
@@ -136,6 +171,7 @@ export class EspDatapath {
   readonly totals = { inPackets: 0, outPackets: 0, inBytes: 0, outBytes: 0 };
 
   constructor(o: DatapathOptions) {
+    this.table = new SaTable(o.impl ?? 'auto');
     this.clock = o.clock;
     this.emit = o.emit;
     this.log = o.log ?? silentLog;
@@ -205,7 +241,29 @@ export class EspDatapath {
       this.drop('seq-exhausted', sa);
       return;
     }
-    const pkt = sa.crypto.seal(sa.spi, sa.seqLo, sa.seqHi, buf, off, len, nh);
+    const c = sa.crypto;
+    const plen = c.packetLength(len);
+    const batched = sa.encap !== undefined && this.batch !== undefined && sa.remoteV4 >= 0;
+    let pkt: Uint8Array | undefined;
+    if (batched) {
+      if (this.bCount === BATCH_MAX || this.bUsed + plen > BATCH_BYTES) this.flushOut();
+      const i = this.bCount;
+      const at = this.bUsed;
+      c.sealInto(this.bBuf, at, sa.spi, sa.seqLo, sa.seqHi, buf, off, len, nh);
+      this.bOffs[i] = at;
+      this.bLens[i] = plen;
+      this.bAddrs[i] = sa.remoteV4;
+      this.bPorts[i] = sa.remote.port;
+      this.bSa[i] = sa;
+      this.bUsed = (at + plen + 7) & ~7;
+      this.bCount = i + 1;
+      // sent when the current batch of TUN packets has been processed (microtasks run right
+      // after each native callback), or earlier when the batch buffer is full
+      if (i === 0) queueMicrotask(this.flushCb);
+    } else {
+      pkt = Buffer.allocUnsafe(plen);
+      c.sealInto(pkt, 0, sa.spi, sa.seqLo, sa.seqHi, buf, off, len, nh);
+    }
     // advance the sequence number (RFC 4303 §3.3.3: never cycle)
     const next = (sa.seqLo + 1) >>> 0;
     if (next === 0) {
@@ -224,6 +282,7 @@ export class EspDatapath {
     this.totals.outPackets++;
     this.totals.outBytes += len;
     if (sa.packets >= sa.softPackets || sa.bytes >= sa.softBytes) this.lifetime(sa);
+    if (!pkt) return;
     if (sa.encap) {
       const t = this.esp;
       if (!t) {
@@ -241,6 +300,24 @@ export class EspDatapath {
             : 'plain ESP (no UDP encapsulation) needs the raw ESP socket',
         }));
     }
+  }
+
+  /** Sends the sealed batch (one sendmmsg). */
+  flushOut(): void {
+    const count = this.bCount;
+    if (count === 0) return;
+    this.bCount = 0;
+    this.bUsed = 0;
+    const b = this.batch;
+    const n = b ? b.sendBatch(this.bBuf, this.bOffs, this.bLens, this.bAddrs, this.bPorts, count) : -9;
+    const ok = n < 0 ? 0 : n;
+    for (let i = ok; i < count; i++) {
+      const sa = this.bSa[i];
+      this.drop('send', sa, () => ({
+        why: n < 0 ? `sendmmsg failed (errno ${-n})` : 'the kernel refused datagrams of a batch',
+      }));
+    }
+    this.bSa.fill(undefined, 0, count);
   }
 
   private lifetime(sa: SaState): void {
@@ -370,8 +447,8 @@ export class EspDatapath {
       return;
     }
     const hi = rw.hi;
-    const pt = sa.crypto.open(pkt, hi);
-    if (!pt) {
+    const ptLen = sa.crypto.openInPlace(pkt, hi);
+    if (ptLen < 0) {
       this.drop('auth', sa, () => ({ seq, from: `${remote.address}:${remote.port}` }));
       return;
     }
@@ -379,7 +456,8 @@ export class EspDatapath {
       this.drop('replay', sa, () => ({ seq }));
       return;
     }
-    const n = checkTrailer(pt);
+    const at = ESP_HEADER_LEN + sa.crypto.ivLen;
+    const n = checkTrailer(pkt, ptLen, at);
     if (n < 0) {
       this.drop(
         n === TRAILER_DUMMY ? 'dummy' : n === TRAILER_BAD_NEXT_HEADER ? 'bad-next-header' : 'bad-padding',
@@ -388,8 +466,8 @@ export class EspDatapath {
       return;
     }
     const f = this.fi;
-    const nh = pt[pt.length - 1]!;
-    if (!parseInner(pt, 0, n, f) || f.family !== (nh === NH_IPV4 ? 4 : 6)) {
+    const nh = pkt[at + ptLen - 1]!;
+    if (!parseInner(pkt, at, n, f) || f.family !== (nh === NH_IPV4 ? 4 : 6)) {
       this.drop('malformed', sa, () => ({ where: 'inner', nh }));
       return;
     }
@@ -409,7 +487,7 @@ export class EspDatapath {
         this.mapping(sa, remote);
     }
     const t = this.tun;
-    const w = t ? t.write(pt, 0, f.length) : -1;
+    const w = t ? t.write(pkt, at, f.length) : -1;
     if (w < 0) this.drop('tun-write', sa, () => ({ errno: -w }));
   }
 

@@ -49,6 +49,7 @@ import {
 } from 'node:crypto';
 import { IkegwError } from '../../common/errors.js';
 import type { EspAlgorithm } from '../../ike/ports.js';
+import { type NativeAddon, tryNative } from './native.js';
 
 /** Next Header values (IANA protocol numbers) carried in tunnel mode. */
 export const NH_IPV4 = 4;
@@ -131,13 +132,13 @@ export const TRAILER_DUMMY = -3;
  * Returns the inner packet length, or TRAILER_* when the padding is not 1,2,3,... (RFC 4303 §2.4),
  * the Next Header is not IPv4/IPv6 (tunnel mode), or the packet is a dummy (59, §2.6).
  */
-export function checkTrailer(pt: Uint8Array, ptLen = pt.length): number {
+export function checkTrailer(pt: Uint8Array, ptLen = pt.length, at = 0): number {
   if (ptLen < 2) return TRAILER_BAD_PADDING;
-  const nh = pt[ptLen - 1]!;
-  const padLen = pt[ptLen - 2]!;
+  const nh = pt[at + ptLen - 1]!;
+  const padLen = pt[at + ptLen - 2]!;
   const innerLen = ptLen - 2 - padLen;
   if (innerLen < 0) return TRAILER_BAD_PADDING;
-  for (let i = 0; i < padLen; i++) if (pt[innerLen + i] !== i + 1) return TRAILER_BAD_PADDING;
+  for (let i = 0; i < padLen; i++) if (pt[at + innerLen + i] !== i + 1) return TRAILER_BAD_PADDING;
   if (nh === NH_NONE) return TRAILER_DUMMY;
   if (nh !== NH_IPV4 && nh !== NH_IPV6) return TRAILER_BAD_NEXT_HEADER;
   return innerLen;
@@ -150,8 +151,8 @@ export function padLength(innerLen: number, align: number): number {
 }
 
 /** The Next Header of a decrypted payload (call after checkTrailer succeeded). */
-export function trailerNextHeader(pt: Uint8Array, ptLen = pt.length): number {
-  return pt[ptLen - 1]!;
+export function trailerNextHeader(pt: Uint8Array, ptLen = pt.length, at = 0): number {
+  return pt[at + ptLen - 1]!;
 }
 
 // ---- the transform ------------------------------------------------------------------------------
@@ -161,14 +162,21 @@ export interface EspCrypto {
   readonly icvLen: number;
   /** Padding alignment (4, or the cipher block size). */
   readonly align: number;
+  /** Smallest packet that can be valid: header + IV + one aligned block + ICV. */
+  readonly minLength: number;
+  /** Which implementation does the cipher work (for logs and the benchmark). */
+  readonly impl: 'native' | 'node';
   /** Length of the ESP packet (header..ICV) for an inner packet of `innerLen` bytes. */
   packetLength(innerLen: number): number;
   /**
-   * Builds SPI | seq | IV | encrypted(inner | padding | padLen | nextHeader) | ICV into a new Buffer.
-   * `iv` overrides the IV (known-answer tests); otherwise the AEAD IV is seqHi||seqLo and the CBC IV
-   * comes from the CSPRNG pool.
+   * Writes SPI | seq | IV | encrypted(inner | padding | padLen | nextHeader) | ICV into
+   * out[at .. at + packetLength(innerLen)) and returns that length. `iv` overrides the IV
+   * (known-answer tests); otherwise the AEAD IV is seqHi||seqLo and the CBC IV comes from the
+   * CSPRNG pool.
    */
-  seal(
+  sealInto(
+    out: Uint8Array,
+    at: number,
     spi: number,
     seqLo: number,
     seqHi: number,
@@ -177,26 +185,60 @@ export interface EspCrypto {
     innerLen: number,
     nextHeader: number,
     iv?: Uint8Array,
-  ): Buffer;
+  ): number;
   /**
-   * Verifies the ICV and decrypts `pkt` (SPI..ICV; at least minLength bytes, checked by the
-   * caller). Returns the plaintext (payload | padding | padLen | nextHeader), or null when the ICV
-   * does not verify or the ciphertext length is not a multiple of the block size.
+   * Verifies the ICV of `pkt` (SPI..ICV, at least minLength bytes, checked by the caller) and
+   * decrypts it in place: the plaintext (payload | padding | padLen | nextHeader) is then at
+   * pkt[ESP_HEADER_LEN + ivLen ..) and its length is returned; -1 when the ICV does not verify or
+   * the ciphertext is not a whole number of blocks (pkt may then be garbled).
    */
-  open(pkt: Uint8Array, seqHi: number): Buffer | null;
-  /** Smallest packet that can be valid: header + IV + one aligned block + ICV. */
-  readonly minLength: number;
+  openInPlace(pkt: Uint8Array, seqHi: number): number;
 }
 
+/** sealInto into a new Buffer. */
+export function espSeal(
+  c: EspCrypto,
+  spi: number,
+  seqLo: number,
+  seqHi: number,
+  inner: Uint8Array,
+  nextHeader: number,
+  iv?: Uint8Array,
+): Buffer {
+  const out = Buffer.allocUnsafe(c.packetLength(inner.length));
+  c.sealInto(out, 0, spi, seqLo, seqHi, inner, 0, inner.length, nextHeader, iv);
+  return out;
+}
+
+/** openInPlace on a copy: the plaintext, or null. */
+export function espOpen(c: EspCrypto, pkt: Uint8Array, seqHi: number): Uint8Array | null {
+  const copy = Uint8Array.from(pkt);
+  const n = c.openInPlace(copy, seqHi);
+  const at = ESP_HEADER_LEN + c.ivLen;
+  return n < 0 ? null : copy.subarray(at, at + n);
+}
+
+export type EspCryptoImpl = 'auto' | 'native' | 'node';
+
+/**
+ * AEAD runs in the native addon (OpenSSL EVP with a per-SA context, in place) when it is built,
+ * else — and for CBC/HMAC always — through node:crypto. Both give identical bytes.
+ */
 export function createEspCrypto(
   alg: EspAlgorithm,
   encKey: Uint8Array,
   integKey: Uint8Array,
   esn: boolean,
+  impl: EspCryptoImpl = 'auto',
 ): EspCrypto {
   const bad = checkEspKeys(alg, encKey, integKey);
   if (bad) throw new EspConfigError(bad);
-  if (alg.kind === 'aead') return new AeadEsp(alg, encKey, esn);
+  if (alg.kind === 'aead') {
+    const n = impl === 'node' ? undefined : tryNative();
+    if (n && typeof n.aeadNew === 'function') return new NativeAeadEsp(n, alg, encKey, esn);
+    if (impl === 'native') throw new EspConfigError('the native addon (AEAD) is not available');
+    return new AeadEsp(alg, encKey, esn);
+  }
   return new CbcHmacEsp(alg, encKey, integKey, esn);
 }
 
@@ -205,6 +247,10 @@ function writeU32(b: Uint8Array, at: number, v: number): void {
   b[at + 1] = (v >>> 16) & 0xff;
   b[at + 2] = (v >>> 8) & 0xff;
   b[at + 3] = v & 0xff;
+}
+
+function readU32(b: Uint8Array, at: number): number {
+  return ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
 }
 
 function fillPadding(b: Uint8Array, at: number, padLen: number, nextHeader: number): void {
@@ -227,24 +273,136 @@ interface AeadOpener {
   final(): Buffer;
 }
 
-class AeadEsp implements EspCrypto {
+/** The ESP framing shared by both AEAD implementations (RFC 4106 / RFC 7634). */
+abstract class AeadBase {
   readonly ivLen = 8;
   readonly icvLen = 16;
   readonly align = 4;
-  readonly minLength: number;
+  readonly minLength = ESP_HEADER_LEN + 8 + 4 + 16;
+  /** SPI || seq  or  SPI || seqHi || seqLo (RFC 4106 §5 / RFC 7634 §2.1). */
+  protected readonly aad: Buffer;
+
+  constructor(protected readonly esn: boolean) {
+    this.aad = Buffer.alloc(esn ? 12 : 8);
+  }
+
+  packetLength(innerLen: number): number {
+    return ESP_HEADER_LEN + 8 + innerLen + padLength(innerLen, 4) + 2 + 16;
+  }
+
+  protected setAad(spi: number, seqLo: number, seqHi: number): void {
+    const a = this.aad;
+    writeU32(a, 0, spi);
+    if (this.esn) {
+      writeU32(a, 4, seqHi);
+      writeU32(a, 8, seqLo);
+    } else {
+      writeU32(a, 4, seqLo);
+    }
+  }
+
+  /** Header, IV and plaintext (with trailer) in place; returns the plaintext length. */
+  protected frame(
+    out: Uint8Array,
+    at: number,
+    spi: number,
+    seqLo: number,
+    seqHi: number,
+    inner: Uint8Array,
+    innerOff: number,
+    innerLen: number,
+    nextHeader: number,
+    iv: Uint8Array | undefined,
+  ): number {
+    const padLen = padLength(innerLen, 4);
+    writeU32(out, at, spi);
+    writeU32(out, at + 4, seqLo);
+    if (iv) out.set(iv.subarray(0, 8), at + 8);
+    else {
+      writeU32(out, at + 8, seqHi);
+      writeU32(out, at + 12, seqLo);
+    }
+    this.setAad(spi, seqLo, seqHi);
+    out.set(inner.subarray(innerOff, innerOff + innerLen), at + 16);
+    fillPadding(out, at + 16 + innerLen, padLen, nextHeader);
+    return innerLen + padLen + 2;
+  }
+
+  /** Checks the length and sets the AAD from the packet; returns the ciphertext length or -1. */
+  protected prepareOpen(pkt: Uint8Array, seqHi: number): number {
+    const ctLen = pkt.length - 16 - 16;
+    if (ctLen < 4 || ctLen % 4 !== 0) return -1;
+    this.setAad(readU32(pkt, 0), readU32(pkt, 4), seqHi);
+    return ctLen;
+  }
+}
+
+/** AEAD through the native addon: one EVP_CIPHER_CTX per SA, encryption in place. */
+class NativeAeadEsp extends AeadBase implements EspCrypto {
+  readonly impl = 'native' as const;
+  private readonly h: object;
+
+  constructor(
+    private readonly n: NativeAddon,
+    alg: Extract<EspAlgorithm, { kind: 'aead' }>,
+    keymat: Uint8Array,
+    esn: boolean,
+  ) {
+    super(esn);
+    const keyLen = keymat.length - 4;
+    // One direction per SA, but a context can only encrypt or decrypt: keep one of each lazily.
+    this.h = n.aeadNew(
+      alg.name === 'chacha20-poly1305' ? 1 : 0,
+      keymat.subarray(0, keyLen),
+      keymat.subarray(keyLen),
+      true,
+    );
+    this.hOpen = n.aeadNew(
+      alg.name === 'chacha20-poly1305' ? 1 : 0,
+      keymat.subarray(0, keyLen),
+      keymat.subarray(keyLen),
+      false,
+    );
+  }
+
+  private readonly hOpen: object;
+
+  sealInto(
+    out: Uint8Array,
+    at: number,
+    spi: number,
+    seqLo: number,
+    seqHi: number,
+    inner: Uint8Array,
+    innerOff: number,
+    innerLen: number,
+    nextHeader: number,
+    iv?: Uint8Array,
+  ): number {
+    const ptLen = this.frame(out, at, spi, seqLo, seqHi, inner, innerOff, innerLen, nextHeader, iv);
+    if (!this.n.aeadSeal(this.h, this.aad, out, at + 8, at + 16, ptLen, at + 16 + ptLen))
+      throw new EspConfigError('AEAD encryption failed');
+    return 16 + ptLen + 16;
+  }
+
+  openInPlace(pkt: Uint8Array, seqHi: number): number {
+    const ctLen = this.prepareOpen(pkt, seqHi);
+    if (ctLen < 0) return -1;
+    return this.n.aeadOpen(this.hOpen, this.aad, pkt, 8, 16, ctLen, 16 + ctLen) ? ctLen : -1;
+  }
+}
+
+/** AEAD through node:crypto (one cipher object per packet). */
+class AeadEsp extends AeadBase implements EspCrypto {
+  readonly impl = 'node' as const;
   private readonly gcm: CipherGCMTypes | undefined;
   private readonly key: Buffer;
   /** salt || IV, rewritten per packet (createCipheriv copies it). */
   private readonly nonce = Buffer.alloc(12);
-  /** SPI || seq  or  SPI || seqHi || seqLo (RFC 4106 §5 / RFC 7634 §2.1). */
-  private readonly aad: Buffer;
   private readonly opts = { authTagLength: 16 } as const;
 
-  constructor(
-    alg: Extract<EspAlgorithm, { kind: 'aead' }>,
-    keymat: Uint8Array,
-    private readonly esn: boolean,
-  ) {
+  constructor(alg: Extract<EspAlgorithm, { kind: 'aead' }>, keymat: Uint8Array, esn: boolean) {
+    super(esn);
     const keyLen = keymat.length - 4;
     this.gcm =
       alg.name === 'chacha20-poly1305'
@@ -256,12 +414,6 @@ class AeadEsp implements EspCrypto {
             : 'aes-128-gcm';
     this.key = Buffer.from(keymat.subarray(0, keyLen));
     this.nonce.set(keymat.subarray(keyLen), 0);
-    this.aad = Buffer.alloc(esn ? 12 : 8);
-    this.minLength = ESP_HEADER_LEN + this.ivLen + 4 + this.icvLen;
-  }
-
-  packetLength(innerLen: number): number {
-    return ESP_HEADER_LEN + this.ivLen + innerLen + padLength(innerLen, 4) + 2 + this.icvLen;
   }
 
   private cipherFor(nonce: Buffer): AeadSealer {
@@ -276,18 +428,9 @@ class AeadEsp implements EspCrypto {
       : createDecipheriv('chacha20-poly1305', this.key, nonce, this.opts);
   }
 
-  private setAad(spi: number, seqLo: number, seqHi: number): void {
-    const a = this.aad;
-    writeU32(a, 0, spi);
-    if (this.esn) {
-      writeU32(a, 4, seqHi);
-      writeU32(a, 8, seqLo);
-    } else {
-      writeU32(a, 4, seqLo);
-    }
-  }
-
-  seal(
+  sealInto(
+    out: Uint8Array,
+    at: number,
     spi: number,
     seqLo: number,
     seqHi: number,
@@ -296,54 +439,39 @@ class AeadEsp implements EspCrypto {
     innerLen: number,
     nextHeader: number,
     iv?: Uint8Array,
-  ): Buffer {
-    const padLen = padLength(innerLen, 4);
-    const ptLen = innerLen + padLen + 2;
-    const out = Buffer.allocUnsafe(ESP_HEADER_LEN + 8 + ptLen + 16);
-    writeU32(out, 0, spi);
-    writeU32(out, 4, seqLo);
-    if (iv) out.set(iv.subarray(0, 8), 8);
-    else {
-      writeU32(out, 8, seqHi);
-      writeU32(out, 12, seqLo);
-    }
+  ): number {
+    const ptLen = this.frame(out, at, spi, seqLo, seqHi, inner, innerOff, innerLen, nextHeader, iv);
     const nonce = this.nonce;
-    for (let i = 0; i < 8; i++) nonce[4 + i] = out[8 + i]!;
-    this.setAad(spi, seqLo, seqHi);
-    // Plaintext laid out in place, encrypted, and the ciphertext copied over it.
-    out.set(inner.subarray(innerOff, innerOff + innerLen), 16);
-    fillPadding(out, 16 + innerLen, padLen, nextHeader);
+    for (let i = 0; i < 8; i++) nonce[4 + i] = out[at + 8 + i]!;
     const c = this.cipherFor(nonce);
     c.setAAD(this.aad, { plaintextLength: ptLen });
-    const ct = c.update(out.subarray(16, 16 + ptLen));
-    ct.copy(out, 16);
+    out.set(c.update(out.subarray(at + 16, at + 16 + ptLen)), at + 16);
     c.final();
-    c.getAuthTag().copy(out, 16 + ptLen);
-    return out;
+    out.set(c.getAuthTag(), at + 16 + ptLen);
+    return 16 + ptLen + 16;
   }
 
-  open(pkt: Uint8Array, seqHi: number): Buffer | null {
-    const ctEnd = pkt.length - 16;
-    if (ctEnd - 16 < 4 || (ctEnd - 16) % 4 !== 0) return null;
+  openInPlace(pkt: Uint8Array, seqHi: number): number {
+    const ctLen = this.prepareOpen(pkt, seqHi);
+    if (ctLen < 0) return -1;
     const nonce = this.nonce;
     for (let i = 0; i < 8; i++) nonce[4 + i] = pkt[8 + i]!;
-    const spi = ((pkt[0]! << 24) | (pkt[1]! << 16) | (pkt[2]! << 8) | pkt[3]!) >>> 0;
-    const seqLo = ((pkt[4]! << 24) | (pkt[5]! << 16) | (pkt[6]! << 8) | pkt[7]!) >>> 0;
-    this.setAad(spi, seqLo, seqHi);
     const d = this.decipherFor(nonce);
-    d.setAAD(this.aad, { plaintextLength: ctEnd - 16 });
-    d.setAuthTag(pkt.subarray(ctEnd));
-    const pt = d.update(pkt.subarray(16, ctEnd));
+    d.setAAD(this.aad, { plaintextLength: ctLen });
+    d.setAuthTag(pkt.subarray(16 + ctLen));
+    const pt = d.update(pkt.subarray(16, 16 + ctLen));
     try {
       d.final();
     } catch {
-      return null;
+      return -1;
     }
-    return pt;
+    pkt.set(pt, 16);
+    return ctLen;
   }
 }
 
 class CbcHmacEsp implements EspCrypto {
+  readonly impl = 'node' as const;
   readonly ivLen: number;
   readonly icvLen: number;
   readonly align: number;
@@ -375,9 +503,9 @@ class CbcHmacEsp implements EspCrypto {
     return ESP_HEADER_LEN + this.ivLen + innerLen + padLength(innerLen, this.align) + 2 + this.icvLen;
   }
 
-  private mac(pkt: Uint8Array, end: number, seqHi: number): Buffer {
+  private mac(pkt: Uint8Array, from: number, end: number, seqHi: number): Buffer {
     const h = createHmac(this.hash, this.integKey);
-    h.update(pkt.subarray(0, end));
+    h.update(pkt.subarray(from, end));
     if (this.esn) {
       writeU32(this.hiBuf, 0, seqHi);
       h.update(this.hiBuf);
@@ -385,51 +513,52 @@ class CbcHmacEsp implements EspCrypto {
     return h.digest();
   }
 
-  seal(
+  sealInto(
+    out: Uint8Array,
+    at: number,
     spi: number,
     seqLo: number,
-    seqHi: number,
+    _seqHi: number,
     inner: Uint8Array,
     innerOff: number,
     innerLen: number,
     nextHeader: number,
     iv?: Uint8Array,
-  ): Buffer {
+  ): number {
     const padLen = padLength(innerLen, this.align);
     const ptLen = innerLen + padLen + 2;
-    const ctAt = ESP_HEADER_LEN + this.ivLen;
-    const out = Buffer.allocUnsafe(ctAt + ptLen + this.icvLen);
-    writeU32(out, 0, spi);
-    writeU32(out, 4, seqLo);
+    const ctAt = at + ESP_HEADER_LEN + this.ivLen;
+    writeU32(out, at, spi);
+    writeU32(out, at + 4, seqLo);
     out.set(inner.subarray(innerOff, innerOff + innerLen), ctAt);
     fillPadding(out, ctAt + innerLen, padLen, nextHeader);
     if (this.cipher) {
-      if (iv) out.set(iv.subarray(0, 16), ESP_HEADER_LEN);
-      else nextRandomIv(out, ESP_HEADER_LEN);
-      const c: Cipher = createCipheriv(this.cipher, this.key, out.subarray(ESP_HEADER_LEN, ctAt));
+      if (iv) out.set(iv.subarray(0, 16), at + ESP_HEADER_LEN);
+      else nextRandomIv(out, at + ESP_HEADER_LEN);
+      const c: Cipher = createCipheriv(this.cipher, this.key, out.subarray(at + ESP_HEADER_LEN, ctAt));
       c.setAutoPadding(false);
-      const ct = c.update(out.subarray(ctAt, ctAt + ptLen));
-      ct.copy(out, ctAt);
+      out.set(c.update(out.subarray(ctAt, ctAt + ptLen)), ctAt);
       c.final();
     }
-    const icv = this.mac(out, ctAt + ptLen, seqHi);
-    icv.copy(out, ctAt + ptLen, 0, this.icvLen);
-    return out;
+    const icv = this.mac(out, at, ctAt + ptLen, _seqHi);
+    out.set(icv.subarray(0, this.icvLen), ctAt + ptLen);
+    return ctAt + ptLen + this.icvLen - at;
   }
 
-  open(pkt: Uint8Array, seqHi: number): Buffer | null {
+  openInPlace(pkt: Uint8Array, seqHi: number): number {
     const ctAt = ESP_HEADER_LEN + this.ivLen;
     const ctEnd = pkt.length - this.icvLen;
     const ctLen = ctEnd - ctAt;
-    if (ctLen < this.align || ctLen % this.align !== 0) return null;
-    const want = this.mac(pkt, ctEnd, seqHi);
-    if (!timingSafeEqual(want.subarray(0, this.icvLen), pkt.subarray(ctEnd))) return null;
-    if (!this.cipher) return Buffer.from(pkt.subarray(ctAt, ctEnd));
-    const d = createDecipheriv(this.cipher, this.key, pkt.subarray(ESP_HEADER_LEN, ctAt));
-    d.setAutoPadding(false);
-    const pt = d.update(pkt.subarray(ctAt, ctEnd));
-    d.final();
-    return pt;
+    if (ctLen < this.align || ctLen % this.align !== 0) return -1;
+    const want = this.mac(pkt, 0, ctEnd, seqHi);
+    if (!timingSafeEqual(want.subarray(0, this.icvLen), pkt.subarray(ctEnd))) return -1;
+    if (this.cipher) {
+      const d = createDecipheriv(this.cipher, this.key, pkt.subarray(ESP_HEADER_LEN, ctAt));
+      d.setAutoPadding(false);
+      pkt.set(d.update(pkt.subarray(ctAt, ctEnd)), ctAt);
+      d.final();
+    }
+    return ctLen;
   }
 }
 

@@ -24,7 +24,8 @@ import type {
   SaInstaller,
 } from '../../ike/ports.js';
 import { type DatapathLog, EspDatapath, type EspSender, silentLog } from './datapath.js';
-import { checkEspKeys } from './esp-packet.js';
+import { checkEspKeys, type EspCryptoImpl } from './esp-packet.js';
+import { tryNative } from './native.js';
 import { type DropCounters, parseIpv4, parseIpv6, saKey } from './sa-table.js';
 import { RawEspSocket, rangeToCidrs, TunDevice, type TunOptions, type TunPort } from './tun.js';
 
@@ -57,6 +58,15 @@ export interface RawEspPort {
   close(): void;
 }
 
+/** The parts of the transport's bound NAT-T dgram.Socket the data path uses. */
+export interface NatSocket {
+  getRecvBufferSize(): number;
+  setRecvBufferSize(size: number): void;
+}
+
+/** Receive buffer asked for on the NAT-T socket (tuning). */
+export const NAT_T_RCVBUF = 4 * 1024 * 1024;
+
 export interface UserspaceInstallerOptions {
   /** The TUN device (opened by the caller), or how to open one lazily on first use. */
   tun?: TunPort | (() => TunPort);
@@ -64,6 +74,10 @@ export interface UserspaceInstallerOptions {
   rawEsp?: RawEspPort | (() => RawEspPort) | false;
   clock?: Clock;
   log?: DatapathLog;
+  /** AEAD implementation: native (addon) when built, or node:crypto. */
+  impl?: EspCryptoImpl;
+  /** Send ESP-in-UDP in sendmmsg batches on the transport's NAT-T socket (default true). */
+  batchSend?: boolean;
   /** Housekeeping period (queue timeouts), ms; 0 = no timer (tests call tick()). */
   tickMs?: number;
   queuePerReqid?: number;
@@ -110,10 +124,13 @@ export class UserspaceInstaller implements SaInstaller {
   private readonly routes = new Map<string, number>();
   private timer: ReturnType<typeof setInterval> | undefined;
   private closed = false;
+  private readonly batchSend: boolean;
 
   constructor(o: UserspaceInstallerOptions = {}) {
     this.log = o.log ?? silentLog;
+    this.batchSend = o.batchSend ?? true;
     this.datapath = new EspDatapath({
+      ...(o.impl ? { impl: o.impl } : {}),
       clock: o.clock ?? monotonicClock,
       emit: (ev) => this.raise(ev),
       log: this.log,
@@ -156,9 +173,33 @@ export class UserspaceInstaller implements SaInstaller {
     }
   }
 
-  /** The UDP transport that sends ESP-in-UDP (UdpTransport). */
-  attachTransport(t: EspSender): void {
+  /**
+   * The UDP transport that sends ESP-in-UDP (UdpTransport). With the native addon, ESP to IPv4
+   * peers goes out in sendmmsg batches on the transport's own NAT-T socket (same socket, same
+   * source port 4500, so NAT mappings are shared with IKE); otherwise one send per packet.
+   */
+  attachTransport(t: EspSender & { readonly natSocket?: NatSocket | undefined }): void {
     this.datapath.esp = t;
+    this.datapath.batch = undefined;
+    const sock = t.natSocket;
+    // All ESP of all tunnels arrives on this one socket: give bursts room (the default ~208 KB
+    // holds only ~100 small packets; the kernel caps the request at net.core.rmem_max).
+    try {
+      if (sock && sock.getRecvBufferSize() < NAT_T_RCVBUF) sock.setRecvBufferSize(NAT_T_RCVBUF);
+    } catch (e) {
+      this.log.debug(
+        {},
+        `NAT-T socket receive buffer unchanged: ${e instanceof Error ? e.message : String(e)}`,
+      );
+    }
+    const fd = socketFd(sock);
+    const n = this.batchSend ? tryNative() : undefined;
+    if (!n || fd === undefined || !sock) return;
+    this.datapath.batch = {
+      sendBatch: (buf, offs, lens, addrs, ports, count) =>
+        // the socket may have been closed (shutdown): never write to a reused descriptor
+        t.natSocket === sock ? n.udpSendBatch(fd, buf, offs, lens, addrs, ports, count) : -9,
+    };
   }
 
   /** ESP-in-UDP received on the NAT-T port (UdpTransport's onEsp). */
@@ -348,6 +389,24 @@ export class UserspaceInstaller implements SaInstaller {
     this.raw = undefined;
     this.datapath.raw = undefined;
   }
+}
+
+/** The file descriptor of a bound dgram.Socket (Node keeps its handle under a symbol). */
+function socketFd(sock: object | undefined): number | undefined {
+  if (!sock) return undefined;
+  const fdOf = (h: unknown): number | undefined => {
+    const fd = (h as { fd?: unknown } | undefined)?.fd;
+    return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+  };
+  const direct = fdOf((sock as { _handle?: unknown })._handle);
+  if (direct !== undefined) return direct;
+  for (const sym of Object.getOwnPropertySymbols(sock)) {
+    if (sym.description !== 'state') continue;
+    const state = (sock as Record<symbol, unknown>)[sym] as { handle?: unknown } | undefined;
+    const fd = fdOf(state?.handle);
+    if (fd !== undefined) return fd;
+  }
+  return undefined;
 }
 
 function containsAddress(cidr: string, addr: string): boolean {

@@ -14,7 +14,7 @@
 // Selectors are compiled once into numeric ranges (IPv4 as uint32, IPv6 as 16 bytes) so the
 // per-packet match is a few integer comparisons.
 import type { AddSaSpec, Endpoint, PolicySpec, TsRange } from '../../ike/ports.js';
-import { createEspCrypto, type EspCrypto } from './esp-packet.js';
+import { createEspCrypto, type EspCrypto, type EspCryptoImpl } from './esp-packet.js';
 import { ReplayWindow } from './replay-window.js';
 
 // ---- addresses -------------------------------------------------------------------------------
@@ -282,6 +282,8 @@ export class SaState {
   /** Outbound: where ESP-in-UDP goes. */
   local: Endpoint;
   remote: Endpoint;
+  /** remote.address as uint32 when IPv4, else -1 (for the batched send). */
+  remoteV4: number;
   readonly crypto: EspCrypto;
   readonly replay: ReplayWindow | undefined;
   readonly srcTs: CompiledTs[];
@@ -302,7 +304,7 @@ export class SaState {
   /** Installation order, to prefer the newest outbound SA of a reqid. */
   readonly serial: number;
 
-  constructor(spec: AddSaSpec, serial: number) {
+  constructor(spec: AddSaSpec, serial: number, impl: EspCryptoImpl = 'auto') {
     this.spi = spec.spi >>> 0;
     this.key = saKey(spec.dst, this.spi);
     this.reqid = spec.reqid;
@@ -314,7 +316,8 @@ export class SaState {
     this.encap = spec.encap ? { ...spec.encap } : undefined;
     this.local = { address: spec.src, port: spec.encap?.sport ?? 0 };
     this.remote = { address: spec.dst, port: spec.encap?.dport ?? 0 };
-    this.crypto = createEspCrypto(spec.alg, spec.encKey, spec.integKey, spec.esn);
+    this.remoteV4 = parseIpv4(spec.dst);
+    this.crypto = createEspCrypto(spec.alg, spec.encKey, spec.integKey, spec.esn, impl);
     this.replay = spec.inbound ? new ReplayWindow(spec.replayWindow, spec.esn) : undefined;
     this.srcTs = spec.srcTs.map(compileTs);
     this.dstTs = spec.dstTs.map(compileTs);
@@ -332,6 +335,7 @@ export class SaState {
     this.encap = encap ? { ...encap } : undefined;
     this.local = { address: src, port: encap?.sport ?? 0 };
     this.remote = { address: dst, port: encap?.dport ?? 0 };
+    this.remoteV4 = parseIpv4(dst);
   }
 
   /** Inner packet selectors allowed on this SA (src/dst from the SA's point of view). */
@@ -387,8 +391,10 @@ export class SaTable {
   readonly drops: DropCounters = emptyDrops();
   private serial = 0;
 
+  constructor(private readonly impl: EspCryptoImpl = 'auto') {}
+
   addSa(spec: AddSaSpec): SaState {
-    const s = new SaState(spec, ++this.serial);
+    const s = new SaState(spec, ++this.serial, this.impl);
     this.sas.set(s.key, s);
     this.index(s);
     return s;

@@ -7,62 +7,13 @@
 // happen in our small native addon (native/ikegw_native.c), which also reads packets with a
 // uv_poll watcher on the main loop: one JS call per batch of up to `slots` packets, into one
 // preallocated buffer (no allocation per packet).
-import { createRequire } from 'node:module';
 import { createRtNetlink, FlagsNew } from 'netlink';
 import { KernelError } from '../../common/errors.js';
 import type { TsRange } from '../../ike/ports.js';
+import { loadNative, type NativeAddon } from './native.js';
 import { parseIpv4, parseIpv6 } from './sa-table.js';
 
-// ---- the native addon --------------------------------------------------------------------------
-
-/** The functions of native/ikegw_native.node. */
-export interface NativeAddon {
-  tunOpen(name: string, mtu: number): { fd: number; name: string; ifindex: number };
-  rawEspOpen4(): number;
-  readerStart(
-    fd: number,
-    buffer: ArrayBuffer,
-    slotSize: number,
-    slots: number,
-    lens: Int32Array,
-    cb: (count: number, negErrno: number) => void,
-  ): object;
-  readerStop(handle: object): void;
-  write(fd: number, bytes: Uint8Array, offset: number, length: number): number;
-  sendTo4(fd: number, bytes: Uint8Array, offset: number, length: number, address: string): number;
-  close(fd: number): void;
-}
-
-let addon: NativeAddon | undefined;
-let addonError: string | undefined;
-
-/**
- * Loads native/build/Release/ikegw_native.node (built by the package's install script). The path
- * is the same relative to src/esp/userspace (vitest) and dist/esp/userspace (the build).
- */
-export function loadNative(): NativeAddon {
-  if (addon) return addon;
-  if (addonError) throw new KernelError('native', 38, 'ENOSYS', addonError);
-  const require = createRequire(import.meta.url);
-  const path = new URL('../../../native/build/Release/ikegw_native.node', import.meta.url).pathname;
-  try {
-    addon = require(path) as NativeAddon;
-    return addon;
-  } catch (e) {
-    addonError = `the native addon (${path}) is not available: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}; build it with \`npm rebuild ikegw\` or \`node native/build.mjs\` (needs python3, make, a C compiler)`;
-    throw new KernelError('native', 38, 'ENOSYS', addonError);
-  }
-}
-
-/** Whether the addon loads (does not open anything). */
-export function nativeAvailable(): { ok: true } | { ok: false; why: string } {
-  try {
-    loadNative();
-    return { ok: true };
-  } catch (e) {
-    return { ok: false, why: e instanceof Error ? e.message : String(e) };
-  }
-}
+export { loadNative, type NativeAddon, nativeAvailable } from './native.js';
 
 function errnoOf(e: unknown): { errno: number; name: string } {
   const code = (e as { code?: unknown }).code;

@@ -27,6 +27,7 @@ export const PREFIX = 'ikegw_';
  * and `ike-state` events (see `handle`). Shapes proposed here so the engine and metrics meet.
  */
 export type LifecycleEvent =
+  | { ev: 'rekey'; sa: SaRef; what: 'ike' | 'child'; child?: string }
   | { ev: 'rekey-collision'; sa: SaRef; what: 'ike' | 'child'; child?: string }
   | { ev: 'dpd'; sa: SaRef; result: 'sent' | 'failed' };
 
@@ -152,6 +153,8 @@ type Role = 'initiator' | 'responder' | 'unknown';
 interface SaTrack {
   conn: string;
   role: Role;
+  /** Saw its CONNECTING: a handshake (an IKE_SA created by a rekey has none). */
+  handshake: boolean;
   established: boolean;
   lastFailure?: FailureReason;
 }
@@ -165,7 +168,7 @@ interface ChildTrack {
 const ZERO = (): ChildTrack['last'] => ({ inBytes: 0n, inPackets: 0n, outBytes: 0n, outPackets: 0n });
 
 function isLifecycle(ev: AnyBusEvent | LifecycleEvent): ev is LifecycleEvent {
-  return ev.ev === 'rekey-collision' || ev.ev === 'dpd';
+  return ev.ev === 'rekey' || ev.ev === 'rekey-collision' || ev.ev === 'dpd';
 }
 
 export class Metrics {
@@ -183,6 +186,14 @@ export class Metrics {
   private readonly connLabel = new BoundedLabel(256);
   private sawDpdEvent = false;
   private sawCookieEvent = false;
+  private sawRekeyEvent = false;
+  private sawCollisionEvent = false;
+  /**
+   * Live CHILD_SA uids per (conn, child), and the generation last counted: when every CHILD_SA of
+   * that generation is gone while newer ones live, a rekey (make-before-break) completed — once,
+   * however many redundant CHILD_SAs a collision produced on the way.
+   */
+  private readonly liveChildren = new Map<string, { live: Set<number>; generation: Set<number> }>();
 
   // event counters
   private readonly handshakes: Counter<'conn' | 'role' | 'result'>;
@@ -463,12 +474,16 @@ export class Metrics {
     switch (ev.ev) {
       case 'ike-state': {
         const t = this.track(ev.sa, ev.initiator ? 'initiator' : 'responder');
-        if (ev.state === 'REKEYED') this.rekeys.inc({ conn: t.conn, sa: 'ike' });
+        if (ev.state === 'CONNECTING') t.handshake = true;
         if (ev.state === 'DESTROYED') {
-          if (!t.established) {
+          if (t.handshake && !t.established) {
             const result = t.lastFailure ? t.lastFailure.toLowerCase() : 'aborted';
             this.handshakes.inc({ conn: t.conn, role: t.role, result });
           }
+          // Derived until the engine emits `rekey` / `dpd` events (LifecycleEvent): the old IKE_SA
+          // of a rekey goes with "rekeyed", a dead peer's with "... (DPD)".
+          if (!this.sawRekeyEvent && ev.detail && /^rekeyed\b/.test(ev.detail))
+            this.rekeys.inc({ conn: t.conn, sa: 'ike' });
           if (!this.sawDpdEvent && ev.detail && /\bDPD\b/.test(ev.detail))
             this.dpd.inc({ conn: t.conn, result: 'failed' });
           this.sas.delete(ev.sa.uid);
@@ -479,16 +494,35 @@ export class Metrics {
         const t = this.track(ev.sa, ev.initiator ? 'initiator' : 'responder');
         if (!t.established) {
           t.established = true;
-          this.handshakes.inc({ conn: t.conn, role: t.role, result: 'established' });
-          this.setup.observe({ conn: t.conn, role: t.role }, Math.max(0, ev.setupMs) / 1000);
+          if (t.handshake) {
+            this.handshakes.inc({ conn: t.conn, role: t.role, result: 'established' });
+            this.setup.observe({ conn: t.conn, role: t.role }, Math.max(0, ev.setupMs) / 1000);
+          }
         }
         return;
       }
       case 'child-state': {
         const conn = this.conn(ev.sa.conn);
         const child = this.connLabel.value(ev.child);
-        if (ev.state === 'INSTALLED') this.childSetups.inc({ conn, child });
-        if (ev.state === 'REKEYED') this.rekeys.inc({ conn, sa: 'child' });
+        const key = `${ev.sa.conn}\u0000${ev.child}`;
+        let g = this.liveChildren.get(key);
+        if (ev.state === 'INSTALLED') {
+          this.childSetups.inc({ conn, child });
+          if (!g) {
+            g = { live: new Set(), generation: new Set([ev.uid]) };
+            this.liveChildren.set(key, g);
+          }
+          g.live.add(ev.uid);
+        }
+        if (ev.state === 'DELETED' && g) {
+          g.live.delete(ev.uid);
+          if (g.live.size === 0) this.liveChildren.delete(key);
+          else if (![...g.generation].some((u) => g?.live.has(u))) {
+            // Derived until the engine emits `rekey` events (LifecycleEvent).
+            if (!this.sawRekeyEvent) this.rekeys.inc({ conn, sa: 'child' });
+            g.generation = new Set(g.live);
+          }
+        }
         return;
       }
       case 'message': {
@@ -545,14 +579,24 @@ export class Metrics {
         this.sawCookieEvent = true;
         this.cookies.inc({ direction: 'out' });
         return;
-      case 'log':
+      case 'log': {
+        // The engine reports rekey collisions as log events with fields.collision.
+        const col = ev.fields?.collision;
+        if (!this.sawCollisionEvent && ev.sa && (col === 'child-rekey' || col === 'ike-rekey'))
+          this.collisions.inc({ conn: this.conn(ev.sa.conn), sa: col === 'ike-rekey' ? 'ike' : 'child' });
         return;
+      }
     }
   }
 
   private lifecycle(ev: LifecycleEvent): void {
     switch (ev.ev) {
+      case 'rekey':
+        this.sawRekeyEvent = true;
+        this.rekeys.inc({ conn: this.conn(ev.sa.conn), sa: ev.what });
+        return;
       case 'rekey-collision':
+        this.sawCollisionEvent = true;
         this.collisions.inc({ conn: this.conn(ev.sa.conn), sa: ev.what });
         return;
       case 'dpd':
@@ -565,7 +609,7 @@ export class Metrics {
   private track(sa: SaRef, role: Role): SaTrack {
     let t = this.sas.get(sa.uid);
     if (!t) {
-      t = { conn: this.conn(sa.conn), role, established: false };
+      t = { conn: this.conn(sa.conn), role, handshake: false, established: false };
       this.sas.set(sa.uid, t);
     } else if (t.role === 'unknown' && role !== 'unknown') t.role = role;
     return t;

@@ -182,7 +182,7 @@ describe('Metrics from bus events', () => {
     ]);
   });
 
-  it('derives DPD and cookies from messages until the engine emits dpd/cookie events', async () => {
+  it('derives DPD, cookies and rekeys until the engine emits explicit events', async () => {
     const { emit, lines } = rig();
     handshake(emit, 1, 5);
     const sa = saRef(1);
@@ -242,6 +242,8 @@ describe('Metrics from bus events', () => {
       remote,
     });
     m.m.handle({ ev: 'rekey-collision', sa, what: 'child', child: 'cluster' });
+    m.m.handle({ ev: 'rekey', sa, what: 'child', child: 'cluster' });
+    m.emit({ ev: 'child-state', sa, child: 'cluster', uid: 9, state: 'DELETED', detail: 'rekeyed' });
     handshake(m.emit, 5, 5);
     m.emit({ ...dpd, sa: saRef(5) });
     expect(await m.lines('ikegw_dpd_total')).toEqual(['ikegw_dpd_total{conn="onprem",result="sent"} 1']);
@@ -252,18 +254,57 @@ describe('Metrics from bus events', () => {
     expect(await m.lines('ikegw_rekey_collisions_total')).toEqual([
       'ikegw_rekey_collisions_total{conn="onprem",sa="child"} 1',
     ]);
+    expect(await m.lines('ikegw_rekeys_total')).toEqual(['ikegw_rekeys_total{conn="onprem",sa="child"} 1']);
   });
 
-  it('counts rekeys from REKEYED transitions and drops by reason', async () => {
+  it('counts rekeys (not as handshakes), collisions and drops by reason', async () => {
     const { emit, lines } = rig();
+    handshake(emit, 1, 5);
     const sa = saRef(1);
-    emit({ ev: 'child-state', sa, child: 'cluster', uid: 1, state: 'REKEYED' });
-    emit({ ev: 'ike-state', sa, state: 'REKEYED', initiator: true });
+    // CHILD_SA rekey, we initiate: new one installed, old one deleted by us
+    emit({ ev: 'child-state', sa, child: 'cluster', uid: 2, state: 'INSTALLED' });
+    emit({ ev: 'child-state', sa, child: 'cluster', uid: 1, state: 'DELETED', detail: 'rekeyed' });
+    // CHILD_SA rekey, the peer initiates: new one installed, the peer deletes the old one
+    emit({ ev: 'child-state', sa, child: 'cluster', uid: 3, state: 'INSTALLED' });
+    emit({ ev: 'child-state', sa, child: 'cluster', uid: 2, state: 'DELETED', detail: 'deleted by peer' });
+    // the peer deletes the last one: not a rekey
+    emit({ ev: 'child-state', sa, child: 'cluster', uid: 3, state: 'DELETED', detail: 'deleted by peer' });
+    // IKE_SA rekey: the new IKE_SA is established without a CONNECTING, the old one goes "rekeyed"
+    const next = saRef(4);
+    emit({
+      ev: 'log',
+      level: 'info',
+      subsys: 'ike',
+      sa,
+      msg: 'IKE_SA rekey collision: our new IKE_SA is redundant',
+      fields: { collision: 'ike-rekey' },
+    });
+    emit({
+      ev: 'ike-established',
+      sa: next,
+      initiator: true,
+      algorithms: 'AES_GCM_16_256/PRF_HMAC_SHA2_384/ECP_384',
+      natLocal: false,
+      natRemote: false,
+      localId: 'a',
+      remoteId: 'b',
+      setupMs: 3_600_000,
+    });
+    emit({ ev: 'ike-state', sa, state: 'DESTROYED', initiator: true, detail: 'rekeyed' });
+    expect(await lines('ikegw_ike_handshakes_total')).toEqual([
+      'ikegw_ike_handshakes_total{conn="onprem",role="initiator",result="established"} 1',
+    ]);
+    expect(await lines('ikegw_ike_sa_setup_duration_seconds_count')).toEqual([
+      'ikegw_ike_sa_setup_duration_seconds_count{conn="onprem",role="initiator"} 1',
+    ]);
+    expect(await lines('ikegw_rekey_collisions_total')).toEqual([
+      'ikegw_rekey_collisions_total{conn="onprem",sa="ike"} 1',
+    ]);
     emit({ ev: 'dropped', reason: 'malformed', remote, detail: 'truncated header' });
     emit({ ev: 'dropped', reason: 'malformed', remote, detail: 'truncated header' });
     emit({ ev: 'dropped', reason: 'unknown-spi', remote, detail: 'no IKE_SA for SPIs' });
     expect(await lines('ikegw_rekeys_total')).toEqual([
-      'ikegw_rekeys_total{conn="onprem",sa="child"} 1',
+      'ikegw_rekeys_total{conn="onprem",sa="child"} 2',
       'ikegw_rekeys_total{conn="onprem",sa="ike"} 1',
     ]);
     expect(await lines('ikegw_ike_dropped_total')).toEqual([

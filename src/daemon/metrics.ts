@@ -764,7 +764,8 @@ export class Metrics {
     for (const sa of list) {
       for (const ch of sa.children) {
         if (!COUNTED_CHILD_STATES.has(ch.state)) continue;
-        const key = `${sa.uid}/${ch.uid}`;
+        // by CHILD_SA uid: an IKE_SA rekey moves CHILD_SAs (same SPIs, same counters) to the new IKE_SA
+        const key = String(ch.uid);
         seen.add(key);
         let t = this.children.get(key);
         if (!t) {

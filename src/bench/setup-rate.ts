@@ -29,6 +29,14 @@ export interface RateResult {
   cpuMsPerSa: number;
   cpuShare: number;
   setupMsP50?: number;
+  /** Responder resident memory before and after the run (bytes). */
+  rssBefore: number;
+  rssAfter: number;
+}
+
+function rss(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : 0;
 }
 
 function sh(cmd: string, args: string[]): string {
@@ -231,7 +239,7 @@ async function stop(p: ChildProcess): Promise<void> {
   if (p.exitCode === null) p.kill('SIGKILL');
 }
 
-async function one(
+export async function one(
   responder: 'ikegw' | 'strongswan',
   proposal: string,
   count: number,
@@ -246,6 +254,7 @@ async function one(
     else await new Promise((r) => setTimeout(r, 700));
     const pid = descendantPid(resp.pid!, responder === 'ikegw' ? 'node' : 'charon');
     if (!pid) throw new Error(`${responder} did not start`);
+    const rssBefore = rss(pid);
     const c0 = cpuTicks(pid);
     const out = execFileSync(
       'ip',
@@ -274,6 +283,7 @@ async function one(
       { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] },
     );
     const c1 = cpuTicks(pid);
+    const rssAfter = rss(pid);
     const r = JSON.parse(out.trim().split('\n').pop()!) as {
       established: number;
       failed: number;
@@ -292,6 +302,8 @@ async function one(
       cpuMsPerSa: (cpuS * 1000) / Math.max(1, r.established),
       cpuShare: cpuS / r.seconds,
       setupMsP50: r.setupMsP50,
+      rssBefore,
+      rssAfter,
     };
   } finally {
     if (resp) await stop(resp);
@@ -323,6 +335,30 @@ export async function runSetupRate(
       `  ${proposal.padEnd(26)} ratio ikegw/strongSwan: rate ${(ik.rate / sw.rate).toFixed(2)}x, CPU per SA ${(sw.cpuMsPerSa / ik.cpuMsPerSa).toFixed(2)}x more efficient`,
     );
   }
+  return lines;
+}
+
+/** Responder memory with `count` IKE_SAs (each with a CHILD_SA) established, both daemons, same run. */
+export async function runMemory(count = 10_000): Promise<string[]> {
+  if (process.getuid?.() !== 0 || !existsSync(CHARON))
+    return ['responder memory: skipped (needs root and strongSwan)'];
+  const lines = [
+    `responder memory with ${count} IKE_SAs + CHILD_SAs (aes128-sha256-x25519, CHILD_SAs in the memory data path / kernel-libipsec):`,
+  ];
+  const rs: RateResult[] = [];
+  for (const responder of ['strongswan', 'ikegw'] as const) {
+    const r = await one(responder, 'aes128-sha256-x25519', count, 64);
+    rs.push(r);
+    const per = (r.rssAfter - r.rssBefore) / Math.max(1, r.established);
+    lines.push(
+      `  ${responder.padEnd(10)} RSS ${(r.rssBefore / 1e6).toFixed(1)} MB -> ${(r.rssAfter / 1e6).toFixed(1)} MB with ${r.established} SAs: ${(per / 1024).toFixed(1)} KiB per IKE_SA`,
+    );
+  }
+  const [sw, ik] = rs as [RateResult, RateResult];
+  const per = (r: RateResult) => (r.rssAfter - r.rssBefore) / Math.max(1, r.established);
+  lines.push(
+    `  ratio ikegw/strongSwan per IKE_SA: ${(per(ik) / per(sw)).toFixed(2)}x (total RSS ${(ik.rssAfter / sw.rssAfter).toFixed(2)}x)`,
+  );
   return lines;
 }
 

@@ -438,6 +438,13 @@ export class IkeEngine implements EngineCtx {
       setupMs: this.now - sa.createdAtMs,
     });
     if (sa.conn.dpdDelay > 0) this.arm(sa, 'dpd', this.now + sa.conn.dpdDelay * 1000);
+    // The other children with start_action=start follow with CREATE_CHILD_SA (one per request).
+    if (sa.initiator && sa.rekeyedFrom === undefined) {
+      for (const c of sa.conn.children) {
+        if (c.startAction === 'start' && c !== sa.firstChildCfg && !sa.children.some((x) => x.cfg === c))
+          createChild(this, sa, c);
+      }
+    }
     // Rekey a little before rekey_time, at a random point in the last 10%, so that both ends
     // rarely start at once (strongSwan's rand_time); collisions are still handled (§2.8.1).
     if (sa.conn.rekeyTime > 0) this.arm(sa, 'rekey-ike', this.now + this.jittered(sa.conn.rekeyTime * 1000));
@@ -1121,6 +1128,7 @@ export class IkeEngine implements EngineCtx {
     );
     sa.spiI = this.newIkeSpi();
     sa.firstChild = child ?? conn.children[0];
+    sa.firstChildCfg = sa.firstChild;
     this.register(sa);
     this.emit({
       ev: 'ike-state',

@@ -110,8 +110,10 @@ export interface IkeSa {
   /** Initiator: COOKIE the responder asked us to return (RFC 7296 §2.6). */
   cookie?: Uint8Array;
   keRetries: number;
-  /** Initiator: the child to create with IKE_AUTH. */
+  /** Initiator: the child to create with IKE_AUTH (cleared once handled). */
   firstChild?: ChildConfig;
+  /** Initiator: the child that was requested in IKE_AUTH. */
+  firstChildCfg?: ChildConfig;
   /** Initiator: the ESP proposals and SPI we offered in IKE_AUTH. */
   offeredSpiIn?: number;
   peerFragmentation: boolean;

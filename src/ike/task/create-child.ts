@@ -485,6 +485,7 @@ function rekeyIkeResponse(ctx: EngineCtx, sa: IkeSa, ps: Payload[]): void {
     return abort(`invalid KE: ${(e as Error).message}`, false);
   }
   const n = ctx.cloneSa(sa, true);
+  n.rekeyedFrom = sa.uid;
   n.spiI = r.spi;
   n.spiR = readSpi8(peerSpi);
   n.suite = suite;

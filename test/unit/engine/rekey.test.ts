@@ -321,3 +321,50 @@ describe('liveness', () => {
     expect(p.keepalives.filter((k) => k.from === 'b')).toHaveLength(0);
   });
 });
+
+describe('several CHILD_SAs', () => {
+  it('start_action=start children beyond the first follow with CREATE_CHILD_SA', async () => {
+    const a = connection({
+      name: 'onprem',
+      localAddrs: [A],
+      remoteAddrs: [B],
+      children: [
+        childConfig({
+          name: 'pods',
+          localTs: ['10.10.0.0/16'],
+          remoteTs: ['192.168.100.0/24'],
+          startAction: 'start',
+          reqid: 1,
+        }),
+        childConfig({
+          name: 'services',
+          localTs: ['10.96.0.0/12'],
+          remoteTs: ['192.168.100.0/24'],
+          startAction: 'start',
+          reqid: 2,
+        }),
+      ],
+    });
+    const b = connection({
+      name: 'any',
+      localAddrs: [B],
+      remoteAddrs: ['%any'],
+      children: [childConfig({ name: 'net', localTs: ['192.168.100.0/24'], remoteTs: ['10.0.0.0/8'] })],
+    });
+    b.psk = a.psk;
+    const p = new EnginePair(
+      engineConfig([a]),
+      engineConfig([b]),
+      { a: A, b: B },
+      { a: new MemoryInstaller(), b: new MemoryInstaller() },
+    );
+    p.feed(p.a, { kind: 'start' });
+    await p.settle();
+    const kids = p.a.engine.list()[0]!.children;
+    expect(kids.map((c) => `${c.name}:${c.state}:${c.localTs.join(',')}`)).toEqual([
+      'pods:INSTALLED:10.10.0.0/16',
+      'services:INSTALLED:10.96.0.0/12',
+    ]);
+    expect(p.b.engine.list()[0]!.children).toHaveLength(2);
+  });
+});

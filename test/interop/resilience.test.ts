@@ -153,6 +153,19 @@ describe.skipIf(!avail.ok)(`resilience with strongSwan${avail.ok ? '' : ` (skipp
     await onprem.waitForLog(/INITIAL_CONTACT|deleting duplicate IKE_SA|destroying duplicate/);
   }, 60_000);
 
+  test('SIGTERM: ikegw deletes its SAs at the peer and exits cleanly', async () => {
+    lab = await createLab({ nat: true, endHosts: true });
+    const l = lab;
+    const onprem = await l.startCharon('onprem', { swanctlConf: swanConf(l.addr.clusterPublic) });
+    const ikegw = startIkegw(l, 'cluster', 'ikegw', ikegwConf(l, { remote: l.addr.onpremWan, start: true }), LAB_PSK);
+    dumpOnFailure(() => ({ ikegw, charons: [onprem] }));
+    await waitUntil('tunnel', () => oneTunnel(onprem), 15_000);
+    ikegw.proc.kill('SIGTERM');
+    expect(await ikegw.proc.exited).toBe(0);
+    await onprem.waitForLog(/received DELETE for IKE_SA/);
+    expect(await onprem.listSas()).toEqual([]);
+  }, 60_000);
+
   test('30% random loss both ways: the tunnel still comes up and rekeys', async () => {
     lab = await createLab({ nat: true, endHosts: true });
     const l = lab;

@@ -103,6 +103,7 @@ export interface UserspaceStatus {
   totals: { inPackets: number; outPackets: number; inBytes: number; outBytes: number };
   routes: string[];
   tun?: string;
+  tunReadErrors: number;
 }
 
 function nonZero(d: DropCounters): Partial<DropCounters> {
@@ -125,6 +126,9 @@ export class UserspaceInstaller implements SaInstaller {
   private timer: ReturnType<typeof setInterval> | undefined;
   private closed = false;
   private readonly batchSend: boolean;
+  /** TUN read errors (each errno is logged once). */
+  tunReadErrors = 0;
+  private readonly tunErrnos = new Set<number>();
 
   constructor(o: UserspaceInstallerOptions = {}) {
     this.log = o.log ?? silentLog;
@@ -213,8 +217,15 @@ export class UserspaceInstaller implements SaInstaller {
     t.start(
       (buf, off, len) => this.datapath.outbound(buf, off, len),
       () => {},
-      (errno) =>
-        this.log.error({ errno, tun: t.name }, `reading from TUN device ${t.name} failed (errno ${errno})`),
+      (errno) => {
+        this.tunReadErrors++;
+        if (this.tunErrnos.has(errno)) return; // logged once per cause, counted always
+        this.tunErrnos.add(errno);
+        this.log.error(
+          { errno, tun: t.name },
+          `reading from TUN device ${t.name} failed (errno ${errno}); counted, logged once`,
+        );
+      },
     );
   }
 
@@ -369,6 +380,7 @@ export class UserspaceInstaller implements SaInstaller {
       totals: { ...this.datapath.totals },
       routes: [...this.routes.keys()],
       ...(this.tunPort ? { tun: this.tunPort.name } : {}),
+      tunReadErrors: this.tunReadErrors,
     };
   }
 

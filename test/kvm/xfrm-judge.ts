@@ -96,7 +96,7 @@ export function parseStates(text: string): IpState[] {
       cur.flags = (m[2] ?? '').split(/\s+/).filter((x) => x !== '' && !x.startsWith('('));
       continue;
     }
-    m = /^aead (\S+) 0x([0-9a-f]+) (\d+)/.exec(line);
+    m = /^aead (\S+) 0x([0-9a-f]+)(?: \(\d+ bits\))? (\d+)/.exec(line);
     if (m) {
       cur.aead = { name: m[1]!, keyHex: m[2]!, icvBits: Number(m[3]) };
       continue;
@@ -106,7 +106,7 @@ export function parseStates(text: string): IpState[] {
       cur.enc = { name: m[1]!, keyHex: m[2]! };
       continue;
     }
-    m = /^auth-trunc (\S+) 0x([0-9a-f]+) (\d+)/.exec(line);
+    m = /^auth-trunc (\S+) 0x([0-9a-f]+)(?: \(\d+ bits\))? (\d+)/.exec(line);
     if (m) {
       cur.auth = { name: m[1]!, keyHex: m[2]!, truncBits: Number(m[3]) };
       continue;

@@ -132,7 +132,10 @@ interface Pending {
 export interface XfrmClientOptions {
   /** Where to talk XFRM: this namespace (default), a netns path via a helper, or a fresh netns. */
   netns?: RelayTarget;
-  /** Per-request timeout (default 5000 ms). */
+  /**
+   * Per-request timeout (default 15 000 ms). The kernel answers synchronously; the first SA with a
+   * new algorithm may wait for a crypto module to load (seconds in the emulated VM).
+   */
   timeoutMs?: number;
   /** Called once per kind of oddity (undecodable datagram, unsolicited message). */
   onWarning?: (msg: string) => void;
@@ -220,7 +223,7 @@ export class XfrmClient {
   }
 
   private get timeoutMs(): number {
-    return this.opts.timeoutMs ?? 5000;
+    return this.opts.timeoutMs ?? 15_000;
   }
 
   private nextSeq(): number {

@@ -92,7 +92,7 @@ export interface XfrmInstallerOptions {
   /** Namespace to manage: this one (default), a netns path through a helper, or a fresh one. */
   netns?: RelayTarget;
   reqidRange?: ReqidRange;
-  /** Netlink request timeout (default 5000 ms). */
+  /** Netlink request timeout (default 15 000 ms). */
   timeoutMs?: number;
   /** Remove ikegw-owned leftovers (a crashed previous run) before returning (default true). */
   flushOnStart?: boolean;
@@ -663,7 +663,7 @@ export async function probeKernelEspDetail(): Promise<EspProbe> {
       ...(netns ? { netns } : {}),
       listen: false,
       flushOnStart: false,
-      timeoutMs: 5000,
+      timeoutMs: 30_000,
     });
     const where = netns ? 'a scratch network namespace' : 'this network namespace';
     try {

@@ -98,7 +98,7 @@ describe.skipIf(!ready)(
   `plain ESP (IP protocol 50) between two userspace data paths${ready ? '' : ' (skipped: needs root, npm run build and the native addon)'}`,
   () => {
     const procs: ChildProcess[] = [];
-    const out: Record<string, string> = { a: '', b: '' };
+    const out: { a: string; b: string } = { a: '', b: '' };
 
     beforeAll(async () => {
       for (const ns of Object.values(NS)) {

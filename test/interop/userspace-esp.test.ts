@@ -9,8 +9,9 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, onTestFailed, test } from 'vitest';
+import { createEspCrypto, espSeal } from '../../src/esp/userspace/esp-packet.js';
 import { type IkegwProcess, startIkegw } from './ikegw-daemon.js';
-import { type Charon, createLab, espInUdp, LAB_PSK, type Lab, labAvailable } from './lab.js';
+import { type Charon, createLab, espInUdp, LAB_PSK, type Lab, labAvailable, logHexDumps } from './lab.js';
 
 const avail = labAvailable({ capture: true });
 const hasIperf = existsSync('/usr/bin/iperf3');
@@ -89,7 +90,11 @@ describe.skipIf(!avail.ok)(
       // a "service" address answered by the pod (stands for a ClusterIP DNATed to it)
       await lab.exec('pod', 'ip', ['addr', 'add', `${SERVICE_IP}/32`, 'dev', lab.iface.pod]);
       await lab.exec('cluster', 'ip', ['route', 'add', `${SERVICE_IP}/32`, 'via', lab.addr.pod]);
-      onprem = await lab.startCharon('onprem', { swanctlConf: swanConf(lab.addr.clusterPublic) });
+      // level 4 logs the CHILD_SA keys: the test forges an authenticated packet with them
+      onprem = await lab.startCharon('onprem', {
+        swanctlConf: swanConf(lab.addr.clusterPublic),
+        logLevel: 4,
+      });
       ikegw = startIkegw(
         lab,
         'cluster',
@@ -164,7 +169,7 @@ describe.skipIf(!avail.ok)(
       );
     });
 
-    test('malformed, replayed, forged and wrong-SPI ESP are counted and dropped; the tunnel keeps working', async () => {
+    test('malformed, replayed, forged, wrong-SPI and wrong-selector ESP are counted and dropped; the tunnel keeps working', async () => {
       dump();
       const cap = await lab.capture('cluster', lab.iface.clusterWan, 'udp port 4500');
       expect(await lab.ping('onhost', lab.addr.pod, { count: 2, intervalS: 0.1 })).toBe(2);
@@ -187,6 +192,23 @@ describe.skipIf(!avail.ok)(
         randomBytes(7), // shorter than an ESP header: the transport drops it
         randomBytes(300),
       ]);
+      // An authenticated packet (keys from strongSwan's log) whose inner source is outside the
+      // SA's traffic selectors: decrypts fine, then fails the selector check.
+      const ch = (await onprem.listSas())[0]!.children[0]!;
+      const key = logHexDumps(onprem.log()).get('encryption responder key')?.at(-1);
+      expect(key, 'CHILD_SA key in the strongSwan log').toBeDefined();
+      const c = createEspCrypto(
+        { kind: 'aead', name: 'aes-gcm-16', keyBits: 128 },
+        Buffer.from(key!, 'hex'),
+        new Uint8Array(0),
+        false,
+        'node',
+      );
+      const inner = Buffer.alloc(28);
+      inner.set([0x45, 0, 0, 28, 0, 0, 0, 0, 64, 1, 0, 0, 172, 16, 9, 9, 10, 10, 1, 10, 8]);
+      const wrongSelector = espSeal(c, Number.parseInt(ch.spiOut, 16), ch.packetsOut + 8, 0, inner, 4);
+      await sendUdp(lab, 'nat', lab.addr.clusterWan, 4500, [wrongSelector]);
+      await ikegw.waitFor((l) => l.reason === 'selector');
       await ikegw.waitFor((l) => l.reason === 'replay');
       await ikegw.waitFor((l) => l.reason === 'auth');
       await ikegw.waitFor((l) => l.reason === 'unknown-spi');

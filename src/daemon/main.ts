@@ -11,8 +11,9 @@
 // daemon. Kernel operations run strictly in the order the engine asked for them (one queue), as
 // the XFRM installer will need (SA before policy, in before out).
 //
-// Seams for the operations issue: Daemon.onBus (metrics), Daemon.command / Daemon.status and
-// Logs.setLevel (control socket, `ikegw sas`); they are attached in runDaemon where marked.
+// Operations (src/daemon/control.ts `Operations`): metrics subscribe through Daemon.onBus; the
+// control socket uses Daemon.command / Daemon.status and Logs.setLevel; runDaemon attaches them
+// before start() and reports readiness (config, sockets, start-up) to /readyz.
 import { readFileSync, statSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { type Clock, monotonicClock } from '../common/clock.js';

@@ -423,6 +423,11 @@ export class IkeEngine implements EngineCtx {
   established(sa: IkeSa): void {
     sa.state = 'ESTABLISHED';
     sa.establishedAtMs = this.now;
+    // What only IKE_SA_INIT/IKE_AUTH needed (the DH private key, the signed messages) goes now.
+    sa.ke = undefined;
+    sa.initRequest = undefined;
+    sa.initResponse = undefined;
+    sa.cookie = undefined;
     this.leaveHalfOpen(sa);
     this.cancel(sa, 'half-open');
     this.restartBackoff.delete(sa.conn.name);

@@ -22,10 +22,12 @@ import { systemRandom } from '../common/random.js';
 import { MemoryInstaller } from '../esp/memory-installer.js';
 import { UserspaceInstaller } from '../esp/userspace/installer.js';
 import { nativeAvailable } from '../esp/userspace/tun.js';
+import { createXfrmInstaller, probeKernelEspDetail } from '../esp/xfrm/installer.js';
 import type { EngineConfig } from '../ike/config.js';
 import { IkeEngine, type IkeSaInfo } from '../ike/engine.js';
 import type { BusEvent, Command, Effect, IkeEvent } from '../ike/events.js';
 import type { Endpoint, KernelEvent, SaInstaller, SaOp } from '../ike/ports.js';
+import { enableEspInUdp } from '../net/udp-encap.js';
 import { LocalAddressResolver, TransportError, UdpTransport } from '../net/udp-transport.js';
 import {
   type ConfigResult,
@@ -329,31 +331,6 @@ export class Daemon {
 
 // ---- composition -----------------------------------------------------------------------------------
 
-/**
- * The kernel (XFRM) data path module, loaded only when it is selected or probed. The specifier is a
- * variable on purpose: the XFRM engineer's src/esp/xfrm/installer.ts and src/net/udp-encap.ts are
- * developed in parallel; this seam keeps datapath selection building without them.
- * SEAM (issue 3, XFRM part): replace by static imports once both modules are committed.
- */
-interface XfrmModule {
-  probeKernelEspDetail(): Promise<{ ok: boolean; detail: string }>;
-  createXfrmInstaller(o?: {
-    log?: { info(o: object, m: string): void; warn(o: object, m: string): void };
-  }): Promise<SaInstaller>;
-}
-interface UdpEncapModule {
-  enableEspInUdp(socket: NonNullable<UdpTransport['natSocket']>): void;
-}
-async function loadOptional<T>(specifier: string): Promise<T | undefined> {
-  try {
-    return (await import(specifier)) as T;
-  } catch {
-    return undefined;
-  }
-}
-const XFRM_MODULE = '../esp/xfrm/installer.js';
-const UDP_ENCAP_MODULE = '../net/udp-encap.js';
-
 /** TUN settings of the userspace data path (environment, until the config file has a section). */
 function tunOptions(env: Env): { name: string; mtu: number } {
   const mtu = Number(env.IKEGW_TUN_MTU ?? 1400);
@@ -386,17 +363,7 @@ export async function createInstaller(
     );
     return inst;
   };
-  const xfrm = async (): Promise<SaInstaller> => {
-    const mod = await loadOptional<XfrmModule>(XFRM_MODULE);
-    if (!mod)
-      throw new KernelError(
-        'createInstaller',
-        38,
-        'ENOSYS',
-        'the XFRM data path is not built into this ikegw',
-      );
-    return mod.createXfrmInstaller({ log });
-  };
+  const xfrm = (): Promise<SaInstaller> => createXfrmInstaller({ log });
   switch (datapath) {
     case 'memory':
       return new MemoryInstaller();
@@ -405,15 +372,12 @@ export async function createInstaller(
     case 'xfrm':
       return xfrm();
     case 'auto': {
-      const mod = await loadOptional<XfrmModule>(XFRM_MODULE);
-      const probe = mod
-        ? await mod.probeKernelEspDetail().catch((e: unknown) => ({ ok: false, detail: errorText(e) }))
-        : undefined;
-      if (probe?.ok) {
+      const probe = await probeKernelEspDetail().catch((e: unknown) => ({ ok: false, detail: errorText(e) }));
+      if (probe.ok) {
         log.info({ datapath: 'auto', probe: probe.detail }, 'kernel ESP available: using the xfrm data path');
         return xfrm();
       }
-      const why = probe ? probe.detail : 'XFRM data path not built in';
+      const why = probe.detail;
       const native = nativeAvailable();
       if (native.ok) {
         try {
@@ -443,26 +407,21 @@ export function espInput(
 }
 
 /** Connects the data path to the bound sockets: userspace sends ESP-in-UDP; XFRM needs UDP_ENCAP. */
-export async function attachDatapath(
-  installer: SaInstaller,
-  transport: UdpTransport,
-  logs: Logs,
-): Promise<void> {
+export function attachDatapath(installer: SaInstaller, transport: UdpTransport, logs: Logs): void {
   if (installer instanceof UserspaceInstaller) {
     installer.attachTransport(transport);
     return;
   }
   if (installer.kind !== 'xfrm') return;
   const sock = transport.natSocket;
-  const mod = await loadOptional<UdpEncapModule>(UDP_ENCAP_MODULE);
-  if (!sock || !mod) {
+  if (!sock) {
     logs
       .get('kernel')
       .warn('cannot set UDP_ENCAP on the NAT-T socket: the kernel will not decapsulate ESP-in-UDP');
     return;
   }
   try {
-    mod.enableEspInUdp(sock);
+    enableEspInUdp(sock);
   } catch (e) {
     logs.get('kernel').error(`setting UDP_ENCAP on the NAT-T socket failed: ${errorText(e)}`);
   }
@@ -649,7 +608,7 @@ export async function runDaemon(o: RunOptions): Promise<number> {
     return 1;
   }
   ops.socketsBound(ports);
-  await attachDatapath(installer, transport, logs);
+  attachDatapath(installer, transport, logs);
   await resolveLocalAddrs(engineCfg, settings.listen.address, resolver, logs);
   const engine = new IkeEngine(engineCfg, {
     random: systemRandom,

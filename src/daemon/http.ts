@@ -84,14 +84,19 @@ export class OpsServer {
 
   async start(): Promise<AddressInfo> {
     this.loop.enable();
-    await new Promise<void>((resolve, reject) => {
-      const onError = (e: Error): void => reject(e);
-      this.server.once('error', onError);
-      this.server.listen(this.o.port, this.o.host, () => {
-        this.server.off('error', onError);
-        resolve();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const onError = (e: Error): void => reject(e);
+        this.server.once('error', onError);
+        this.server.listen(this.o.port, this.o.host, () => {
+          this.server.off('error', onError);
+          resolve();
+        });
       });
-    });
+    } catch (e) {
+      this.loop.disable();
+      throw e;
+    }
     return this.server.address() as AddressInfo;
   }
 

@@ -86,10 +86,10 @@ static int ifreq_ioctl(unsigned long req, struct ifreq *ifr) {
   return r < 0 ? -e : 0;
 }
 
-// tunOpen(name: string, mtu: number) -> { fd, name, ifindex }
+// tunOpen(name: string, mtu: number, txqlen?: number) -> { fd, name, ifindex }
 static napi_value tun_open(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
+  size_t argc = 3;
+  napi_value argv[3];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   char name[IFNAMSIZ] = {0};
   size_t nlen = 0;
@@ -124,6 +124,17 @@ static napi_value tun_open(napi_env env, napi_callback_info info) {
     if ((r = ifreq_ioctl(SIOCSIFMTU, &m)) < 0) {
       close(fd);
       return throw_errno(env, "ioctl SIOCSIFMTU", -r);
+    }
+  }
+  int32_t qlen = 0;
+  if (argc >= 3 && get_i32(env, argv[2], &qlen) && qlen > 0) {
+    struct ifreq q;
+    memset(&q, 0, sizeof q);
+    memcpy(q.ifr_name, real, IFNAMSIZ);
+    q.ifr_qlen = qlen;
+    if ((r = ifreq_ioctl(SIOCSIFTXQLEN, &q)) < 0) {
+      close(fd);
+      return throw_errno(env, "ioctl SIOCSIFTXQLEN", -r);
     }
   }
   struct ifreq f;

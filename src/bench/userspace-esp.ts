@@ -8,7 +8,7 @@
 // The cluster gateway under test (ikegw or charon) is pinned to CPU 1, the on-prem charon to CPU 0;
 // iperf3 runs unpinned. CPU per Gbit is the cluster gateway's process CPU time (user + system,
 // /proc/<pid>/stat, all threads) during the transfer divided by the Gbit moved. Ping RTT is the
-// average of 20 echo requests pod -> onhost through the tunnel.
+// median over the rounds of the average of 10 echo requests pod -> onhost through the tunnel.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import {
   closeSync,
@@ -331,8 +331,6 @@ secrets { ike-gw { secret = "${PSK}" } }
 }
 
 async function iperf(t: Topology, seconds: number, reverse: boolean): Promise<{ bits: number; bps: number }> {
-  const server = t.spawn(t.ns.onhost, undefined, 'iperf3', ['-s', '-1', '-B', A.onhost], 'iperf3-s');
-  await sleep(300);
   const out = sh('ip', [
     'netns',
     'exec',
@@ -345,7 +343,6 @@ async function iperf(t: Topology, seconds: number, reverse: boolean): Promise<{ 
     '-J',
     ...(reverse ? ['-R'] : []),
   ]);
-  await waitFor(() => server.exitCode !== null || server.signalCode !== null, 5000, 'iperf3 server exit');
   const j = JSON.parse(out) as { end: { sum_received: { bits_per_second: number; bytes: number } } };
   return { bits: j.end.sum_received.bytes * 8, bps: j.end.sum_received.bits_per_second };
 }
@@ -388,6 +385,8 @@ function pingRtt(t: Topology): number {
 }
 
 async function warmUp(t: Topology): Promise<void> {
+  // one iperf3 server per topology for all runs
+  t.spawn(t.ns.onhost, undefined, 'iperf3', ['-s', '-B', A.onhost], 'iperf3-s');
   // the first packets also bring the tunnel up where it is not yet
   for (let i = 0; i < 40; i++) {
     try {
@@ -474,7 +473,7 @@ function median(xs: number[]): number {
   return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
 }
 
-function summarize(g: Gateway, up: Sample[], down: Sample[]): RunResult {
+function summarize(g: Gateway, up: Sample[], down: Sample[], rtts: number[]): RunResult {
   const sum = (xs: Sample[], k: 'bits' | 'cpu'): number => xs.reduce((a, x) => a + x[k], 0);
   return {
     gateway: g.gateway,
@@ -484,7 +483,7 @@ function summarize(g: Gateway, up: Sample[], down: Sample[]): RunResult {
     cpuSecDown: sum(down, 'cpu'),
     gbitUp: sum(up, 'bits') / 1e9,
     gbitDown: sum(down, 'bits') / 1e9,
-    rttMs: pingRtt(g.t),
+    rttMs: median(rtts),
     diag: gatewayDrops(g.t),
   };
 }
@@ -529,13 +528,18 @@ export async function runUserspaceEspBench(o: UserspaceEspBenchOptions = {}): Pr
       [sw, []],
       [ik, []],
     ]);
+    const rtt = new Map<Gateway, number[]>([
+      [sw, []],
+      [ik, []],
+    ]);
     for (let r = 0; r < rounds; r++) {
       const order = r % 2 === 0 ? [sw, ik] : [ik, sw];
       for (const g of order) up.get(g)!.push(await sample(g, seconds, false));
       for (const g of order) down.get(g)!.push(await sample(g, seconds, true));
+      for (const g of order) rtt.get(g)!.push(pingRtt(g.t));
     }
-    const rs = summarize(sw, up.get(sw)!, down.get(sw)!);
-    const ri = summarize(ik, up.get(ik)!, down.get(ik)!);
+    const rs = summarize(sw, up.get(sw)!, down.get(sw)!, rtt.get(sw)!);
+    const ri = summarize(ik, up.get(ik)!, down.get(ik)!, rtt.get(ik)!);
     const cpuPerGbit = (cpu: number, gbit: number): string => (gbit > 0 ? (cpu / gbit).toFixed(2) : 'n/a');
     const line = (x: RunResult): string =>
       `  ${x.gateway === 'ikegw' ? 'ikegw (userspace)  ' : 'strongSwan libipsec'}  up ${x.mbitUp.toFixed(0).padStart(4)} Mbit/s (${cpuPerGbit(x.cpuSecUp, x.gbitUp)} CPU-s/Gbit)   down ${x.mbitDown.toFixed(0).padStart(4)} Mbit/s (${cpuPerGbit(x.cpuSecDown, x.gbitDown)} CPU-s/Gbit)   ping RTT ${x.rttMs.toFixed(3)} ms   [${x.diag}]`;
@@ -543,7 +547,8 @@ export async function runUserspaceEspBench(o: UserspaceEspBenchOptions = {}): Pr
     return [
       `iperf3 TCP, ${rounds} x ${seconds} s each way per gateway, alternating; pod -> on-prem host ("up") and back ("down");`,
       '  AES-GCM-16/128 ESP-in-UDP through NAT, kernel-libipsec on-prem; cluster gateway pinned to CPU 1, on-prem charon to CPU 0;',
-      '  Mbit/s = median of the runs, CPU = cluster gateway process time (user+sys) over all runs per Gbit moved',
+      '  Mbit/s = median of the runs, CPU = cluster gateway process time (user+sys) over all runs per Gbit moved,',
+      '  ping RTT = median over the rounds of 10 echo requests pod -> on-prem host; [drop counters of the cluster namespace]',
       line(rs),
       line(ri),
       `  ratio ikegw/strongSwan: throughput up ${ratio(ri.mbitUp, rs.mbitUp)}x, down ${ratio(ri.mbitDown, rs.mbitDown)}x (goal >= 1.0x); CPU per Gbit up ${ratio(ri.cpuSecUp / ri.gbitUp, rs.cpuSecUp / rs.gbitUp)}x, down ${ratio(ri.cpuSecDown / ri.gbitDown, rs.cpuSecDown / rs.gbitDown)}x (lower is better)`,

@@ -6,7 +6,7 @@ import { KernelError } from '../../common/errors.js';
 
 /** The functions of native/ikegw_native.node. */
 export interface NativeAddon {
-  tunOpen(name: string, mtu: number): { fd: number; name: string; ifindex: number };
+  tunOpen(name: string, mtu: number, txqlen?: number): { fd: number; name: string; ifindex: number };
   rawEspOpen4(): number;
   readerStart(
     fd: number,

@@ -77,6 +77,11 @@ export interface TunOptions {
   mtu?: number;
   /** Packets per read batch (default 64). */
   batch?: number;
+  /**
+   * Transmit queue of the device (default 1000, as Ethernet; the TUN default of 500 overflows in
+   * bursts while a batch is being encrypted).
+   */
+  txqlen?: number;
 }
 
 export type PacketHandler = (buf: Uint8Array, off: number, len: number) => void;
@@ -134,7 +139,7 @@ export class TunDevice implements TunPort {
     const n = loadNative();
     const mtu = o.mtu ?? 1400;
     try {
-      const info = n.tunOpen(o.name ?? 'ikegw0', mtu);
+      const info = n.tunOpen(o.name ?? 'ikegw0', mtu, o.txqlen ?? 1000);
       return new TunDevice(n, info, mtu, o.batch ?? 64);
     } catch (e) {
       const { errno, name } = errnoOf(e);

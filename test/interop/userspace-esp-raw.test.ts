@@ -45,8 +45,8 @@ function sideConfig(me: 'a' | 'b') {
     me === 'a'
       ? ['192.0.2.1', '192.0.2.2', '10.1.0', '10.2.0']
       : ['192.0.2.2', '192.0.2.1', '10.2.0', '10.1.0'];
-  const keyAB = '11'.repeat(16) + 'a0a1a2a3';
-  const keyBA = '22'.repeat(16) + 'b0b1b2b3';
+  const keyAB = `${'11'.repeat(16)}a0a1a2a3`;
+  const keyBA = `${'22'.repeat(16)}b0b1b2b3`;
   const common = {
     reqid: 1,
     protocol: 'esp',

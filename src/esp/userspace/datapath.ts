@@ -310,7 +310,7 @@ export class EspDatapath {
     this.bUsed = 0;
     const b = this.batch;
     const n = b ? b.sendBatch(this.bBuf, this.bOffs, this.bLens, this.bAddrs, this.bPorts, count) : -9;
-    const ok = n < 0 ? 0 : n;
+    const ok = Math.max(0, n);
     for (let i = ok; i < count; i++) {
       const sa = this.bSa[i];
       this.drop('send', sa, () => ({

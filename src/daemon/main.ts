@@ -29,6 +29,7 @@ import type { BusEvent, Command, Effect, IkeEvent } from '../ike/events.js';
 import type { Endpoint, KernelEvent, SaInstaller, SaOp } from '../ike/ports.js';
 import { enableEspInUdp } from '../net/udp-encap.js';
 import { LocalAddressResolver, TransportError, UdpTransport } from '../net/udp-transport.js';
+import { runOperatorCommand, runRoutesCommand } from './agents.js';
 import {
   type ConfigResult,
   type DaemonSettings,
@@ -673,6 +674,12 @@ commands:
   stats [--json]        daemon counters, readiness, data path, log levels
   import-swanctl FILE [-o OUT] [--psk-dir DIR | --inline-psk]
                         convert a strongSwan swanctl.conf (site-to-site subset) to YAML
+  routes [--node-netns PATH] [--no-cilium]
+                        the frontend pod's sidecar: routes to the on-prem CIDRs on the node
+                        (via the pod, with VPN_MTU) and in the pod, and Cilium's
+                        SourceIPVerification off for the pod (env: VPN_PEER_CIDRS, VPN_MTU, POD_IP)
+  operator              keep the frontend's CiliumEndpoint and ip-masq-agent patched
+                        (in-cluster; env: VPN_FRONTEND_POD, POD_NAMESPACE, VPN_PEER_CIDRS)
   version               print the version
 
 sas, initiate, terminate, reload, log-level and stats talk to the daemon over its control
@@ -727,10 +734,19 @@ interface ParsedArgs {
   output?: string;
   pskDir?: string;
   inlinePsk: boolean;
+  nodeNetns?: string;
+  noCilium: boolean;
 }
 
 function parseArgs(argv: string[]): ParsedArgs {
-  const out: ParsedArgs = { positional: [], fromEnv: false, help: false, json: false, inlinePsk: false };
+  const out: ParsedArgs = {
+    positional: [],
+    fromEnv: false,
+    help: false,
+    json: false,
+    inlinePsk: false,
+    noCilium: false,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = (name: string): string | undefined => {
@@ -750,6 +766,8 @@ function parseArgs(argv: string[]): ParsedArgs {
     else if (a === '-o' || a === '--output' || a.startsWith('--output=')) out.output = value('--output');
     else if (a === '--psk-dir' || a.startsWith('--psk-dir=')) out.pskDir = value('--psk-dir');
     else if (a === '--inline-psk') out.inlinePsk = true;
+    else if (a === '--node-netns' || a.startsWith('--node-netns=')) out.nodeNetns = value('--node-netns');
+    else if (a === '--no-cilium') out.noCilium = true;
     else if (a === '-h' || a === '--help') out.help = true;
     else if (a === '--version' || a === '-V') out.positional.push('version');
     else if (a.startsWith('-')) out.error = `unknown option ${a}`;
@@ -815,6 +833,13 @@ export async function cliMain(argv: string[], io: CliIo): Promise<number> {
         ...(io.onReady ? { onReady: io.onReady } : {}),
       });
     }
+    case 'routes':
+      return runRoutesCommand(
+        { cilium: !args.noCilium, ...(args.nodeNetns ? { nodeNetns: args.nodeNetns } : {}) },
+        { stderr: io.stderr, env: io.env, ...(io.stop ? { stop: io.stop } : {}) },
+      );
+    case 'operator':
+      return runOperatorCommand({ stderr: io.stderr, env: io.env, ...(io.stop ? { stop: io.stop } : {}) });
     case 'sas':
     case 'stats':
     case 'reload':

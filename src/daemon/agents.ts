@@ -1,0 +1,106 @@
+// The Kubernetes helpers as processes: `ikegw routes` (the frontend pod's sidecar: routes on the
+// node and in the pod, plus Cilium's SourceIPVerification off for the pod's endpoint) and
+// `ikegw operator` (the Deployment that keeps the CiliumEndpoint and ip-masq-agent patched).
+// Both are configured from the environment the chart passes (VPN_*, POD_*, IKEGW_*), run until
+// SIGTERM/SIGINT, and clean up what they own on the way out.
+import { existsSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import { DEFAULT_CILIUM_SOCKET, runCiliumSetup } from '../cilium/agent-client.js';
+import { runOperator } from '../cilium/endpoint-reconciler.js';
+import { ciliumSetupOptionsFromEnv, operatorOptionsFromEnv } from '../cilium/env.js';
+import { IkegwError } from '../common/errors.js';
+import { routesOptionsFromEnv } from '../routes/env.js';
+import { runRoutesAgent } from '../routes/reconciler.js';
+
+type Env = Record<string, string | undefined>;
+
+function logger(component: string, env: Env) {
+  return pino({ level: env.IKEGW_LOG_LEVEL ?? 'info', base: { subsys: 'k8s', component } });
+}
+
+function untilSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    for (const s of ['SIGTERM', 'SIGINT'] as const) process.once(s, () => resolve(s));
+  });
+}
+
+function explain(e: unknown): string {
+  return e instanceof IkegwError ? e.message : e instanceof Error ? e.message : String(e);
+}
+
+export interface AgentIo {
+  stderr: (s: string) => void;
+  env: Env;
+  /** Resolves when the agent should stop (tests); default: SIGTERM/SIGINT. */
+  stop?: Promise<unknown>;
+}
+
+/** `ikegw routes [--node-netns PATH] [--no-cilium]`. */
+export async function runRoutesCommand(
+  opts: { nodeNetns?: string; cilium: boolean },
+  io: AgentIo,
+): Promise<number> {
+  const log = logger('routes', io.env);
+  let routesOpts: ReturnType<typeof routesOptionsFromEnv>;
+  try {
+    routesOpts = routesOptionsFromEnv(io.env);
+  } catch (e) {
+    io.stderr(`ikegw routes: ${explain(e)}\n`);
+    return 2;
+  }
+  if (opts.nodeNetns) routesOpts.nodeNetns = opts.nodeNetns;
+  const agent = await runRoutesAgent({ ...routesOpts, log });
+  // Cilium drops decapsulated packets whose source is an on-prem address unless the endpoint's
+  // SourceIPVerification is off; the setting is lost when the endpoint is recreated, so keep at it.
+  const socket = io.env.IKEGW_CILIUM_SOCKET ?? DEFAULT_CILIUM_SOCKET;
+  let cilium: { stop(): Promise<void> | void } | undefined;
+  if (opts.cilium && io.env.POD_IP && existsSync(dirname(socket))) {
+    try {
+      cilium = await runCiliumSetup({ ...ciliumSetupOptionsFromEnv(io.env), log });
+    } catch (e) {
+      log.error({ err: explain(e) }, 'Cilium agent client did not start');
+    }
+  } else if (opts.cilium) {
+    log.warn(
+      { socket },
+      'not touching Cilium: POD_IP unset or no Cilium agent socket directory (--no-cilium silences this)',
+    );
+  }
+  log.info({ peerCidrs: routesOpts.peerCidrs, nodeNetns: routesOpts.nodeNetns }, 'routes agent running');
+  const why = await (io.stop ?? untilSignal());
+  log.info({ why: String(why) }, 'routes agent stopping: removing its routes');
+  await cilium?.stop();
+  await agent.stop();
+  return 0;
+}
+
+/** `ikegw operator`: in-cluster credentials, options from the chart's environment. */
+export async function runOperatorCommand(io: AgentIo, kubeConfig?: KubeConfig): Promise<number> {
+  const log = logger('operator', io.env);
+  let kc = kubeConfig;
+  if (!kc) {
+    kc = new KubeConfig();
+    try {
+      kc.loadFromCluster();
+    } catch (e) {
+      io.stderr(
+        `ikegw operator: no in-cluster credentials (${explain(e)}); run it as the chart's Deployment\n`,
+      );
+      return 2;
+    }
+  }
+  let opts: ReturnType<typeof operatorOptionsFromEnv>;
+  try {
+    opts = operatorOptionsFromEnv(io.env, kc);
+  } catch (e) {
+    io.stderr(`ikegw operator: ${explain(e)}\n`);
+    return 2;
+  }
+  const op = await runOperator({ ...opts, log });
+  log.info({ pod: opts.podName, namespace: opts.namespace, peerCidrs: opts.peerCidrs }, 'operator running');
+  await (io.stop ?? untilSignal());
+  await op.stop();
+  return 0;
+}

@@ -30,7 +30,15 @@ import { LocalAddressResolver, type TransportError, UdpTransport } from '../net/
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const SELF = fileURLToPath(import.meta.url);
-export const VM_RUN = process.env.KERNEL_VM_RUN ?? resolve(HERE, '../../../shared/tools/kernel-vm/vm-run.sh');
+/** ../shared/tools/kernel-vm/vm-run.sh next to the checkout (found upwards from dist/, src/ or a build cache). */
+function findVmRun(): string {
+  for (let d = HERE; d !== dirname(d); d = dirname(d)) {
+    const c = resolve(d, '../shared/tools/kernel-vm/vm-run.sh');
+    if (existsSync(c)) return c;
+  }
+  return resolve(HERE, '../../../shared/tools/kernel-vm/vm-run.sh');
+}
+export const VM_RUN = process.env.KERNEL_VM_RUN ?? findVmRun();
 const CHARON = '/usr/lib/ipsec/charon';
 const SWANCTL = '/usr/sbin/swanctl';
 const ESP = 'aes128gcm16';
@@ -103,7 +111,9 @@ function sh(cmd: string, args: string[], timeoutMs = 30_000, input?: string): Pr
       const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
       res({ code, stdout, stderr });
     });
-    child.stdin?.end(input ?? '');
+    child.stdin?.on('error', () => {}); // a command that exits without reading its input
+    if (input !== undefined) child.stdin?.end(input);
+    else child.stdin?.end();
   });
 }
 

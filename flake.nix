@@ -69,6 +69,9 @@
                 ./tsconfig.json
                 ./tsconfig.build.json
                 ./src
+                # our own N-API addon (TUN, raw ESP socket, batched send, in-place AEAD) for the
+                # userspace ESP data path; built by package.json's "install" script with node-gyp
+                ./native
               ];
             };
             nodejs = pkgs.nodejs_20;
@@ -80,9 +83,9 @@
             };
             npmConfigHook = pkgs.importNpmLock.npmConfigHook;
 
-            # The native addon (npm "netlink") ships glibc-linked prebuilds; compile it from
-            # source against nixpkgs' toolchain instead (node-gyp needs python3).
-            nativeBuildInputs = [ pkgs.python3 ];
+            # The native addons (npm "netlink", and ours in native/) are compiled from source
+            # against nixpkgs' toolchain (stdenv's cc; node-gyp needs python3 and make).
+            nativeBuildInputs = [ pkgs.python3 pkgs.gnumake ];
             npm_config_build_from_source = "true";
 
             # `npm run build` = tsc -p tsconfig.build.json -> dist/ (package.json "files").

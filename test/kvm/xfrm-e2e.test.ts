@@ -12,7 +12,8 @@
 //  - on a host without ESP (this machine): the host part compiles the daemon driver, boots the VM
 //    once (../shared/tools/kernel-vm/vm-run.sh) and runs this file *and* the full SaInstaller contract
 //    (test/contract/xfrm-installer.test.ts, in a scratch namespace) there with vitest, then asserts
-//    on vitest's JSON report; skipped with the reason when qemu is not installed.
+//    on vitest's JSON report (~2 min here); skipped with the reason when qemu is not installed, or
+//    on request with IKEGW_SKIP_KVM=1.
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -45,13 +46,15 @@ const esp = nsSkip || inGuest ? { ok: inGuest, detail: nsSkip } : await probeKer
 const runHere = inGuest || esp.ok;
 const hostSkip = runHere
   ? ''
-  : nsSkip
-    ? nsSkip
-    : !existsSync(VM_RUN)
-      ? `this kernel has no ESP and ${VM_RUN} is missing`
-      : !hasQemu()
-        ? 'this kernel has no ESP and qemu is not installed (apt-get install --no-install-recommends qemu-system-x86)'
-        : '';
+  : process.env.IKEGW_SKIP_KVM === '1'
+    ? 'IKEGW_SKIP_KVM=1'
+    : nsSkip
+      ? nsSkip
+      : !existsSync(VM_RUN)
+        ? `this kernel has no ESP and ${VM_RUN} is missing`
+        : !hasQemu()
+          ? 'this kernel has no ESP and qemu is not installed (apt-get install --no-install-recommends qemu-system-x86)'
+          : '';
 
 // ---- the scenario (VM guest or ESP host) -------------------------------------------------------
 

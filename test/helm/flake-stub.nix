@@ -35,6 +35,7 @@ let
       mkShell = args: drv "shell" { _args = args; };
       nodejs_20 = tool "nodejs-20";
       python3 = tool "python3";
+      gnumake = tool "gnumake";
       strongswan = tool "strongswan";
       iproute2 = tool "iproute2";
       nftables = tool "nftables";

@@ -117,13 +117,14 @@ describe.skipIf(!hasNix)('flake.nix', () => {
       mainProgram: 'ikegw',
       srcHasNodeModules: false,
     });
-    expect(s.package.nativeBuildInputs).toContain('python3');
+    expect(s.package.nativeBuildInputs).toEqual(expect.arrayContaining(['python3', 'gnumake']));
     expect(s.package.srcFiles).toEqual([
       'package.json',
       'package-lock.json',
       'tsconfig.json',
       'tsconfig.build.json',
       'src',
+      'native',
     ]);
     for (const f of s.package.srcFiles) expect(existsSync(join(repoRoot, f)), f).toBe(true);
 

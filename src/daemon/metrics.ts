@@ -184,10 +184,7 @@ export class Metrics {
   private readonly dropReason = new BoundedLabel(24);
   private readonly dpReason = new BoundedLabel(24);
   private readonly connLabel = new BoundedLabel(256);
-  private sawDpdEvent = false;
   private sawCookieEvent = false;
-  private sawRekeyEvent = false;
-  private sawCollisionEvent = false;
   /**
    * Live CHILD_SA uids per (conn, child), and the generation last counted: when every CHILD_SA of
    * that generation is gone while newer ones live, a rekey (make-before-break) completed — once,
@@ -480,12 +477,6 @@ export class Metrics {
             const result = t.lastFailure ? t.lastFailure.toLowerCase() : 'aborted';
             this.handshakes.inc({ conn: t.conn, role: t.role, result });
           }
-          // Derived until the engine emits `rekey` / `dpd` events (LifecycleEvent): the old IKE_SA
-          // of a rekey goes with "rekeyed", a dead peer's with "... (DPD)".
-          if (!this.sawRekeyEvent && ev.detail && /^rekeyed\b/.test(ev.detail))
-            this.rekeys.inc({ conn: t.conn, sa: 'ike' });
-          if (!this.sawDpdEvent && ev.detail && /\bDPD\b/.test(ev.detail))
-            this.dpd.inc({ conn: t.conn, result: 'failed' });
           this.sas.delete(ev.sa.uid);
         }
         return;
@@ -517,11 +508,7 @@ export class Metrics {
         if (ev.state === 'DELETED' && g) {
           g.live.delete(ev.uid);
           if (g.live.size === 0) this.liveChildren.delete(key);
-          else if (![...g.generation].some((u) => g?.live.has(u))) {
-            // Derived until the engine emits `rekey` events (LifecycleEvent).
-            if (!this.sawRekeyEvent) this.rekeys.inc({ conn, sa: 'child' });
-            g.generation = new Set(g.live);
-          }
+          else if (![...g.generation].some((u) => g?.live.has(u))) g.generation = new Set(g.live);
         }
         return;
       }
@@ -538,18 +525,6 @@ export class Metrics {
         // events, and once one was seen the message-derived count of sent ones stops.
         if (ev.response && ev.summary.includes('N(COOKIE)') && (ev.dir === 'in' || !this.sawCookieEvent))
           this.cookies.inc({ direction: ev.dir });
-        // Derived until the engine emits `dpd` events (LifecycleEvent):
-        if (
-          !this.sawDpdEvent &&
-          ev.sa &&
-          ev.dir === 'out' &&
-          !ev.response &&
-          ev.exchange === 'INFORMATIONAL' &&
-          /^\[\s*\]$/.test(ev.summary.trim()) &&
-          this.sas.get(ev.sa.uid)?.established
-        ) {
-          this.dpd.inc({ conn: this.conn(ev.sa.conn), result: 'sent' });
-        }
         return;
       }
       case 'failure': {
@@ -579,28 +554,20 @@ export class Metrics {
         this.sawCookieEvent = true;
         this.cookies.inc({ direction: 'out' });
         return;
-      case 'log': {
-        // The engine reports rekey collisions as log events with fields.collision.
-        const col = ev.fields?.collision;
-        if (!this.sawCollisionEvent && ev.sa && (col === 'child-rekey' || col === 'ike-rekey'))
-          this.collisions.inc({ conn: this.conn(ev.sa.conn), sa: col === 'ike-rekey' ? 'ike' : 'child' });
+      case 'log':
         return;
-      }
     }
   }
 
   private lifecycle(ev: LifecycleEvent): void {
     switch (ev.ev) {
       case 'rekey':
-        this.sawRekeyEvent = true;
         this.rekeys.inc({ conn: this.conn(ev.sa.conn), sa: ev.what });
         return;
       case 'rekey-collision':
-        this.sawCollisionEvent = true;
         this.collisions.inc({ conn: this.conn(ev.sa.conn), sa: ev.what });
         return;
       case 'dpd':
-        this.sawDpdEvent = true;
         this.dpd.inc({ conn: this.conn(ev.sa.conn), result: ev.result });
         return;
     }

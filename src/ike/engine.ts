@@ -309,7 +309,10 @@ export class IkeEngine implements EngineCtx {
     const replaced = sa.children.some(
       (c) => c.replaces === child || child.rekeyedByPeer?.newChild === c || child.rekey?.newChild === c,
     );
-    if (!replaced && reason === 'deleted by peer' && sa.state === 'ESTABLISHED')
+    if (replaced || reason === 'rekeyed')
+      this.emit({ ev: 'rekey', sa: this.ref(sa), what: 'child', child: child.cfg.name });
+    // A redundant CHILD_SA of a rekey collision (it replaces something) is not "closed".
+    else if (!child.replaces && reason === 'deleted by peer' && sa.state === 'ESTABLISHED')
       this.afterClose(sa.conn, child.cfg, sa);
   }
 
@@ -417,6 +420,7 @@ export class IkeEngine implements EngineCtx {
       initiator: sa.initiator,
       detail: reason,
     });
+    if (reason.startsWith('rekeyed')) this.emit({ ev: 'rekey', sa: this.ref(sa), what: 'ike' });
     this.maybeRestart(sa, reason);
   }
 
@@ -1380,7 +1384,9 @@ export class IkeEngine implements EngineCtx {
     if (sa.state !== 'ESTABLISHED') return;
     const delay = sa.conn.dpdDelay * 1000;
     if (!sa.pending && this.now - sa.lastInboundMs >= delay) {
+      this.emit({ ev: 'dpd', sa: this.ref(sa), result: 'sent' });
       sendDpd(this, sa, sa.conn.dpdTimeout > 0 ? this.now + sa.conn.dpdTimeout * 1000 : undefined, () => {
+        this.emit({ ev: 'dpd', sa: this.ref(sa), result: 'failed' });
         const conn = sa.conn;
         const children = sa.children.map((c) => c.cfg);
         this.destroy(sa, 'peer unreachable (DPD)');

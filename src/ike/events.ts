@@ -118,6 +118,12 @@ export type BusEvent =
     }
   | { ev: 'retransmit'; sa: SaRef; exchange: string; msgId: number; attempt: number }
   | { ev: 'dropped'; reason: string; remote: Endpoint; detail: string }
+  /** A rekey completed: the old SA was replaced (emitted once per side per rekey). */
+  | { ev: 'rekey'; sa: SaRef; what: 'ike' | 'child'; child?: string }
+  /** Both ends rekeyed the same SA at once (RFC 7296 §2.8.1); the nonce rule decided. */
+  | { ev: 'rekey-collision'; sa: SaRef; what: 'ike' | 'child'; child?: string }
+  /** A liveness check was sent, or its retransmits ran out. */
+  | { ev: 'dpd'; sa: SaRef; result: 'sent' | 'failed' }
   /** We answered an IKE_SA_INIT with a COOKIE challenge (RFC 7296 §2.6). */
   | { ev: 'cookie'; remote: Endpoint; halfOpen: number }
   | {

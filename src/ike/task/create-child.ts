@@ -206,6 +206,7 @@ function rekeyChildResponse(
         msg: `CHILD_SA rekey collision for ${cfg.name}: ${redundant === 'ours' ? 'our' : "the peer's"} new CHILD_SA is redundant`,
         fields: { collision: 'child-rekey' },
       });
+      ctx.emit({ ev: 'rekey-collision', sa: ctx.ref(sa), what: 'child', child: cfg.name });
       if (redundant === 'ours') {
         // The peer (winner) deletes the old CHILD_SA once it has installed its new one; its DELETE
         // switches us to the peer's new CHILD_SA (see processInformationalRequest). We close ours.
@@ -506,6 +507,7 @@ function rekeyIkeResponse(ctx: EngineCtx, sa: IkeSa, ps: Payload[]): void {
       sa,
       { collision: 'ike-rekey' },
     );
+    ctx.emit({ ev: 'rekey-collision', sa: ctx.ref(sa), what: 'ike' });
     if (redundant === 'ours') {
       // The peer deletes the old IKE_SA; the CHILD_SAs already went to the peer's new IKE_SA.
       ctx.established(n);

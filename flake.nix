@@ -120,6 +120,9 @@
             contents = [
               passwd
               group
+              # nsenter: the routes sidecar reaches the node's network namespace through it
+              # (src/routes/rtnetlink.ts starts `nsenter --net=<path> -- node ...`)
+              pkgs.util-linux
             ];
             extraCommands = ''
               mkdir -p tmp
@@ -129,7 +132,10 @@
               Entrypoint = [ "${ikegw}/bin/ikegw" ];
               User = "65532:65532";
               WorkingDir = "/";
-              Env = [ "NODE_ENV=production" ];
+              Env = [
+                "NODE_ENV=production"
+                "PATH=/bin"
+              ];
               ExposedPorts = {
                 "500/udp" = { };
                 "4500/udp" = { };

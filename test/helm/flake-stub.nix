@@ -36,6 +36,7 @@ let
       nodejs_20 = tool "nodejs-20";
       python3 = tool "python3";
       gnumake = tool "gnumake";
+      util-linux = tool "util-linux";
       strongswan = tool "strongswan";
       iproute2 = tool "iproute2";
       nftables = tool "nftables";
@@ -85,7 +86,7 @@ in
   image = {
     inherit (img) name tag;
     inherit (img.config) Entrypoint User ExposedPorts;
-    contents = map (d: d._text) img.contents;
+    contents = map (d: d._text or d.name) img.contents;
     extraCommands = img.extraCommands;
   };
   devShell = map (d: d.name) shell.packages;

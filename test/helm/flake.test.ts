@@ -136,6 +136,8 @@ describe.skipIf(!hasNix)('flake.nix', () => {
     expect(s.image.User).toBe('65532:65532');
     expect(Object.keys(s.image.ExposedPorts).sort()).toEqual(['4500/udp', '500/udp', '9500/tcp']);
     expect(s.image.contents.join('')).toContain('nonroot:x:65532:65532:');
+    // the routes sidecar needs nsenter to reach the node's network namespace
+    expect(s.image.contents).toContain('util-linux');
     expect(s.image.extraCommands).toContain('chmod 1777 tmp');
 
     for (const tool of ['nodejs-20', 'strongswan', 'iproute2', 'nftables', 'tcpdump']) {

@@ -88,7 +88,14 @@ secrets {
 `;
 }
 
-function ikegwConf(local: string, remote: string, remoteTs: string, encap: boolean, pskFile: string): string {
+function ikegwConf(
+  local: string,
+  remote: string,
+  remoteTs: string,
+  encap: boolean,
+  pskFile: string,
+  rekeyPackets: number,
+): string {
   return `connections:
   onprem:
     remote_addrs: ['${remote}']
@@ -103,7 +110,7 @@ function ikegwConf(local: string, remote: string, remoteTs: string, encap: boole
         remote_ts: [${remoteTs}]
         esp_proposals: [aes128gcm16]
         start_action: trap
-datapath: xfrm
+${rekeyPackets ? `        rekey_packets: ${rekeyPackets}\n        life_packets: 1000000\n` : ''}datapath: xfrm
 listen: { address: '${local}', port: 500, nat_port: 4500 }
 log: { level: debug, format: json }
 `;
@@ -142,11 +149,14 @@ if (runHere && lab.ok)
       await L?.teardown();
     });
 
-    async function startIkegw(name: string, encap: boolean): Promise<IkegwProcess> {
+    async function startIkegw(name: string, encap: boolean, rekeyPackets: number): Promise<IkegwProcess> {
       const pskFile = join(L.dir, `${name}.psk`);
       writeFileSync(pskFile, LAB_PSK, { mode: 0o600 });
       const cfg = join(L.dir, `${name}.yaml`);
-      writeFileSync(cfg, ikegwConf(L.addr.clusterWan, L.addr.onpremWan, L.nets.onpremLan, encap, pskFile));
+      writeFileSync(
+        cfg,
+        ikegwConf(L.addr.clusterWan, L.addr.onpremWan, L.nets.onpremLan, encap, pskFile, rekeyPackets),
+      );
       const logFile = join(L.dir, `${name}.log`);
       const proc = L.spawn('cluster', process.execPath, [DRIVER, 'ikegw', cfg], { logFile });
       const p = new IkegwProcess(proc, logFile);
@@ -171,8 +181,9 @@ if (runHere && lab.ok)
       }
     }
 
-    async function scenario(name: string, encap: boolean): Promise<void> {
-      const p = await startIkegw(name, encap);
+    /** rekeyPackets > 0: the child's soft packet limit, to be hit by traffic after the first checks. */
+    async function scenario(name: string, encap: boolean, rekeyPackets = 0): Promise<void> {
+      const p = await startIkegw(name, encap, rekeyPackets);
       // trap policy first: nothing negotiated yet
       const trap = await waitFor(
         'the trap policy',
@@ -235,6 +246,37 @@ if (runHere && lab.ok)
       expect(child.encap).toBe(encap);
       expect(child.packetsIn).toBeGreaterThanOrEqual(10);
 
+      if (rekeyPackets > 0) {
+        // traffic past the soft packet limit: the kernel sends XFRM_MSG_EXPIRE (soft), the listener
+        // hands it to the engine, ikegw rekeys the CHILD_SA (CREATE_CHILD_SA, make-before-break);
+        // the policies are shared by old and new CHILD_SA (refcount) and never leave the kernel.
+        const old = new Set([out.spi, inb.spi]);
+        await L.ping('pod', L.addr.onhost, { count: rekeyPackets, intervalS: 0.1, waitS: 2 });
+        const fresh = await waitFor(
+          'the rekeyed CHILD_SA on the strongSwan side',
+          async () =>
+            (await onprem.listSas())[0]?.children.find(
+              (c) => c.state === 'INSTALLED' && !old.has(Number.parseInt(c.spiIn, 16)),
+            ),
+          60_000,
+        );
+        await p.waitFor((l) => /expire|rekey/i.test(l.msg), 1000);
+        expect(await L.ping('pod', L.addr.onhost, { count: 3, intervalS: 0.2, waitS: 2 })).toBe(3);
+        expect(await L.ping('onhost', L.addr.pod, { count: 3, intervalS: 0.2, waitS: 2 })).toBe(3);
+        const now = parseStates(await xfrm('state', true));
+        const newOut = now.find((s) => s.spi === Number.parseInt(fresh.spiIn, 16));
+        const newIn = now.find((s) => s.spi === Number.parseInt(fresh.spiOut, 16));
+        expect(newOut?.dst).toBe(L.addr.onpremWan);
+        expect(newIn?.dst).toBe(L.addr.clusterWan);
+        expect(newOut!.packets ?? 0n).toBeGreaterThanOrEqual(3n);
+        expect(now.find((s) => s.spi === out.spi)).toBeUndefined(); // the old outbound SA is gone
+        expect(
+          parsePolicies(await xfrm('policy'))
+            .map((x) => `${x.dir} ${x.tmpl?.reqid}`)
+            .sort(),
+        ).toEqual(['fwd', 'in', 'out'].map((d) => `${d} ${trap.tmpl!.reqid}`));
+      }
+
       // SIGTERM: IKE DELETE to the peer, then flush: nothing of ikegw's is left in the kernel
       p.proc.kill('SIGTERM');
       await p.proc.exited;
@@ -248,8 +290,8 @@ if (runHere && lab.ok)
       ikegw = undefined;
     }
 
-    it('plain ESP: trap -> ACQUIRE -> IKE; ping both ways; counters; clean shutdown', async () => {
-      await scenario('plain', false);
+    it('plain ESP: trap -> ACQUIRE -> IKE; ping both ways; counters; soft EXPIRE -> rekey; clean shutdown', async () => {
+      await scenario('plain', false, 40);
     }, 180_000);
 
     it('forced UDP encapsulation (encap: yes): ESP-in-UDP 4500 decapsulated by the kernel', async () => {

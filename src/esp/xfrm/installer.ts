@@ -189,7 +189,7 @@ export class XfrmInstaller implements SaInstaller {
 
   // ---- SAs ---------------------------------------------------------------------------------------
 
-  /** The NEWSA message for a spec (exported for tests through buildSa). */
+  /** The NEWSA body and attributes for a spec; throws EINVAL KernelErrors for what the kernel would refuse. */
   buildSa(spec: AddSaSpec): { info: ReturnType<typeof XfrmUsersaInfo.zero>; attrs: NlAttr[] } {
     const op = 'addSa';
     if (!Number.isInteger(spec.spi) || spec.spi <= 0 || spec.spi > 0xffffffff)

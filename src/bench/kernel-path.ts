@@ -11,10 +11,9 @@
 //   198.51.100.10  .1 | 192.0.2.1   192.0.2.2 | 203.0.113.1  .10
 //                 ikegw or charon          charon (responder, kernel-netlink)
 //
-// The same file is the in-VM part (`node kernel-path.js inner`) and, until runDaemon wires
-// `datapath: xfrm`, the ikegw daemon with the XFRM installer (`node kernel-path.js ikegw CONFIG`),
-// which test/kvm/xfrm-e2e.test.ts also uses. Everything runs in namespaces created here, inside the
-// VM (or, natively, namespaces named ikgwx<pid>-*), and is removed at the end.
+// The same file is the in-VM part (`node kernel-path.js inner`); ikegw runs as `ikegw daemon` (cli.js
+// next to this file's directory) with `datapath: xfrm`. Everything runs in namespaces created here,
+// inside the VM (or, natively, namespaces named ikgwx<pid>-*), and is removed at the end.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -30,6 +29,7 @@ import { LocalAddressResolver, type TransportError, UdpTransport } from '../net/
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const SELF = fileURLToPath(import.meta.url);
+const CLI = resolve(HERE, '../cli.js');
 /** ../shared/tools/kernel-vm/vm-run.sh next to the checkout (found upwards from dist/, src/ or a build cache). */
 function findVmRun(): string {
   for (let d = HERE; d !== dirname(d); d = dirname(d)) {
@@ -45,57 +45,6 @@ const ESP = 'aes128gcm16';
 const IKE = 'aes128gcm16-prfsha256-x25519';
 const PSK = 'kernel-path bench only 4f0c1e';
 const RESULT_TAG = 'KERNEL-PATH-RESULT ';
-
-// ---- ikegw with the XFRM installer ----------------------------------------------------------------
-
-/**
- * `ikegw daemon` with the XFRM data path and UDP_ENCAP on the NAT-T socket: what runDaemon will do
- * once `datapath: xfrm` is wired there. Stops on SIGTERM/SIGINT (IKE deletes, then flush()).
- */
-export async function runIkegwXfrm(configPath: string): Promise<number> {
-  const r = loadFromOptions({ configPath, env: process.env });
-  if (!r.ok) {
-    process.stderr.write(`${'fatal' in r ? r.fatal : r.errors.map((e) => e.message).join('\n')}\n`);
-    return 2;
-  }
-  const { engine: engineCfg, daemon: settings } = r.value;
-  const logs = createLogs({
-    level: settings.log.level,
-    format: settings.log.format,
-    subsystems: settings.log.subsystems,
-  });
-  const log = logs.get('daemon');
-  const installer = await createXfrmInstaller({ log: logs.get('kernel') });
-  let daemon: Daemon | undefined;
-  const resolver = new LocalAddressResolver();
-  const transport = new UdpTransport({
-    address: settings.listen.address,
-    port: settings.listen.port,
-    natPort: settings.listen.natPort,
-    resolver,
-    onIke: (local, remote, bytes) => daemon?.feed({ kind: 'datagram', local, remote, bytes }),
-    onError: (e: TransportError) => daemon?.transportError(e),
-  });
-  const ports = await transport.start();
-  const nat = transport.natSocket;
-  if (nat) enableEspInUdp(nat);
-  await resolveLocalAddrs(engineCfg, settings.listen.address, resolver, logs);
-  const engine = new IkeEngine(engineCfg, {
-    random: systemRandom,
-    ikePort: ports.port,
-    nattPort: ports.natPort,
-  });
-  daemon = new Daemon({ engine, installer, transport, logs });
-  log.info({ datapath: 'xfrm', port: ports.port, natPort: ports.natPort }, 'ikegw started (XFRM data path)');
-  daemon.start();
-  await new Promise<void>((res) => {
-    process.once('SIGTERM', () => res());
-    process.once('SIGINT', () => res());
-  });
-  await daemon.shutdown();
-  installer.close();
-  return 0;
-}
 
 // ---- small process helpers ---------------------------------------------------------------------------
 
@@ -360,7 +309,7 @@ const note = (msg: string): void => {
     process.stderr.write(`[kernel-path ${new Date().toISOString().slice(11, 23)}] ${msg}\n`);
 };
 
-async function bringUp(prefix: string, name: PairResult['pair'], ikegwMain: string): Promise<Pair> {
+async function bringUp(prefix: string, name: PairResult['pair']): Promise<Pair> {
   const t = await topology(prefix);
   note(`${name}: topology ${prefix}* up`);
   spawnIn(t, t.hostB, 'iperf3-server.log', 'iperf3', ['-s']);
@@ -401,11 +350,13 @@ async function bringUp(prefix: string, name: PairResult['pair'], ikegwMain: stri
         remote_ts: [203.0.113.0/24]
         esp_proposals: [${ESP}]
         start_action: start
+datapath: xfrm
 listen: { address: '192.0.2.1', port: 500, nat_port: 4500 }
+control: { socket: '${join(t.dir, 'ikegw.sock')}' }
 log: { level: info, format: json }
 `,
     );
-    a = spawnIn(t, t.gwA, 'ikegw.log', process.execPath, [ikegwMain, 'ikegw', cfg]);
+    a = spawnIn(t, t.gwA, 'ikegw.log', process.execPath, [CLI, 'daemon', '-c', cfg]);
   }
   try {
     await waitPing(t, 90_000);
@@ -436,8 +387,8 @@ export async function kernelPathInner(
   const base = `ikgwx${process.pid % 10000}-`;
   const pairs: Pair[] = [];
   try {
-    pairs.push(await bringUp(`${base}s`, 'strongswan-strongswan', SELF));
-    pairs.push(await bringUp(`${base}i`, 'ikegw-strongswan', SELF));
+    pairs.push(await bringUp(`${base}s`, 'strongswan-strongswan'));
+    pairs.push(await bringUp(`${base}i`, 'ikegw-strongswan'));
     const up = new Map<string, number[]>();
     const down = new Map<string, number[]>();
     for (let r = 0; r < rounds; r++) {
@@ -529,10 +480,8 @@ export async function runKernelPathBench(): Promise<string[]> {
 // ---- entry points ----------------------------------------------------------------------------------------
 
 if (process.argv[1] && resolve(process.argv[1]) === SELF) {
-  const [mode, arg] = process.argv.slice(2);
-  if (mode === 'ikegw' && arg) {
-    process.exitCode = await runIkegwXfrm(arg);
-  } else if (mode === 'inner') {
+  const [mode] = process.argv.slice(2);
+  if (mode === 'inner') {
     try {
       const rs = await kernelPathInner();
       process.stdout.write(`${RESULT_TAG}${JSON.stringify(rs)}\n`);
@@ -543,7 +492,7 @@ if (process.argv[1] && resolve(process.argv[1]) === SELF) {
   } else if (mode === 'bench') {
     for (const l of await runKernelPathBench()) console.log(l);
   } else {
-    process.stderr.write('usage: kernel-path.js ikegw CONFIG | inner | bench\n');
+    process.stderr.write('usage: kernel-path.js inner | bench\n');
     process.exitCode = 2;
   }
 }

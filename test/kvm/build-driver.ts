@@ -1,5 +1,5 @@
-// Compiles src/ into a private directory for the processes the kernel tests start (the ikegw daemon
-// with the XFRM installer: src/bench/kernel-path.ts `ikegw CONFIG`). Private, so that it never
+// Compiles src/ into a private directory for the processes the kernel tests start (`ikegw daemon`
+// with `datapath: xfrm`, i.e. cli.js). Private, so that it never
 // competes with anyone's `npm run build` in dist/; under node_modules/.cache so that the compiled
 // files resolve this checkout's node_modules. Type errors elsewhere in the tree do not stop the
 // emit (noEmitOnError: false); only missing output does.
@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 
 export const REPO = resolve(import.meta.dirname, '../..');
 export const BUILD_DIR = join(REPO, 'node_modules/.cache/ikgwx-kvm');
-export const DRIVER = join(BUILD_DIR, 'dist/bench/kernel-path.js');
+export const DRIVER = join(BUILD_DIR, 'dist/cli.js');
 
 export async function buildDriver(): Promise<{ driver: string; ms: number; tscNote: string }> {
   const t0 = Date.now();

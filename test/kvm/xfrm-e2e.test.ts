@@ -112,6 +112,7 @@ function ikegwConf(
         start_action: trap
 ${rekeyPackets ? `        rekey_packets: ${rekeyPackets}\n        life_packets: 1000000\n` : ''}datapath: xfrm
 listen: { address: '${local}', port: 500, nat_port: 4500 }
+control: { socket: '${pskFile.replace(/\.psk$/, '.sock')}' }
 log: { level: debug, format: json }
 `;
 }
@@ -158,7 +159,7 @@ if (runHere && lab.ok)
         ikegwConf(L.addr.clusterWan, L.addr.onpremWan, L.nets.onpremLan, encap, pskFile, rekeyPackets),
       );
       const logFile = join(L.dir, `${name}.log`);
-      const proc = L.spawn('cluster', process.execPath, [DRIVER, 'ikegw', cfg], { logFile });
+      const proc = L.spawn('cluster', process.execPath, [DRIVER, 'daemon', '-c', cfg], { logFile });
       const p = new IkegwProcess(proc, logFile);
       ikegw = p;
       onTestFailed(() => {

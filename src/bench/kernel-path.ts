@@ -19,13 +19,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { systemRandom } from '../common/random.js';
-import { createLogs } from '../daemon/log.js';
-import { Daemon, loadFromOptions, resolveLocalAddrs } from '../daemon/main.js';
-import { createXfrmInstaller, probeKernelEsp } from '../esp/xfrm/installer.js';
-import { IkeEngine } from '../ike/engine.js';
-import { enableEspInUdp } from '../net/udp-encap.js';
-import { LocalAddressResolver, type TransportError, UdpTransport } from '../net/udp-transport.js';
+import { probeKernelEsp } from '../esp/xfrm/installer.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const SELF = fileURLToPath(import.meta.url);

@@ -10,6 +10,8 @@ PKGS=(
   strongswan-charon strongswan-swanctl libstrongswan-standard-plugins libcharon-extra-plugins
   # namespaces, NAT, traffic
   iproute2 nftables iputils-ping tcpdump iperf3 procps util-linux conntrack
+  # the kernel VM (../shared/tools/kernel-vm) that gives the XFRM tests a kernel with ESP
+  qemu-system-x86
   # helmlite (offline Helm renderer) and flake.nix checks
   golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev golang-github-xeipuuv-gojsonschema-dev nix-bin
 )

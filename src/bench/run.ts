@@ -1,15 +1,34 @@
-// `npm run bench`: every benchmark of the project, ratios against strongSwan measured in the same run.
+// `npm run bench`: every benchmark of the project, ratios against strongSwan measured in the same
+// run. BENCH_ONLY=crypto,setup,lifecycle,userspace,kernel picks sections.
 import { runCryptoBench } from './crypto-bench.js';
+import { runKernelPathBench } from './kernel-path.js';
 import { runRekeyLatency } from './rekey-latency.js';
 import { runMemory, runSetupRate } from './setup-rate.js';
+import { runUserspaceEspBench } from './userspace-esp.js';
 
+const only = process.env.BENCH_ONLY?.split(',');
+const want = (s: string) => !only || only.includes(s);
 const started = Date.now();
 console.log(`ikegw benchmarks — ${new Date().toISOString()}, node ${process.version}\n`);
-console.log('== crypto floor ==');
-for (const l of await runCryptoBench()) console.log(l);
-console.log('\n== IKE set-up rate (issue: IKEv2 engine) ==');
-for (const l of await runSetupRate({ count: Number(process.env.BENCH_COUNT ?? 2000) })) console.log(l);
-console.log('\n== lifecycle (issue: tunnel lifecycle) ==');
-for (const l of await runRekeyLatency()) console.log(l);
-for (const l of await runMemory(Number(process.env.BENCH_MEMORY_COUNT ?? 10_000))) console.log(l);
+if (want('crypto')) {
+  console.log('== crypto floor ==');
+  for (const l of await runCryptoBench()) console.log(l);
+}
+if (want('setup')) {
+  console.log('\n== IKE set-up rate (issue: IKEv2 engine) ==');
+  for (const l of await runSetupRate({ count: Number(process.env.BENCH_COUNT ?? 2000) })) console.log(l);
+}
+if (want('lifecycle')) {
+  console.log('\n== lifecycle (issue: tunnel lifecycle) ==');
+  for (const l of await runRekeyLatency()) console.log(l);
+  for (const l of await runMemory(Number(process.env.BENCH_MEMORY_COUNT ?? 10_000))) console.log(l);
+}
+if (want('userspace')) {
+  console.log('\n== userspace ESP data path (issue: data path) ==');
+  for (const l of await runUserspaceEspBench()) console.log(l);
+}
+if (want('kernel')) {
+  console.log('\n== kernel XFRM data path, in the kernel VM (issue: data path) ==');
+  for (const l of await runKernelPathBench()) console.log(l);
+}
 console.log(`\nbench finished in ${((Date.now() - started) / 1000).toFixed(0)} s`);

@@ -26,7 +26,7 @@ import { createXfrmInstaller, probeKernelEspDetail } from '../esp/xfrm/installer
 import type { EngineConfig } from '../ike/config.js';
 import { IkeEngine, type IkeSaInfo } from '../ike/engine.js';
 import type { BusEvent, Command, Effect, IkeEvent } from '../ike/events.js';
-import type { Endpoint, KernelEvent, SaInstaller, SaOp } from '../ike/ports.js';
+import { applySaOp, type Endpoint, type KernelEvent, type SaInstaller, type SaOp } from '../ike/ports.js';
 import { enableEspInUdp } from '../net/udp-encap.js';
 import { LocalAddressResolver, TransportError, UdpTransport } from '../net/udp-transport.js';
 import { runOperatorCommand, runRoutesCommand } from './agents.js';
@@ -111,21 +111,6 @@ function describeOp(op: SaOp): string {
       const p = op.policy;
       return `${op.op} ${p.direction}${p.trap ? ' (trap)' : ''} ${p.src.startAddr}-${p.src.endAddr} === ${p.dst.startAddr}-${p.dst.endAddr} reqid ${p.reqid}`;
     }
-  }
-}
-
-function runOp(inst: SaInstaller, op: SaOp): Promise<unknown> {
-  switch (op.op) {
-    case 'addSa':
-      return inst.addSa(op.spec);
-    case 'delSa':
-      return inst.delSa(op.id);
-    case 'updateSa':
-      return inst.updateSa(op.id, op.newSrc, op.newDst, op.encap);
-    case 'addPolicy':
-      return inst.addPolicy(op.policy);
-    case 'delPolicy':
-      return inst.delPolicy(op.policy);
   }
 }
 
@@ -315,7 +300,7 @@ export class Daemon {
     this.kernelChain = this.kernelChain.then(async () => {
       let error: { errno?: number; message: string } | undefined;
       try {
-        await runOp(this.parts.installer, op);
+        await applySaOp(this.parts.installer, op);
         if (log.isLevelEnabled('debug')) log.debug({ opId }, `${describeOp(op)}: ok`);
       } catch (e) {
         this.stats.kernelErrors++;

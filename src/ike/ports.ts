@@ -114,3 +114,19 @@ export type KernelEvent =
   | { kind: 'acquire'; reqid: number; src?: string; dst?: string }
   | { kind: 'expire'; spi: number; dst: string; hard: boolean }
   | { kind: 'mapping'; spi: number; dst: string; newRemote: Endpoint };
+
+/** Execute one kernel operation the core requested on an installer (the daemon and tests share it). */
+export function applySaOp(inst: SaInstaller, op: SaOp): Promise<void> {
+  switch (op.op) {
+    case 'addSa':
+      return inst.addSa(op.spec);
+    case 'delSa':
+      return inst.delSa(op.id);
+    case 'updateSa':
+      return inst.updateSa(op.id, op.newSrc, op.newDst, op.encap);
+    case 'addPolicy':
+      return inst.addPolicy(op.policy);
+    case 'delPolicy':
+      return inst.delPolicy(op.policy);
+  }
+}

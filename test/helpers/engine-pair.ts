@@ -8,7 +8,7 @@ import type { ChildConfig, ConnectionConfig, EngineConfig } from '../../src/ike/
 import { defaultRetransmit } from '../../src/ike/config.js';
 import { IkeEngine } from '../../src/ike/engine.js';
 import type { BusEvent, Effect, IkeEvent, TimerKey } from '../../src/ike/events.js';
-import type { Endpoint, SaInstaller, TsRange } from '../../src/ike/ports.js';
+import { applySaOp, type Endpoint, type SaInstaller, type TsRange } from '../../src/ike/ports.js';
 import { parseProposals } from '../../src/ike/sa/proposal-syntax.js';
 
 export function cidr(text: string): TsRange {
@@ -172,24 +172,8 @@ export class EnginePair {
           break;
         }
         case 'kernel': {
-          const op = e.op;
-          const inst = side.installer;
-          const run = async () => {
-            switch (op.op) {
-              case 'addSa':
-                return inst.addSa(op.spec);
-              case 'delSa':
-                return inst.delSa(op.id);
-              case 'updateSa':
-                return inst.updateSa(op.id, op.newSrc, op.newDst, op.encap);
-              case 'addPolicy':
-                return inst.addPolicy(op.policy);
-              case 'delPolicy':
-                return inst.delPolicy(op.policy);
-            }
-          };
           this.pendingKernel.push(
-            run().then(
+            applySaOp(side.installer, e.op).then(
               () => this.feed(side, { kind: 'kernel-done', opId: e.opId }),
               (err: Error) =>
                 this.feed(side, { kind: 'kernel-done', opId: e.opId, error: { message: err.message } }),

@@ -78,6 +78,25 @@ function retryLater(ctx: EngineCtx, sa: IkeSa, what: string): void {
   ctx.arm(sa, what, ctx.now + Math.round(ctx.random.float() * RETRY_MAX_MS) + 500);
 }
 
+/** SA, Ni, [KEi], TSi, TSr of a CHILD_SA request; with N(REKEY_SA) first when it rekeys `rekeySpi`. */
+function childRequest(
+  cfg: ChildConfig,
+  spiIn: number,
+  ni: Uint8Array,
+  exchangeKe: KeyExchange | undefined,
+  localTs: ChildSa['localTs'],
+  remoteTs: ChildSa['remoteTs'],
+  rekeySpi?: number,
+): Payload[] {
+  const payloads: Payload[] = [];
+  if (rekeySpi !== undefined)
+    payloads.push(notify(Notify.REKEY_SA, new Uint8Array(0), ProtocolId.ESP, u32(rekeySpi)));
+  payloads.push(saPayload(toWireProposals(cfg.espProposals, ProtocolId.ESP, u32(spiIn))), nonce(ni));
+  if (exchangeKe) payloads.push(ke(exchangeKe.group, exchangeKe.publicKey));
+  payloads.push(ts(PayloadType.TSi, localTs.map(tsToWire)), ts(PayloadType.TSr, remoteTs.map(tsToWire)));
+  return payloads;
+}
+
 // ------------------------------------------------------------------------------------ CHILD rekey, initiator
 
 export function rekeyChild(ctx: EngineCtx, sa: IkeSa, old: ChildSa): void {
@@ -98,16 +117,7 @@ export function rekeyChild(ctx: EngineCtx, sa: IkeSa, old: ChildSa): void {
     spiIn: old.spiIn,
     spiOut: old.spiOut,
   });
-  const payloads: Payload[] = [
-    notify(Notify.REKEY_SA, new Uint8Array(0), ProtocolId.ESP, u32(old.spiIn)),
-    saPayload(toWireProposals(cfg.espProposals, ProtocolId.ESP, u32(spiIn))),
-    nonce(ni),
-  ];
-  if (exchangeKe) payloads.push(ke(group, exchangeKe.publicKey));
-  payloads.push(
-    ts(PayloadType.TSi, old.localTs.map(tsToWire)),
-    ts(PayloadType.TSr, old.remoteTs.map(tsToWire)),
-  );
+  const payloads = childRequest(cfg, spiIn, ni, exchangeKe, old.localTs, old.remoteTs, old.spiIn);
   ctx.request(sa, ExchangeType.CREATE_CHILD_SA, payloads, {
     what: `CREATE_CHILD_SA (rekey ${cfg.name})`,
     onResponse: (_m, ps) => rekeyChildResponse(ctx, sa, old, spiIn, ni, exchangeKe, ps),
@@ -341,15 +351,7 @@ export function createChild(ctx: EngineCtx, sa: IkeSa, cfg: ChildConfig): void {
   const exchangeKe = group ? createKeyExchange(group, ctx.random) : undefined;
   const ni = ctx.random.bytes(NONCE_LEN);
   const spiIn = ctx.newEspSpi();
-  const payloads: Payload[] = [
-    saPayload(toWireProposals(cfg.espProposals, ProtocolId.ESP, u32(spiIn))),
-    nonce(ni),
-  ];
-  if (exchangeKe) payloads.push(ke(group, exchangeKe.publicKey));
-  payloads.push(
-    ts(PayloadType.TSi, cfg.localTs.map(tsToWire)),
-    ts(PayloadType.TSr, cfg.remoteTs.map(tsToWire)),
-  );
+  const payloads = childRequest(cfg, spiIn, ni, exchangeKe, cfg.localTs, cfg.remoteTs);
   ctx.request(sa, ExchangeType.CREATE_CHILD_SA, payloads, {
     what: `CREATE_CHILD_SA (${cfg.name})`,
     onResponse: (_m, ps) => {

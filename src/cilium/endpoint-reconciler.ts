@@ -20,6 +20,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { ConfigError } from '../common/errors.js';
+import { PassLoop } from '../common/pass-loop.js';
 import { canonicalCidr, editNonMasqueradeCidrs, MasqConfigError } from './ip-masq.js';
 import {
   isRecord,
@@ -156,18 +157,34 @@ class EndpointOperator implements Operator {
   private readonly pods: Reflector;
   private readonly ceps: Reflector;
   private readonly cms: Reflector | undefined;
-  private stopped = false;
-  private debounceTimer: NodeJS.Timeout | undefined;
-  private retryTimer: NodeJS.Timeout | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
-  private failures = 0;
-  private chain: Promise<unknown> = Promise.resolve();
-  private queued: Promise<OperatorStatus> | undefined;
+  private readonly loop: PassLoop;
   private st: OperatorStatus;
 
   constructor(private readonly opts: OperatorOptions) {
     this.client = new KubeClient(opts.kubeConfig);
     this.log = opts.log ?? silentLog;
+    this.loop = new PassLoop({
+      pass: async () => {
+        try {
+          await this.pass();
+        } finally {
+          this.st.passes++;
+        }
+      },
+      debounceMs: opts.debounceMs ?? 50,
+      backoff: { baseMs: 200, maxExp: 8, maxMs: 30_000 },
+      onScheduled: (why) => this.log.debug({ why }, 'operator: pass scheduled'),
+      onSuccess: () => {
+        delete this.st.lastError;
+      },
+      onError: (e, retryInMs) => {
+        const msg = e instanceof Error ? e.message : String(e);
+        this.st.lastError = msg;
+        this.st.converged = false;
+        this.log.warn({ err: msg, retryInMs }, 'operator: pass failed');
+      },
+    });
     this.cidrs = validateCidrs(opts.peerCidrs);
     this.masq =
       opts.ipMasqAgent === false
@@ -233,47 +250,11 @@ class EndpointOperator implements Operator {
   }
 
   reconcileNow(): Promise<OperatorStatus> {
-    return this.enqueue();
+    return this.loop.run().then(() => this.status());
   }
 
   private kick(why: string): void {
-    if (this.stopped || this.debounceTimer) return;
-    this.debounceTimer = setTimeout(() => {
-      this.debounceTimer = undefined;
-      this.enqueue().catch((e: unknown) => this.onPassError(e));
-    }, this.opts.debounceMs ?? 50);
-    this.log.debug({ why }, 'operator: pass scheduled');
-  }
-
-  private onPassError(e: unknown): void {
-    if (this.stopped) return;
-    this.failures++;
-    const msg = e instanceof Error ? e.message : String(e);
-    this.st.lastError = msg;
-    this.st.converged = false;
-    const delay = Math.min(30_000, 200 * 2 ** Math.min(this.failures, 8));
-    this.log.warn({ err: msg, retryInMs: delay }, 'operator: pass failed');
-    clearTimeout(this.retryTimer);
-    this.retryTimer = setTimeout(() => this.kick('retry'), delay);
-  }
-
-  private enqueue(): Promise<OperatorStatus> {
-    if (this.queued) return this.queued;
-    const p = this.chain.then(async () => {
-      this.queued = undefined;
-      if (this.stopped) return this.status();
-      try {
-        await this.pass();
-      } finally {
-        this.st.passes++;
-      }
-      this.failures = 0;
-      delete this.st.lastError;
-      return this.status();
-    });
-    this.queued = p;
-    this.chain = p.catch(() => undefined);
-    return p;
+    this.loop.kick(why);
   }
 
   private async pass(): Promise<void> {
@@ -481,13 +462,11 @@ class EndpointOperator implements Operator {
   }
 
   async stop(): Promise<void> {
-    if (this.stopped) return;
-    this.stopped = true;
-    clearTimeout(this.debounceTimer);
-    clearTimeout(this.retryTimer);
+    if (this.loop.isStopped) return;
     clearInterval(this.resyncTimer);
+    const passes = this.loop.stop();
     await Promise.all([this.pods.stop(), this.ceps.stop(), this.cms?.stop()]);
-    await this.chain;
+    await passes;
   }
 }
 

@@ -23,7 +23,9 @@
 // Triggers: rtnetlink link/address/route notifications in both namespaces (debounced), a slow
 // periodic resync, a reopen when a namespace helper dies, and setPeerCidrs(). On stop, the agent
 // deletes the routes it owns (unless cleanupOnStop is false).
+
 import { ConfigError } from '../common/errors.js';
+import { PassLoop } from '../common/pass-loop.js';
 import { canonicalIp, ipFamily, parseCidr } from './addr.js';
 import {
   DEFAULT_ROUTE_PROTOCOL,
@@ -208,13 +210,8 @@ class RoutesReconciler implements RoutesAgent {
   private pod: RouteTable | undefined;
   private unsubs: (() => void)[] = [];
   private needReopen = true;
-  private stopped = false;
-  private debounceTimer: NodeJS.Timeout | undefined;
-  private retryTimer: NodeJS.Timeout | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
-  private failures = 0;
-  private chain: Promise<unknown> = Promise.resolve();
-  private queued: Promise<RoutesStatus> | undefined;
+  private readonly loop: PassLoop;
   private lastHostIf: LinkInfo | undefined;
   /** Interfaces the last pass depended on, per namespace (for event filtering). */
   private watchedIndexes = { node: new Set<number>(), pod: new Set<number>() };
@@ -241,6 +238,22 @@ class RoutesReconciler implements RoutesAgent {
     if (opts.mtu !== undefined && (!Number.isInteger(opts.mtu) || opts.mtu < 68 || opts.mtu > 65535)) {
       throw new ConfigError('mtu', `must be 68..65535 (got ${opts.mtu})`);
     }
+    this.loop = new PassLoop({
+      pass: () => this.pass(),
+      debounceMs: opts.debounceMs ?? 100,
+      backoff: { baseMs: 250, maxExp: 7, maxMs: 30_000 },
+      onScheduled: (reason) => this.log.debug({ reason }, 'routes: pass scheduled'),
+      onSuccess: () => {
+        delete this.st.lastError;
+      },
+      onError: (e, retryInMs) => {
+        const msg = e instanceof Error ? e.message : String(e);
+        this.st.lastError = msg;
+        this.st.converged = false;
+        this.log.warn({ err: msg, retryInMs }, 'routes: pass failed');
+        if (e instanceof RouteError && e.errno === 'ENETNS') this.needReopen = true;
+      },
+    });
   }
 
   status(): RoutesStatus {
@@ -251,9 +264,9 @@ class RoutesReconciler implements RoutesAgent {
     this.resyncTimer = setInterval(() => this.kick('resync'), this.opts.resyncIntervalMs ?? 30_000);
     this.opts.signal?.addEventListener('abort', () => void this.stop(), { once: true });
     try {
-      await this.enqueue();
+      await this.loop.run();
     } catch (e) {
-      this.onPassError(e);
+      this.loop.failed(e);
     }
   }
 
@@ -263,44 +276,11 @@ class RoutesReconciler implements RoutesAgent {
   }
 
   reconcileNow(): Promise<RoutesStatus> {
-    return this.enqueue();
+    return this.loop.run().then(() => this.status());
   }
 
   private kick(reason: string): void {
-    if (this.stopped || this.debounceTimer) return;
-    this.log.debug({ reason }, 'routes: pass scheduled');
-    this.debounceTimer = setTimeout(() => {
-      this.debounceTimer = undefined;
-      this.enqueue().catch((e: unknown) => this.onPassError(e));
-    }, this.opts.debounceMs ?? 100);
-  }
-
-  private onPassError(e: unknown): void {
-    if (this.stopped) return;
-    this.failures++;
-    const msg = e instanceof Error ? e.message : String(e);
-    this.st.lastError = msg;
-    this.st.converged = false;
-    const delay = Math.min(30_000, 250 * 2 ** Math.min(this.failures, 7));
-    this.log.warn({ err: msg, retryInMs: delay }, 'routes: pass failed');
-    if (e instanceof RouteError && e.errno === 'ENETNS') this.needReopen = true;
-    clearTimeout(this.retryTimer);
-    this.retryTimer = setTimeout(() => this.kick('retry'), delay);
-  }
-
-  private enqueue(): Promise<RoutesStatus> {
-    if (this.queued) return this.queued;
-    const p = this.chain.then(async () => {
-      this.queued = undefined;
-      if (this.stopped) return this.status();
-      await this.pass();
-      this.failures = 0;
-      delete this.st.lastError;
-      return this.status();
-    });
-    this.queued = p;
-    this.chain = p.catch(() => undefined);
-    return p;
+    this.loop.kick(reason);
   }
 
   private onEvent(which: 'node' | 'pod', ev: NetEvent): void {
@@ -551,12 +531,9 @@ class RoutesReconciler implements RoutesAgent {
   }
 
   async stop(): Promise<void> {
-    if (this.stopped) return;
-    this.stopped = true;
-    clearTimeout(this.debounceTimer);
-    clearTimeout(this.retryTimer);
+    if (this.loop.isStopped) return;
     clearInterval(this.resyncTimer);
-    await this.chain;
+    await this.loop.stop();
     if ((this.opts.cleanupOnStop ?? true) && this.node && this.pod && !this.needReopen) {
       const hostIndex = this.lastHostIf?.index;
       for (const [which, t] of [

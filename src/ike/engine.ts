@@ -1388,8 +1388,6 @@ export class IkeEngine implements EngineCtx {
       sendDpd(this, sa, sa.conn.dpdTimeout > 0 ? this.now + sa.conn.dpdTimeout * 1000 : undefined, () => {
         this.emit({ ev: 'dpd', sa: this.ref(sa), result: 'failed' });
         const conn = sa.conn;
-        const children = sa.children.map((c) => c.cfg);
-        this.destroy(sa, 'peer unreachable (DPD)');
         this.emit({
           ev: 'log',
           level: 'warn',
@@ -1397,9 +1395,9 @@ export class IkeEngine implements EngineCtx {
           msg: `${conn.name}: peer ${sa.remote.address} unreachable (DPD), dpd_action=${conn.dpdAction}`,
           fields: { dpd: 'failed' },
         });
-        // dpd_action: restart re-establishes (destroy -> maybeRestart, first try at once); trap relies on
-        // the trap policies, which stay; clear does nothing.
-        void children;
+        // dpd_action: restart re-establishes (destroy -> maybeRestart, first try at once); trap relies
+        // on the trap policies, which stay; clear does nothing more.
+        this.destroy(sa, 'peer unreachable (DPD)');
       });
     }
     this.arm(sa, 'dpd', this.now + delay);

@@ -90,6 +90,18 @@ export interface ChildSaInfo {
 }
 
 const HEADER_LEN = 28;
+
+/** The SK payload verified and decrypted, but what it carries does not parse. */
+class AuthenticatedSyntaxError extends DecodeError {}
+
+function decodeAuthenticated(firstType: number, plain: Uint8Array): Payload[] {
+  try {
+    return decodePayloadChain(firstType, plain, 0, plain.length);
+  } catch (e) {
+    if (e instanceof DecodeError) throw new AuthenticatedSyntaxError(e.message);
+    throw e;
+  }
+}
 const ENGINE_TIMERS = 'engine';
 /** Reassembly bounds (tuning): fragments per message and bytes per reassembled message. */
 const MAX_FRAGMENTS = 64;
@@ -555,9 +567,11 @@ export class IkeEngine implements EngineCtx {
   private maybeRestart(sa: IkeSa, reason: string): void {
     const conn = sa.conn;
     if (IkeEngine.FINAL.test(reason) || this.shuttingDown) return;
-    const wanted =
-      conn.children.some((c) => c.startAction === 'start' || c.closeAction === 'start') ||
-      (reason.startsWith('peer unreachable') && conn.dpdAction === 'restart');
+    // A dead peer is handled by dpd_action alone (clear/trap mean: do not re-initiate), as in
+    // strongSwan; other unintended ends follow start_action/close_action.
+    const wanted = reason.startsWith('peer unreachable')
+      ? conn.dpdAction === 'restart'
+      : conn.children.some((c) => c.startAction === 'start' || c.closeAction === 'start');
     if (!wanted || !conn.remoteAddrs.some((a) => a !== '%any')) return;
     if (this.all().some((o) => o !== sa && o.conn === conn && o.state !== 'DESTROYED')) return;
     const delay = this.restartBackoff.get(conn.name) ?? 0;
@@ -695,7 +709,7 @@ export class IkeEngine implements EngineCtx {
     if (last.type === PayloadType.SK) {
       const sk = last as SkPayload;
       const plain = sa.cipherIn.open(bytes.subarray(0, bytes.length - sk.data.length), sk.data);
-      return { inner: decodePayloadChain(sk.innerType, plain, 0, plain.length), first: bytes };
+      return { inner: decodeAuthenticated(sk.innerType, plain), first: bytes };
     }
     const f = last as SkfPayload;
     if (f.totalFragments > MAX_FRAGMENTS)
@@ -729,7 +743,7 @@ export class IkeEngine implements EngineCtx {
     if (r.parts.size < r.total) return undefined;
     sa.reassembly = undefined;
     const whole = concat(...Array.from({ length: r.total }, (_, i) => r!.parts.get(i + 1)!));
-    return { inner: decodePayloadChain(r.innerType, whole, 0, whole.length), first: r.first };
+    return { inner: decodeAuthenticated(r.innerType, whole), first: r.first };
   }
 
   private sendPackets(
@@ -915,6 +929,19 @@ export class IkeEngine implements EngineCtx {
       inner = u.inner;
       bytes = u.first;
     } catch (e) {
+      if (e instanceof AuthenticatedSyntaxError) {
+        // RFC 7296 §3.10.1: authentic (ID and ICV valid) but malformed: answer INVALID_SYNTAX.
+        sa.nextPeerMsgId = id + 1;
+        this.log(
+          'warn',
+          'ike',
+          `malformed ${exchangeName(msg.header.exchange)} request ${id}: ${e.message}`,
+          sa,
+        );
+        this.respond(sa, msg, bytes, [notify(Notify.INVALID_SYNTAX)]);
+        if (sa.state === 'CONNECTING') this.destroy(sa, 'invalid syntax');
+        return;
+      }
       return this.dropped(
         remote,
         e instanceof IntegrityError ? 'integrity' : 'malformed',

@@ -173,3 +173,68 @@ describe.skipIf(fixtures.length === 0)('engine fuzz with mutated strongSwan mess
     expect(JSON.stringify(p.b.engine.list().find((s) => s.uid === saO!.uid))).toBe(otherBefore);
   });
 });
+
+describe('authentic but malformed requests', () => {
+  it('are answered with INVALID_SYNTAX (RFC 7296 §3.10.1) and advance the message ID', async () => {
+    const a = connection({
+      name: 'a',
+      localAddrs: [A],
+      remoteAddrs: [B],
+      children: [childConfig({ localTs: ['10.10.0.0/16'], remoteTs: ['192.168.100.0/24'] })],
+    });
+    const b = connection({
+      name: 'b',
+      localAddrs: [B],
+      remoteAddrs: ['%any'],
+      children: [childConfig({ localTs: ['192.168.100.0/24'], remoteTs: ['10.0.0.0/8'] })],
+    });
+    b.psk = a.psk;
+    const p = new EnginePair(
+      engineConfig([a]),
+      engineConfig([b]),
+      { a: A, b: B },
+      { a: new MemoryInstaller(), b: new MemoryInstaller() },
+    );
+    p.feed(p.a, { kind: 'command', cmd: { cmd: 'initiate', conn: 'a' } });
+    await p.settle();
+    const info = p.a.engine.list()[0]!;
+    const spiI = BigInt(`0x${info.spiI}`);
+    const spiR = BigInt(`0x${info.spiR}`);
+    const ia = p.a.engine.peek(spiI)!;
+    const rb = p.b.engine.peek(spiR)!;
+    const before = rb.nextPeerMsgId;
+    // a Notify payload whose length field runs past the end, properly encrypted and authenticated
+    const inner = new Uint8Array([0, 0, 0, 40, 0, 0, 0x40, 0x00]);
+    const cipher = ia.cipherOut!;
+    const bodyLen = cipher.bodyLength(inner.length);
+    const w = new Writer(32);
+    encodeHeader(w, {
+      spiI,
+      spiR,
+      nextPayload: PayloadType.SK,
+      version: 0x20,
+      exchange: ExchangeType.INFORMATIONAL,
+      flags: HeaderFlag.INITIATOR,
+      msgId: before,
+      length: 32 + bodyLen,
+    });
+    w.u8(PayloadType.NOTIFY)
+      .u8(0)
+      .u16(4 + bodyLen);
+    const prefix = w.finish();
+    const bytes = concat(prefix, cipher.seal(prefix, inner, new Uint8Array(cipher.ivLen)));
+    p.b.events.length = 0;
+    p.feed(p.b, {
+      kind: 'datagram',
+      local: { address: B, port: 500 },
+      remote: { address: A, port: 500 },
+      bytes,
+    });
+    const out = p.of(p.b, 'message').filter((m) => m.dir === 'out');
+    expect(out.map((m) => `${m.exchange} ${m.response} ${m.summary}`)).toEqual([
+      'INFORMATIONAL true [ N(INVAL_SYN) ]',
+    ]);
+    expect(rb.nextPeerMsgId).toBe(before + 1);
+    expect(p.b.engine.list()[0]?.state).toBe('ESTABLISHED');
+  });
+});

@@ -196,3 +196,21 @@ describe('IKE fragmentation (RFC 7383)', () => {
     expect(p.sent.some((s) => s.bytes[16] === 53)).toBe(false);
   });
 });
+
+describe('dpd_action', () => {
+  it('clear: a dead peer is not re-initiated even with start_action=start', async () => {
+    const p = pair({ start: true, dpd: 10, dpdTimeout: 15 });
+    p.a.engine.cfg.connections[0]!.dpdAction = 'clear';
+    p.feed(p.a, { kind: 'start' });
+    await p.settle();
+    (p as unknown as { b: { engine: IkeEngine } }).b.engine = new IkeEngine(p.b.engine.cfg, {
+      random: new SeededRandom(98),
+    });
+    for (let i = 0; i < 60 && !p.of(p.a, 'dpd').some((d) => d.result === 'failed'); i++)
+      if (!(await p.fireNextTimer())) break;
+    expect(p.of(p.a, 'dpd').some((d) => d.result === 'failed')).toBe(true);
+    for (let i = 0; i < 5; i++) await p.fireNextTimer();
+    expect(p.a.engine.list()).toEqual([]);
+    expect(p.of(p.a, 'ike-state').filter((e) => e.state === 'CONNECTING')).toHaveLength(1);
+  });
+});

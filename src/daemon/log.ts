@@ -396,6 +396,11 @@ export function busLine(ev: AnyBusEvent): LogLine | undefined {
 
 /** Writes busLine(ev) to its subsystem logger (nothing when that level is off). */
 export function busToLog(ev: BusEvent, logs: Logs): void {
+  // The hot events (one per IKE message, kernel op and drop) are debug lines: skip building them
+  // when that level is off (a measurable share of the CPU per IKE_SA otherwise).
+  if (ev.ev === 'message' && !logs.get('ike').isLevelEnabled('debug')) return;
+  if (ev.ev === 'dropped' && !logs.get('net').isLevelEnabled('debug')) return;
+  if (ev.ev === 'log' && !logs.get(subsysOf(ev.subsys)).isLevelEnabled(ev.level)) return;
   const line = busLine(ev);
   if (!line) return;
   const l = logs.get(line.subsys);

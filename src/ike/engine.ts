@@ -763,7 +763,9 @@ export class IkeEngine implements EngineCtx {
       exchange: exchangeName(exchange),
       response,
       msgId,
-      summary: summarize(payloads),
+      get summary() {
+        return summarize(payloads);
+      },
       bytes: packets.reduce((n, p) => n + p.length, 0),
       remote: sa.remote,
       retransmit,
@@ -837,7 +839,9 @@ export class IkeEngine implements EngineCtx {
       exchange: exchangeName(msg.header.exchange),
       response: (msg.header.flags & HeaderFlag.RESPONSE) !== 0,
       msgId: msg.header.msgId,
-      summary: summarize(inner),
+      get summary() {
+        return summarize(inner);
+      },
       bytes: bytes.length,
       remote,
     });
@@ -996,7 +1000,9 @@ export class IkeEngine implements EngineCtx {
       exchange: 'IKE_SA_INIT',
       response: true,
       msgId: 0,
-      summary: summarize(payloads),
+      get summary() {
+        return summarize(payloads);
+      },
       bytes: bytes.length,
       remote,
     });

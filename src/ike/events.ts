@@ -101,8 +101,8 @@ export type BusEvent =
       exchange: string;
       response: boolean;
       msgId: number;
-      /** "[ SA KE No N(NATD_S_IP) ]" as strongSwan prints it. */
-      summary: string;
+      /** "[ SA KE No N(NATD_S_IP) ]" as strongSwan prints it (computed when read: debug logs only). */
+      readonly summary: string;
       bytes: number;
       remote: Endpoint;
       retransmit?: number;

@@ -1338,6 +1338,9 @@ export class IkeEngine implements EngineCtx {
         return this.dpd(sa);
       case 'keepalive':
         return this.keepalive(sa);
+      case 'rekeyed-timeout':
+        if (sa.state === 'REKEYED') this.destroy(sa, sa.rekeyedReason ?? 'rekeyed');
+        return;
       case 'rekey-ike':
         if (sa.state === 'ESTABLISHED') rekeyIke(this, sa);
         return;

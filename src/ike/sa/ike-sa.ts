@@ -140,6 +140,10 @@ export interface IkeSa {
   };
   /** Key in the engine's half-open table while a responder SA awaits IKE_AUTH. */
   halfOpenKey?: string;
+  /** Why a REKEYED IKE_SA is destroyed if the peer's DELETE never comes. */
+  rekeyedReason?: string;
+  /** The IKE_SA this one replaced by a rekey. */
+  predecessor?: IkeSa;
   /** The IKE_SA this one replaced by a rekey (for logs). */
   rekeyedFrom?: number;
 }

@@ -489,6 +489,7 @@ function rekeyIkeResponse(ctx: EngineCtx, sa: IkeSa, ps: Payload[]): void {
   }
   const n = ctx.cloneSa(sa, true);
   n.rekeyedFrom = sa.uid;
+  n.predecessor = sa;
   n.spiI = r.spi;
   n.spiR = readSpi8(peerSpi);
   n.suite = suite;
@@ -513,10 +514,13 @@ function rekeyIkeResponse(ctx: EngineCtx, sa: IkeSa, ps: Payload[]): void {
     if (redundant === 'ours') {
       // The peer deletes the old IKE_SA; the CHILD_SAs already went to the peer's new IKE_SA.
       ctx.established(n);
+      awaitPeerDelete(ctx, sa, 'rekeyed (the peer never deleted it)');
       return sendRedundantIkeDelete(ctx, n);
     }
+    // The CHILD_SAs went to the peer's new IKE_SA — or back to the old one if the peer deleted it.
     ctx.moveChildren(peer.newSa, n);
-    peer.newSa.state = 'REKEYED';
+    ctx.moveChildren(sa, n);
+    awaitPeerDelete(ctx, peer.newSa, 'redundant after rekey collision (the peer never deleted it)');
   } else {
     ctx.moveChildren(sa, n);
   }
@@ -534,6 +538,20 @@ function rekeyIkeResponse(ctx: EngineCtx, sa: IkeSa, ps: Payload[]): void {
       onTimeout: () => ctx.destroy(sa, 'rekeyed (no answer to DELETE)'),
     },
   );
+}
+
+/** How long an IKE_SA replaced by a rekey waits for the peer's DELETE before it goes anyway (tuning). */
+export const REKEYED_IKE_SA_TIMEOUT_MS = 10_000;
+
+/**
+ * An IKE_SA the peer is expected to delete (the old one after its rekey, or the redundant one of a
+ * collision). If the peer's exchange never completed (a lost response), no DELETE will come: it
+ * goes after a timeout, without a DELETE of our own (the peer may not even know it).
+ */
+function awaitPeerDelete(ctx: EngineCtx, sa: IkeSa, reason: string): void {
+  sa.state = 'REKEYED';
+  sa.rekeyedReason = reason;
+  ctx.arm(sa, 'rekeyed-timeout', ctx.now + REKEYED_IKE_SA_TIMEOUT_MS);
 }
 
 function sendRedundantIkeDelete(ctx: EngineCtx, n: IkeSa): void {
@@ -599,6 +617,7 @@ function processIkeRekeyRequest(
   n.nonceR = ctx.random.bytes(NONCE_LEN);
   keysForRekeyedSa(sa, n, shared);
   n.rekeyedFrom = sa.uid;
+  n.predecessor = sa;
   ctx.register(n);
   sa.ikeRekeyedByPeer = { nonceI: ni.data, nonceR: n.nonceR, newSa: n };
   reply([
@@ -614,5 +633,5 @@ function processIkeRekeyRequest(
   }
   ctx.moveChildren(sa, n);
   ctx.established(n);
-  sa.state = 'REKEYED';
+  awaitPeerDelete(ctx, sa, 'rekeyed (the peer never deleted it)');
 }

@@ -22,6 +22,13 @@ export function processInformationalRequest(
     // RFC 7296 §1.4.1: the peer deletes the IKE_SA (and with it every CHILD_SA); answer empty.
     ctx.log('info', 'ike', 'received DELETE for IKE_SA', sa);
     ctx.respond(sa, req, reqBytes, []);
+    // A redundant IKE_SA of a rekey collision that we only saw as responder, while our own rekey of
+    // the old IKE_SA is still waiting for its answer: the CHILD_SAs go back to the old IKE_SA (our
+    // rekey's answer moves them to the surviving one) instead of going down with this one.
+    const old = sa.predecessor;
+    if (sa.children.length && old && old.state !== 'DESTROYED' && old.ikeRekey && !old.ikeRekey.newSa) {
+      ctx.moveChildren(sa, old);
+    }
     ctx.destroy(sa, sa.state === 'REKEYED' ? 'rekeyed' : 'deleted by peer');
     return;
   }

@@ -282,6 +282,51 @@ describe('more collisions (cases from strongSwan test_child_rekey.c / test_ike_r
     }
   });
 
+  it('both ends rekey at once and a CREATE_CHILD_SA response is lost: still exactly one CHILD_SA', async () => {
+    for (let seed = 1; seed <= 8; seed++) {
+      const { p, ia, ib } = await established(seed);
+      let dropped = 0;
+      p.drop = ({ from, bytes }) =>
+        from === 'b' && bytes[18] === 36 && (bytes[19]! & 0x20) !== 0 && dropped++ === 0;
+      p.feed(p.a, { kind: 'command', cmd: { cmd: 'rekey', conn: 'onprem' } });
+      p.feed(p.b, { kind: 'command', cmd: { cmd: 'rekey', conn: 'cluster' } });
+      await p.settle();
+      for (let i = 0; i < 10; i++) await p.fireNextTimer();
+      await drainTimers(p, 10_000);
+      expect(dropped, `seed ${seed}`).toBeGreaterThanOrEqual(1); // the first one was dropped
+      expectOneChildPair(p, ia, ib);
+    }
+  });
+
+  it.each(['a', 'b'])(
+    'both ends rekey the IKE_SA at once and the response from %s is lost: one IKE_SA survives',
+    async (lose) => {
+      for (let seed = 1; seed <= 8; seed++) {
+        const { p, ia, ib } = await established(seed);
+        let seen = 0;
+        p.drop = ({ from, bytes }) =>
+          from === lose && bytes[18] === 36 && (bytes[19]! & 0x20) !== 0 && seen++ === 0;
+        p.feed(p.a, { kind: 'command', cmd: { cmd: 'rekey', conn: 'onprem', ike: true } });
+        p.feed(p.b, { kind: 'command', cmd: { cmd: 'rekey', conn: 'cluster', ike: true } });
+        await p.settle();
+        for (let i = 0; i < 10; i++) await p.fireNextTimer();
+        await drainTimers(p, 10_000);
+        const la = p.a.engine.list();
+        const lb = p.b.engine.list();
+        expect(
+          la.map((x) => x.state),
+          `seed ${seed}`,
+        ).toEqual(['ESTABLISHED']);
+        expect(
+          lb.map((x) => x.state),
+          `seed ${seed}`,
+        ).toEqual(['ESTABLISHED']);
+        expect(la[0]!.spiI).toBe(lb[0]!.spiI);
+        expectOneChildPair(p, ia, ib);
+      }
+    },
+  );
+
   it('both ends delete the same CHILD_SA at once (crossing DELETEs): nothing left, no error', async () => {
     const { p, ia, ib } = await established();
     p.invariant = undefined; // a deletion, not a rekey: in-flight packets may be dropped

@@ -10,12 +10,19 @@ const root = process.getuid?.() === 0;
 const P = `ikgwc${process.pid % 10000}`;
 const ip = (...a: string[]) => execFileSync('ip', a, { encoding: 'utf8' });
 const routes = () =>
-  (JSON.parse(ip('-j', '-n', `${P}-node`, 'route', 'show', 'proto', '211')) as Array<{ dst: string; gateway: string; dev: string; metrics?: Array<{ mtu?: number }> }>).map(
-    (r) => `${r.dst} via ${r.gateway} dev ${r.dev} mtu ${r.metrics?.[0]?.mtu ?? '-'}`,
-  );
+  (
+    JSON.parse(ip('-j', '-n', `${P}-node`, 'route', 'show', 'proto', '211')) as Array<{
+      dst: string;
+      gateway: string;
+      dev: string;
+      metrics?: Array<{ mtu?: number }>;
+    }>
+  ).map((r) => `${r.dst} via ${r.gateway} dev ${r.dev} mtu ${r.metrics?.[0]?.mtu ?? '-'}`);
 
 describe.skipIf(!root)(`ikegw routes (CLI)${root ? '' : ' (skipped: needs root)'}`, () => {
+  let child: ReturnType<typeof spawn> | undefined;
   afterAll(() => {
+    if (child && child.exitCode === null) child.kill('SIGKILL'); // a failed assertion must not leave it running
     for (const n of ['node', 'pod']) {
       try {
         ip('netns', 'del', `${P}-${n}`);
@@ -33,18 +40,36 @@ describe.skipIf(!root)(`ikegw routes (CLI)${root ? '' : ' (skipped: needs root)'
     ip('-n', `${P}-pod`, 'link', 'set', 'eth0', 'up');
     ip('-n', `${P}-pod`, 'addr', 'add', '10.10.1.10/24', 'dev', 'eth0');
     for (const n of ['node', 'pod']) ip('-n', `${P}-${n}`, 'link', 'set', 'lo', 'up');
-    const child = spawn('ip', ['netns', 'exec', `${P}-pod`, process.execPath, CLI, 'routes', '--node-netns', `/run/netns/${P}-node`, '--no-cilium'], {
-      env: { ...process.env, VPN_PEER_CIDRS: '192.168.100.0/24 172.20.0.0/16', VPN_MTU: '1300' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    child = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        `${P}-pod`,
+        process.execPath,
+        CLI,
+        'routes',
+        '--node-netns',
+        `/run/netns/${P}-node`,
+        '--no-cilium',
+      ],
+      {
+        env: { ...process.env, VPN_PEER_CIDRS: '192.168.100.0/24 172.20.0.0/16', VPN_MTU: '1300' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    const want = ['172.20.0.0/16 via 10.10.1.10 dev lxc0 mtu 1300', '192.168.100.0/24 via 10.10.1.10 dev lxc0 mtu 1300'];
+    child.stdout?.on('data', (d) => (out += d));
+    child.stderr?.on('data', (d) => (out += d));
+    const want = [
+      '172.20.0.0/16 via 10.10.1.10 dev lxc0 mtu 1300',
+      '192.168.100.0/24 via 10.10.1.10 dev lxc0 mtu 1300',
+    ];
     for (let i = 0; i < 100 && routes().length < 2; i++) await new Promise((r) => setTimeout(r, 50));
     expect(routes().sort(), out).toEqual(want);
-    child.kill('SIGTERM');
-    const code = await new Promise<number | null>((r) => child.once('exit', r));
+    const c = child;
+    c.kill('SIGTERM');
+    const code = await new Promise<number | null>((r) => c.once('exit', r));
     expect(code).toBe(0);
     expect(routes()).toEqual([]);
   });

@@ -25,7 +25,9 @@ export class Reader {
 
   need(n: number, what = 'field'): void {
     if (n < 0 || this.pos + n > this.end) {
-      throw new DecodeError(`truncated ${what}: need ${n} bytes at offset ${this.pos}, have ${this.end - this.pos}`);
+      throw new DecodeError(
+        `truncated ${what}: need ${n} bytes at offset ${this.pos}, have ${this.end - this.pos}`,
+      );
     }
   }
   u8(what?: string): number {
@@ -170,7 +172,8 @@ export function hex(b: Uint8Array): string {
 
 export function fromHex(s: string): Uint8Array {
   const clean = s.replace(/[\s:]/g, '');
-  if (clean.length % 2 !== 0 || /[^0-9a-fA-F]/.test(clean)) throw new Error(`bad hex string: ${s.slice(0, 40)}`);
+  if (clean.length % 2 !== 0 || /[^0-9a-fA-F]/.test(clean))
+    throw new Error(`bad hex string: ${s.slice(0, 40)}`);
   return new Uint8Array(Buffer.from(clean, 'hex'));
 }
 

@@ -157,7 +157,13 @@ describe.skipIf(!avail.ok)(`resilience with strongSwan${avail.ok ? '' : ` (skipp
     lab = await createLab({ nat: true, endHosts: true });
     const l = lab;
     const onprem = await l.startCharon('onprem', { swanctlConf: swanConf(l.addr.clusterPublic) });
-    const ikegw = startIkegw(l, 'cluster', 'ikegw', ikegwConf(l, { remote: l.addr.onpremWan, start: true }), LAB_PSK);
+    const ikegw = startIkegw(
+      l,
+      'cluster',
+      'ikegw',
+      ikegwConf(l, { remote: l.addr.onpremWan, start: true }),
+      LAB_PSK,
+    );
     dumpOnFailure(() => ({ ikegw, charons: [onprem] }));
     await waitUntil('tunnel', () => oneTunnel(onprem), 15_000);
     ikegw.proc.kill('SIGTERM');

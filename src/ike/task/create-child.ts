@@ -21,7 +21,6 @@ import {
   acceptEspResponse,
   acceptIkeResponse,
   describeWireProposals,
-  type EspSuite,
   espSuiteProposal,
   ikeSuiteProposal,
   selectEsp,

@@ -5,14 +5,12 @@
 import { addrToBytes, bytesToAddr } from '../../common/addr.js';
 import { concat, equalBytes, hex } from '../../common/bytes.js';
 import type { ChildConfig, IdConfig } from '../config.js';
-import { deriveChildKeys, pskAuthData } from '../crypto/keymat.js';
-import { integSuite, keymatLen } from '../crypto/suites.js';
+import { pskAuthData } from '../crypto/keymat.js';
 import { childKeysFor, installChild, newChild } from '../sa/child-sa.js';
 import type { ChildSa, IkeSa } from '../sa/ike-sa.js';
 import {
   acceptEspResponse,
   describeWireProposals,
-  type EspSuite,
   espSuiteProposal,
   selectEsp,
   toWireProposals,

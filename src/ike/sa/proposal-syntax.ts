@@ -28,9 +28,11 @@
 // recommend AES-GCM. The first key exchange method of the first proposal (x25519) is the group the
 // initiator's KE payload uses; a responder wanting another group answers INVALID_KE_PAYLOAD and the
 // initiator retries with it (RFC 7296 §1.2), so the order costs at most one round trip.
+
 import { IkegwError } from '../../common/errors.js';
 import type { ProposalConfig } from '../config.js';
 import { DhGroup, Encr, Esn, Integ, Prf } from '../wire/constants.js';
+import { AEAD_ENCR } from './proposal.js';
 
 export type ProposalProtocol = 'ike' | 'esp';
 
@@ -140,19 +142,9 @@ const PRF_FOR_INTEG = new Map<number, number>([
   [Integ.HMAC_SHA2_512_256, Prf.HMAC_SHA2_512],
 ]);
 
-const AEAD = new Set<number>([
-  Encr.AES_GCM_8,
-  Encr.AES_GCM_12,
-  Encr.AES_GCM_16,
-  Encr.AES_CCM_8,
-  Encr.AES_CCM_12,
-  Encr.AES_CCM_16,
-  Encr.CHACHA20_POLY1305,
-]);
-
 /** True for combined-mode (AEAD) encryption algorithms. */
 export function isAead(encrId: number): boolean {
-  return AEAD.has(encrId);
+  return AEAD_ENCR.has(encrId);
 }
 
 const DEFAULTS: Record<ProposalProtocol, string[]> = {

@@ -5,7 +5,7 @@
 // Plain node:http, no framework. Answers are small JSON documents (except /metrics).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type IntervalHistogram, monitorEventLoopDelay } from 'node:perf_hooks';
+import { type ELDHistogram, monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Metrics } from './metrics.js';
 
 export interface ReadinessCheck {
@@ -68,7 +68,7 @@ export interface OpsServerOptions {
 
 export class OpsServer {
   private readonly server: Server;
-  private readonly loop: IntervalHistogram;
+  private readonly loop: ELDHistogram;
 
   constructor(private readonly o: OpsServerOptions) {
     this.loop = monitorEventLoopDelay({ resolution: 20 });

@@ -39,7 +39,7 @@
 // Hot-path rules: no closures or objects per packet beyond the Buffers node:crypto returns;
 // failures are return codes, not exceptions (except inside node:crypto's final(), caught here).
 import {
-  type Cipher,
+  type Cipheriv,
   type CipherGCMTypes,
   createCipheriv,
   createDecipheriv,
@@ -535,7 +535,7 @@ class CbcHmacEsp implements EspCrypto {
     if (this.cipher) {
       if (iv) out.set(iv.subarray(0, 16), at + ESP_HEADER_LEN);
       else nextRandomIv(out, at + ESP_HEADER_LEN);
-      const c: Cipher = createCipheriv(this.cipher, this.key, out.subarray(at + ESP_HEADER_LEN, ctAt));
+      const c: Cipheriv = createCipheriv(this.cipher, this.key, out.subarray(at + ESP_HEADER_LEN, ctAt));
       c.setAutoPadding(false);
       out.set(c.update(out.subarray(ctAt, ctAt + ptLen)), ctAt);
       c.final();

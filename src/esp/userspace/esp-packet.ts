@@ -39,8 +39,8 @@
 // Hot-path rules: no closures or objects per packet beyond the Buffers node:crypto returns;
 // failures are return codes, not exceptions (except inside node:crypto's final(), caught here).
 import {
-  type Cipheriv,
   type CipherGCMTypes,
+  type Cipheriv,
   createCipheriv,
   createDecipheriv,
   createHmac,

@@ -11,7 +11,7 @@
 //    marks, ...) is an error naming the file, line and setting — nothing is written then. Settings
 //    ikegw does not need (updown scripts, mobike, ...) become warnings.
 // 3. The result is run through ikegw's own config loader before it is written.
-import { chmodSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { loadConfig } from './config.js';
@@ -838,6 +838,22 @@ export interface ImportIo {
 export const DEFAULT_PSK_DIR = '/etc/ikegw/secrets';
 
 /**
+ * Creates `dir` and any missing parents with mode 0700 (chmod after mkdir, so the umask cannot
+ * widen or narrow it). A directory that already exists keeps its mode: it may be shared.
+ */
+function makePrivateDir(dir: string): void {
+  const missing: string[] = [];
+  for (let d = dir; !existsSync(d); d = dirname(d)) {
+    missing.unshift(d);
+    if (dirname(d) === d) break;
+  }
+  for (const d of missing) {
+    mkdirSync(d, { mode: 0o700 });
+    chmodSync(d, 0o700);
+  }
+}
+
+/**
  * `ikegw import-swanctl FILE [-o OUT] [--psk-dir DIR | --inline-psk]`. Exit codes: 0 converted,
  * 1 a file could not be read or written, 2 the input uses something ikegw cannot express (every
  * such setting is listed; nothing is written).
@@ -877,6 +893,7 @@ export function importSwanctlMain(o: ImportCliOptions, io: ImportIo): number {
   }
   try {
     if (writePsk) {
+      if (o.pskDir !== undefined && r.pskFiles.size > 0) makePrivateDir(dir);
       for (const [path, f] of r.pskFiles) {
         writeFileSync(path, `${f.secret}\n`, { mode: 0o600 });
         chmodSync(path, 0o600);

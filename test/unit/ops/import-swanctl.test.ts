@@ -1,6 +1,6 @@
 // import-swanctl: strongSwan's settings syntax, the conversion of real-world-style swanctl.conf
 // files (the reference chart's among them), what it refuses, and the CLI around it.
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -471,6 +471,29 @@ describe('ikegw import-swanctl (CLI)', () => {
     const check = await cli(['config', 'check', out]);
     expect(check.code).toBe(0);
     expect(check.out).toBe(`${out}: OK (1 connection: net-net; 1 child)\n`);
+  });
+
+  it('--psk-dir creates a missing directory (and its parents) with mode 0700', async () => {
+    const src = join(dir, 'swanctl.conf');
+    writeFileSync(src, REFERENCE);
+    const out = join(dir, 'with-dir.yaml');
+    const secrets = join(dir, 'new', 'secrets');
+    const r = await cli(['import-swanctl', src, '-o', out, '--psk-dir', secrets]);
+    expect(r.err).not.toContain('cannot write');
+    expect(r.code).toBe(0);
+    const psk = join(secrets, 'net-net.psk');
+    expect(readFileSync(psk, 'utf8')).toBe('chart-psk-value-0123456789\n');
+    expect(statSync(psk).mode & 0o777).toBe(0o600);
+    expect(statSync(secrets).mode & 0o777).toBe(0o700);
+    expect(statSync(join(dir, 'new')).mode & 0o777).toBe(0o700);
+    expect(readFileSync(out, 'utf8')).toContain(`file: ${psk}`);
+    // an existing directory keeps its mode (it may be shared, e.g. /etc/ikegw/secrets)
+    const existing = join(dir, 'existing');
+    mkdirSync(existing, { mode: 0o750 });
+    chmodSync(existing, 0o750);
+    const again = await cli(['import-swanctl', src, '-o', out, '--psk-dir', existing]);
+    expect(again.code).toBe(0);
+    expect(statSync(existing).mode & 0o777).toBe(0o750);
   });
 
   it('to stdout without writing secrets; --inline-psk; refusals exit 2 and write nothing', async () => {

@@ -380,7 +380,7 @@ describe.skipIf(renderer.kind === 'none')(`helm chart (${renderer.kind})`, () =>
     it('runs the daemon with NET_ADMIN and NET_BIND_SERVICE only, probes on /healthz and /readyz', () => {
       const sts = find<IStatefulSet>(ref, 'StatefulSet');
       const pod = sts.spec!.template.spec!;
-      expect(sts.spec!.serviceName).toBe('vpn-frontend');
+      expect(sts.spec!.serviceName).toBeUndefined();
       find<IService>(ref, 'Service', 'vpn-frontend');
       expect(pod.hostPID ?? false).toBe(false);
       expect(pod.hostNetwork ?? false).toBe(false);

@@ -103,6 +103,64 @@ values.schema.json is the primary check and reports these first.
 {{- if not (has .Values.routes.nodeNetns (list "hostPath" "hostPID")) }}
 {{- fail (printf "routes.nodeNetns: must be hostPath or hostPID, not %q" (toString .Values.routes.nodeNetns)) }}
 {{- end }}
+{{- /* JSON schema cannot compare two values, so this check exists only here. */}}
+{{- range $i, $peer := .Values.peerCIDRs }}
+{{- range $field := list "podCIDR" "serviceCIDR" }}
+{{- $cluster := index $.Values $field }}
+{{- if include "ikegw-vpn.cidrsOverlap" (list $peer $cluster) }}
+{{- fail (printf "peerCIDRs[%d]: %s overlaps %s %s; the on-prem ranges must not overlap the cluster's pod and service ranges (the routes to them would capture the cluster's own traffic)" $i (toString $peer) $field (toString $cluster)) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+A CIDR as "<family>|<address bits as 0/1 characters>|<prefix length>", e.g. 10.0.0.0/8 ->
+"4|00001010000...|8"; IPv6 with "::" is expanded. Sprig has no IP arithmetic; this is enough to
+compare prefixes. Assumes the syntax values.schema.json checks; never fails on other input.
+*/}}
+{{- define "ikegw-vpn.cidrBits" -}}
+{{- $parts := splitList "/" (toString .) }}
+{{- $addr := lower (first $parts) }}
+{{- $family := "4" }}
+{{- $bits := "" }}
+{{- if contains ":" $addr }}
+{{- $family = "6" }}
+{{- $nibble := dict "0" "0000" "1" "0001" "2" "0010" "3" "0011" "4" "0100" "5" "0101" "6" "0110" "7" "0111" "8" "1000" "9" "1001" "a" "1010" "b" "1011" "c" "1100" "d" "1101" "e" "1110" "f" "1111" }}
+{{- $halves := splitList "::" $addr }}
+{{- $head := list }}
+{{- if first $halves }}{{ $head = splitList ":" (first $halves) }}{{ end }}
+{{- $tail := list }}
+{{- if and (gt (len $halves) 1) (last $halves) }}{{ $tail = splitList ":" (last $halves) }}{{ end }}
+{{- $groups := $head }}
+{{- $missing := sub 8 (add (len $head) (len $tail)) | int }}
+{{- if and (gt (len $halves) 1) (gt $missing 0) }}
+{{- range until $missing }}{{ $groups = append $groups "0" }}{{ end }}
+{{- end }}
+{{- range concat $groups $tail }}
+{{- $g := . }}
+{{- if lt (len $g) 4 }}{{ $g = print (repeat (sub 4 (len $g) | int) "0") $g }}{{ end }}
+{{- range splitList "" $g }}{{ $bits = print $bits (get $nibble .) }}{{ end }}
+{{- end }}
+{{- else }}
+{{- range splitList "." $addr }}{{ $bits = print $bits (printf "%08b" (atoi .)) }}{{ end }}
+{{- end }}
+{{- $prefix := ternary "128" "32" (eq $family "6") }}
+{{- if gt (len $parts) 1 }}{{ $prefix = index $parts 1 }}{{ end }}
+{{- printf "%s|%s|%s" $family $bits $prefix }}
+{{- end }}
+
+{{/*
+"true" if two CIDRs (a list of two) share an address: same family, and the shorter of the two
+prefixes is the same in both.
+*/}}
+{{- define "ikegw-vpn.cidrsOverlap" -}}
+{{- $a := splitList "|" (include "ikegw-vpn.cidrBits" (index . 0)) }}
+{{- $b := splitList "|" (include "ikegw-vpn.cidrBits" (index . 1)) }}
+{{- if eq (index $a 0) (index $b 0) }}
+{{- $n := min (atoi (index $a 2)) (atoi (index $b 2)) | int }}
+{{- if eq (substr 0 $n (index $a 1)) (substr 0 $n (index $b 1)) }}true{{ end }}
+{{- end }}
 {{- end }}
 
 {{/*

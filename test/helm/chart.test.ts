@@ -808,7 +808,7 @@ describe.skipIf(renderer.kind === 'none')(`helm chart (${renderer.kind})`, () =>
     it('accepts IPv6, hostnames and an empty MTU', () => {
       for (const sets of [
         ['podCIDR=fd00:10::/56', 'serviceCIDR=fd00:96::/108'],
-        ['peerCIDRs={fd00:1::/64,10.0.0.0/8}'],
+        ['peerCIDRs={fd00:1::/64,172.16.0.0/12}'],
         ['ipsec.peer=2001:db8::7'],
         ['ipsec.peer=vpn.example.com'],
         ['mtu='],
@@ -835,6 +835,69 @@ describe.skipIf(renderer.kind === 'none')(`helm chart (${renderer.kind})`, () =>
         sets: ['peerCIDRs={10.0.0.0/8}', 'ipsec.peer=1.2.3.4'],
       });
       expect(noPsk.stderr).toContain('ipsec.psk: a pre-shared key is required');
+    });
+  });
+
+  describe('peerCIDRs overlapping the cluster ranges', () => {
+    // podCIDR 10.10.0.0/16 and serviceCIDR 10.96.0.0/12 (10.96.0.0-10.111.255.255) unless set.
+    const refused: Array<[string, string[], string]> = [
+      [
+        'inside podCIDR',
+        ['peerCIDRs={10.10.5.0/24}'],
+        'peerCIDRs[0]: 10.10.5.0/24 overlaps podCIDR 10.10.0.0/16',
+      ],
+      [
+        'around podCIDR',
+        ['peerCIDRs={10.0.0.0/8}'],
+        'peerCIDRs[0]: 10.0.0.0/8 overlaps podCIDR 10.10.0.0/16',
+      ],
+      ['equal to podCIDR', ['peerCIDRs={10.10.0.0/16}'], 'peerCIDRs[0]: 10.10.0.0/16 overlaps podCIDR'],
+      [
+        'inside serviceCIDR, as the second entry',
+        ['peerCIDRs={192.168.0.0/16,10.100.0.0/16}'],
+        'peerCIDRs[1]: 10.100.0.0/16 overlaps serviceCIDR 10.96.0.0/12',
+      ],
+      [
+        'with host bits set',
+        ['peerCIDRs={10.111.255.1/32}'],
+        'peerCIDRs[0]: 10.111.255.1/32 overlaps serviceCIDR 10.96.0.0/12',
+      ],
+      [
+        'in IPv6',
+        ['podCIDR=fd00:10::/56', 'peerCIDRs={fd00:10:0:ff::/64}'],
+        'peerCIDRs[0]: fd00:10:0:ff::/64 overlaps podCIDR fd00:10::/56',
+      ],
+      [
+        'in IPv6, everything',
+        ['serviceCIDR=fd00:96::/108', 'peerCIDRs={::/0}'],
+        'peerCIDRs[0]: ::/0 overlaps serviceCIDR fd00:96::/108',
+      ],
+    ];
+    it.each(refused)('refuses a peer CIDR %s, naming both ranges', (_what, sets, message) => {
+      const res = render(renderer, REFERENCE_CONFIG, { sets });
+      expect(res.ok, `render should fail for ${sets.join(' ')}`).toBe(false);
+      expect(res.stderr).toContain(message);
+    });
+
+    it('accepts adjacent ranges and other families', () => {
+      for (const sets of [
+        ['peerCIDRs={10.9.255.0/24,10.11.0.0/16,10.112.0.0/12,10.95.255.255/32}'],
+        ['peerCIDRs={fd00:10::/64}'], // IPv6 next to IPv4 cluster ranges
+        ['podCIDR=fd00:10::/56', 'peerCIDRs={fd00:10:0:100::/56,fd00:f::/32}'],
+      ]) {
+        const res = render(renderer, REFERENCE_CONFIG, { sets });
+        expect(res.ok, `${sets.join(' ')}: ${res.stderr}`).toBe(true);
+      }
+    });
+
+    it('refuses them when the schema is skipped too', () => {
+      const dir = mkdtempSync(join(tmpdir(), 'ikegw-chart-noschema-'));
+      dirs.push(dir);
+      cpSync(chartDir, dir, { recursive: true });
+      rmSync(join(dir, 'values.schema.json'));
+      const res = render(renderer, REFERENCE_CONFIG, { chart: dir, sets: ['peerCIDRs={10.96.0.0/16}'] });
+      expect(res.ok).toBe(false);
+      expect(res.stderr).toContain('peerCIDRs[0]: 10.96.0.0/16 overlaps serviceCIDR 10.96.0.0/12');
     });
   });
 

@@ -601,12 +601,19 @@ function proposals(ctx: Ctx, path: string, v: unknown, proto: 'ike' | 'esp'): Pr
   return failed ? undefined : out;
 }
 
-function selectors(ctx: Ctx, path: string, v: unknown): TsRange[] | undefined {
+/** A parsed traffic selector with the text it was written as and the path it came from. */
+interface Selector {
+  ts: TsRange;
+  text: string;
+  path: string;
+}
+
+function selectors(ctx: Ctx, path: string, v: unknown): Selector[] | undefined {
   if (v === undefined || v === null) return ctx.err(path, 'is required (one or more CIDRs)');
   const items = list(ctx, path, v);
   if (!items) return undefined;
   if (items.length === 0) return ctx.err(path, 'must list at least one CIDR');
-  const out: TsRange[] = [];
+  const out: Selector[] = [];
   for (const it of items) {
     const s = str(ctx, it.path, it.value);
     if (s === undefined) continue;
@@ -614,10 +621,26 @@ function selectors(ctx: Ctx, path: string, v: unknown): TsRange[] | undefined {
     if (!r.ok) ctx.err(it.path, r.error);
     else {
       if (r.warning) ctx.warnings.push(`${it.path}: ${r.warning}`);
-      out.push(r.ts);
+      out.push({ ts: r.ts, text: s.trim(), path: it.path });
     }
   }
   return out.length === items.length ? out : undefined;
+}
+
+const addrValue = (text: string, family: 4 | 6): bigint =>
+  family === 4 ? new Address4(text).bigInt() : new Address6(text).bigInt();
+
+/**
+ * Whether two traffic selectors share an address. Protocol and ports are not considered: the
+ * remote ranges are routed into the tunnel whatever the protocol, so a remote range that overlaps
+ * a local one captures traffic to the local addresses.
+ */
+export function addressesOverlap(a: TsRange, b: TsRange): boolean {
+  if (a.family !== b.family) return false;
+  return (
+    addrValue(a.startAddr, a.family) <= addrValue(b.endAddr, b.family) &&
+    addrValue(b.startAddr, b.family) <= addrValue(a.endAddr, a.family)
+  );
 }
 
 function identity(ctx: Ctx, path: string, v: unknown, allowAny: boolean): IdConfig | undefined | null {
@@ -689,6 +712,12 @@ function child(ctx: Ctx, path: string, name: string, v: unknown): ChildDraft | u
   const before = ctx.errors.length;
   const localTs = selectors(ctx, at('local_ts'), o.local_ts);
   const remoteTs = selectors(ctx, at('remote_ts'), o.remote_ts);
+  // A range on both sides of the tunnel: the routes to the remote side would capture traffic to
+  // the local one (in the chart: on-prem CIDRs overlapping the cluster's pod or service range).
+  for (const r of remoteTs ?? []) {
+    const l = localTs?.find((x) => addressesOverlap(r.ts, x.ts));
+    if (l) ctx.err(r.path, `${r.text} overlaps local_ts ${l.text}`);
+  }
   const espProposals = proposals(ctx, at('esp_proposals'), o.esp_proposals, 'esp');
   const startAction =
     o.start_action === undefined ? 'none' : oneOf(ctx, at('start_action'), o.start_action, START_ACTIONS);
@@ -722,8 +751,8 @@ function child(ctx: Ctx, path: string, name: string, v: unknown): ChildDraft | u
   if (ctx.errors.length > before) return undefined;
   const cfg: ChildConfig = {
     name,
-    localTs: localTs!,
-    remoteTs: remoteTs!,
+    localTs: localTs!.map((x) => x.ts),
+    remoteTs: remoteTs!.map((x) => x.ts),
     espProposals: espProposals!,
     startAction: startAction!,
     closeAction: closeAction!,
@@ -881,20 +910,27 @@ function chartEnv(ctx: Ctx): ChartSettings | undefined {
   const env = ctx.env;
   const names = ['VPN_PEER_CIDRS', 'VPN_POD_CIDR', 'VPN_SERVICE_CIDR', 'VPN_MTU', 'VPN_FRONTEND_POD'];
   if (!names.some((n) => env[n] !== undefined)) return undefined;
+  const parsed = new Map<string, TsRange>();
   const cidr = (field: string, s: string): string | undefined => {
     const r = parseTrafficSelector(s);
     if (!r.ok || r.ts.protocol !== 0 || s.includes('-') || s.includes('[')) {
       return ctx.err(field, `${JSON.stringify(s)} is not a valid CIDR`);
     }
+    parsed.set(field, r.ts);
     return s.trim();
   };
   const out: ChartSettings = { peerCidrs: [] };
+  const peers: Array<{ field: string; text: string }> = [];
   (env.VPN_PEER_CIDRS ?? '')
     .split(/\s+/)
     .filter((x) => x !== '')
     .forEach((s, i) => {
-      const c = cidr(`VPN_PEER_CIDRS[${i}]`, s);
-      if (c) out.peerCidrs.push(c);
+      const field = `VPN_PEER_CIDRS[${i}]`;
+      const c = cidr(field, s);
+      if (c) {
+        out.peerCidrs.push(c);
+        peers.push({ field, text: c });
+      }
     });
   if (env.VPN_POD_CIDR) {
     const c = cidr('VPN_POD_CIDR', env.VPN_POD_CIDR);
@@ -903,6 +939,20 @@ function chartEnv(ctx: Ctx): ChartSettings | undefined {
   if (env.VPN_SERVICE_CIDR) {
     const c = cidr('VPN_SERVICE_CIDR', env.VPN_SERVICE_CIDR);
     if (c) out.serviceCidr = c;
+  }
+  // The on-prem ranges must not overlap the cluster's: the routes to them would capture the
+  // cluster's own traffic (the chart refuses this at render time too).
+  for (const p of peers) {
+    for (const [field, text] of [
+      ['VPN_POD_CIDR', out.podCidr],
+      ['VPN_SERVICE_CIDR', out.serviceCidr],
+    ] as const) {
+      const local = parsed.get(field);
+      if (text !== undefined && local && addressesOverlap(parsed.get(p.field)!, local)) {
+        ctx.err(p.field, `${p.text} overlaps ${field} ${text}`);
+        break;
+      }
+    }
   }
   if (env.VPN_MTU !== undefined && env.VPN_MTU.trim() !== '') {
     const m = int(ctx, 'VPN_MTU', env.VPN_MTU.trim(), 68, 65535);

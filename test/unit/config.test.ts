@@ -470,6 +470,11 @@ describe('loadConfig: each bad field gives one error naming it', () => {
       `${conn()}keepalve: 10s`,
       'keepalve: unknown key (did you mean "keepalive"?); allowed: connections, datapath, listen, retransmit, dos, keepalive, log, metrics, control',
     ],
+    [
+      'a remote_ts overlapping local_ts',
+      conn().replace('192.168.100.0/24', '10.10.5.0/24'),
+      'connections.onprem.children.net.remote_ts[0]: 10.10.5.0/24 overlaps local_ts 10.10.0.0/16',
+    ],
     ['no connections', 'datapath: memory\n', 'connections: is required (at least one connection)'],
     ['an empty file', '', 'connections: is required (the file is empty)'],
   ])('%s', (_what, yaml, expected) => {
@@ -489,10 +494,31 @@ describe('loadConfig: each bad field gives one error naming it', () => {
     ]);
   });
 
+  it('remote_ts overlapping local_ts: each overlapping entry, by address only', () => {
+    const child = (local: string, remote: string): string =>
+      conn().replace('[10.10.0.0/16]', `[${local}]`).replace('[192.168.100.0/24]', `[${remote}]`);
+    expect(
+      errors(load(child('10.10.0.0/16, 10.96.0.0/12', '192.168.0.0/16, 10.100.0.0/16, 0.0.0.0/0'))),
+    ).toEqual([
+      'connections.onprem.children.net.remote_ts[1]: 10.100.0.0/16 overlaps local_ts 10.96.0.0/12',
+      'connections.onprem.children.net.remote_ts[2]: 0.0.0.0/0 overlaps local_ts 10.10.0.0/16',
+    ]);
+    expect(errors(load(child('fd00:10::/56', 'fd00:10:0:ff::/64')))).toEqual([
+      'connections.onprem.children.net.remote_ts[0]: fd00:10:0:ff::/64 overlaps local_ts fd00:10::/56',
+    ]);
+    // a range, and selectors that differ only in protocol/ports still share addresses
+    expect(errors(load(child('"10.10.0.0/16[tcp/443]"', '"10.10.255.250-10.11.0.5[udp]"')))).toEqual([
+      'connections.onprem.children.net.remote_ts[0]: 10.10.255.250-10.11.0.5[udp] overlaps local_ts 10.10.0.0/16[tcp/443]',
+    ]);
+    // adjacent ranges and other families do not overlap
+    ok(load(child('10.10.0.0/16, 10.96.0.0/12', '10.9.255.0/24, 10.11.0.0/16, 10.112.0.0/12, fd00::/8')));
+    ok(load(child('fd00:10::/56', 'fd00:10:0:100::/56, 10.10.0.0/16')));
+  });
+
   it('duplicate explicit reqids', () => {
     const y = conn('', '        reqid: 7').replace(
       '    children:\n',
-      '    children:\n      other: { local_ts: [10.0.0.0/8], remote_ts: [10.1.0.0/16], reqid: 7 }\n',
+      '    children:\n      other: { local_ts: [10.0.0.0/8], remote_ts: [172.16.0.0/16], reqid: 7 }\n',
     );
     expect(errors(load(y))).toEqual([
       'connections.onprem.children.net.reqid: 7 is already used by connections.onprem.children.other',
@@ -554,6 +580,36 @@ describe('chart environment (VPN_*)', () => {
     ]);
     expect(daemon.chart?.mtu).toBe(1300);
     expect(daemon.datapath).toBe('auto');
+  });
+
+  it('refuses peer CIDRs overlapping the pod or service CIDR, naming the variables', () => {
+    const overlapping = { ...env, VPN_PEER_CIDRS: '10.10.5.0/24 192.168.0.0/16 10.100.0.0/16' };
+    const expected = [
+      'VPN_PEER_CIDRS[0]: 10.10.5.0/24 overlaps VPN_POD_CIDR 10.10.0.0/16',
+      'VPN_PEER_CIDRS[2]: 10.100.0.0/16 overlaps VPN_SERVICE_CIDR 10.96.0.0/12',
+    ];
+    // --from-env: the child's local_ts/remote_ts come from these variables; the errors name them.
+    expect(
+      errors(
+        loadEnvConfig({ ...overlapping, IKEGW_PEER: '198.51.100.1', IKEGW_PSK: PSK_TEXT }, { readFile }),
+      ),
+    ).toEqual(expected);
+    // next to a config file (the chart's frontend pod): the routes would capture cluster traffic
+    expect(errors(load(conn(), overlapping))).toEqual(expected);
+    expect(
+      errors(
+        loadEnvConfig(
+          {
+            ...env,
+            VPN_POD_CIDR: 'fd00:10::/56',
+            VPN_PEER_CIDRS: 'fd00::/8',
+            IKEGW_PEER: '198.51.100.1',
+            IKEGW_PSK: PSK_TEXT,
+          },
+          { readFile },
+        ),
+      ),
+    ).toEqual(['VPN_PEER_CIDRS[0]: fd00::/8 overlaps VPN_POD_CIDR fd00:10::/56']);
   });
 
   it('--from-env with IKEGW_PSK', () => {

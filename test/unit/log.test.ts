@@ -48,7 +48,7 @@ describe('secrets never reach the log', () => {
       l.info({ blob: keyBytes, list: [{ Psk: PSK }], m: new Map([['secret', PSK]]) }, 'misc');
       // a whole parsed config object, as someone might log it
       const cfg = loadConfig(
-        `connections:\n  c:\n    remote_addrs: [192.0.2.1]\n    psk: { value: '${PSK}' }\n    children:\n      x: { local_ts: [10.0.0.0/8], remote_ts: [10.1.0.0/16] }\n`,
+        `connections:\n  c:\n    remote_addrs: [192.0.2.1]\n    psk: { value: '${PSK}' }\n    children:\n      x: { local_ts: [10.0.0.0/8], remote_ts: [172.16.0.0/16] }\n`,
         {},
       );
       expect(cfg.ok).toBe(true);

@@ -318,7 +318,7 @@ describe('planReload', () => {
     expect(planReload(cur, psk).pending).toEqual(['connection onprem changed']);
     expect(planReload(cur, config(ONE_CONN))).toEqual({ live: [], pending: [] });
     const more = config(
-      `${ONE_CONN}  second:\n    remote_addrs: [198.51.100.7]\n    psk: { env: IKEGW_PSK }\n    children:\n      x: { local_ts: [10.0.0.0/8], remote_ts: [10.1.0.0/16] }\nlog: { level: debug }\n`,
+      `${ONE_CONN}  second:\n    remote_addrs: [198.51.100.7]\n    psk: { env: IKEGW_PSK }\n    children:\n      x: { local_ts: [10.0.0.0/8], remote_ts: [172.16.0.0/16] }\nlog: { level: debug }\n`,
     );
     expect(planReload(cur, more)).toEqual({
       live: ['log levels (default debug)'],

@@ -104,7 +104,7 @@ empty =
   it('follows include globs relative to the including file', () => {
     const r = convert('include conf.d/*.conf\nsecrets { ike { secret = s3cret-s3cret-s3cret } }\n', true, {
       '/etc/swanctl/conf.d/a.conf':
-        'connections { a { remote_addrs = 192.0.2.1\n local { auth = psk }\n remote { auth = psk }\n children { c { local_ts = 10.0.0.0/8\n remote_ts = 10.1.0.0/16 } } } }\n',
+        'connections { a { remote_addrs = 192.0.2.1\n local { auth = psk }\n remote { auth = psk }\n children { c { local_ts = 10.0.0.0/8\n remote_ts = 172.16.0.0/16 } } } }\n',
       '/etc/swanctl/conf.d/b.conf': 'connections { a { dpd_delay = 30s } }\n',
     });
     expect(problems(r)).toEqual([]);
@@ -378,7 +378,7 @@ connections {
   nocert {
     remote_addrs = 192.0.2.1
     children { c { local_ts = 10.0.0.0/8
-                   remote_ts = 10.1.0.0/16 } }
+                   remote_ts = 172.16.0.0/16 } }
   }
   rounds {
     remote_addrs = 192.0.2.2
@@ -420,7 +420,7 @@ secrets { ike { secret = some-secret-value-long-enough } }
       remote { auth = psk
                id = peer.example.com }
       children { c { local_ts = 10.0.0.0/8
-                     remote_ts = 10.1.0.0/16 } } } }\n`;
+                     remote_ts = 172.16.0.0/16 } } } }\n`;
     const none = convert(`${conn}secrets { ike-x { id = other.example.com\n secret = abcdefabcdefabcdef } }`);
     expect(problems(none)).toEqual([
       '- connections.a: no "ike" secret in secrets { } matches this connection (its IDs: local %any, remote peer.example.com)',
@@ -439,7 +439,7 @@ secrets { ike { secret = some-secret-value-long-enough } }
       local { auth = psk }
       remote { auth = psk }
       children { c { local_ts = 10.0.0.0/8
-                     remote_ts = 10.1.0.0/16 } } } }
+                     remote_ts = 172.16.0.0/16 } } } }
 secrets { ike { secret = some-secret-value-long-enough } }`);
     expect(r.ok).toBe(false);
     expect(r.errors[0]?.path).toBe('connections.a.proposals[0]');

@@ -115,6 +115,13 @@ export interface FakeApiServerOptions {
   /** How a too-old watch resourceVersion is answered. Default 'event' (HTTP 200 + ERROR 410). */
   goneAs?: 'event' | 'http';
   bookmarkIntervalMs?: number;
+  /** Names (IPs or DNS names) in the serving certificate; default 127.0.0.1 and localhost. */
+  certNames?: string[];
+  /**
+   * Listen on this unix socket instead of 127.0.0.1:<random> (for a relay that serves it inside a
+   * network namespace, e.g. at a simulated `kubernetes` service IP).
+   */
+  socketPath?: string;
 }
 
 type Fault = { resource: ResourceName | '*'; method: string; status: number; remaining: number };
@@ -207,7 +214,7 @@ export class FakeKubeApiServer {
     this.historyLimit = opts.historyLimit ?? 500;
     this.goneAs = opts.goneAs ?? 'event';
     this.bookmarkIntervalMs = opts.bookmarkIntervalMs ?? 1000;
-    const cert = selfSignedCert(['127.0.0.1', 'localhost']);
+    const cert = selfSignedCert(opts.certNames ?? ['127.0.0.1', 'localhost']);
     this.caPem = cert.certPem;
     this.server = createServer({ cert: cert.certPem, key: cert.keyPem }, (req, res) => {
       this.handle(req, res).catch((e: unknown) => {
@@ -218,6 +225,12 @@ export class FakeKubeApiServer {
 
   static async start(opts: FakeApiServerOptions = {}): Promise<FakeKubeApiServer> {
     const s = new FakeKubeApiServer(opts);
+    if (opts.socketPath) {
+      const path = opts.socketPath;
+      await new Promise<void>((resolve) => s.server.listen(path, resolve));
+      s.url = `unix:${path}`;
+      return s;
+    }
     await new Promise<void>((resolve) => s.server.listen(0, '127.0.0.1', resolve));
     const addr = s.server.address();
     if (!isObj(addr) || typeof addr.port !== 'number') throw new Error('no port');

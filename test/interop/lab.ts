@@ -310,8 +310,15 @@ function cleanupSync(lab: LiveLab): void {
 export type Role = 'cluster' | 'nat' | 'onprem' | 'pod' | 'onhost';
 
 export interface LabOptions {
-  /** Put the cluster gateway behind a masquerading NAT (random source ports, like a cloud NAT). */
+  /** Put a masquerading NAT (random source ports, like a cloud NAT) in front of one side. */
   nat: boolean;
+  /**
+   * Which side sits behind the NAT (default 'cluster'). 'onprem': the on-prem gateway is behind it
+   * with UDP 500/4500 forwarded to it (a publicly reachable on-prem endpoint, as the reference
+   * chart requires); the cluster side is directly on the outside segment at 198.51.100.2, and
+   * `addr.onpremPublic` (198.51.100.254) is the address the cluster connects to.
+   */
+  natSide?: 'cluster' | 'onprem';
   /** IPv6 topologies are not implemented yet. */
   ipv6?: false;
   /** Create the end hosts `pod` (10.10.1.10) and `onhost` (192.168.100.10); default false. */
@@ -331,6 +338,8 @@ export interface LabAddresses {
   natInside?: string;
   natOutside?: string;
   onpremWan: string;
+  /** What the cluster sees as the on-prem gateway's address: the NAT's outside address with natSide 'onprem', else onpremWan. */
+  onpremPublic: string;
   onpremLan: string;
   pod: string;
   onhost: string;
@@ -364,12 +373,20 @@ export interface Lab {
   readonly prefix: string;
   readonly nat: boolean;
   /** Namespace names by role (`nat`, `pod`, `onhost` only when created). */
-  readonly ns: { cluster: string; onprem: string; nat?: string; pod?: string; onhost?: string };
+  readonly ns: { cluster: string; onprem: string; nat?: string; pod?: string; onhost?: string } & Record<
+    string,
+    string | undefined
+  >;
   readonly addr: LabAddresses;
   readonly nets: LabNets;
   readonly iface: LabIfaces;
   /** Working directory of this lab (configs, logs, pcaps). */
   readonly dir: string;
+  /**
+   * Adds a namespace `<prefix>-<role>` (lo up, IPv6 off) that the lab owns from then on: exec,
+   * spawn and ping accept its role, teardown deletes it. Returns its name.
+   */
+  addNamespace(role: string): Promise<string>;
   /** Runs `cmd args` in a namespace (role name or namespace name). Throws on exit != 0 unless check=false. */
   exec(ns: string, cmd: string, args: readonly string[], opts?: ExecOptions): Promise<ExecResult>;
   /** Starts a long-running process in a namespace; its PID is recorded and it is killed on teardown. */
@@ -446,6 +463,7 @@ class LabImpl implements Lab {
   readonly prefix: string;
   readonly nat: boolean;
   readonly ns: Lab['ns'];
+  readonly natSide: 'cluster' | 'onprem';
   readonly addr: LabAddresses;
   readonly nets: LabNets = {
     clusterLan: '10.10.1.0/24',
@@ -475,6 +493,7 @@ class LabImpl implements Lab {
     installExitHook();
     this.prefix = pickPrefix();
     this.nat = opts.nat;
+    this.natSide = opts.natSide ?? 'cluster';
     this.endHosts = opts.endHosts ?? false;
     const p = this.prefix;
     this.ns = {
@@ -483,14 +502,18 @@ class LabImpl implements Lab {
       ...(opts.nat ? { nat: `${p}-nat` } : {}),
       ...(this.endHosts ? { pod: `${p}-pod`, onhost: `${p}-onhost` } : {}),
     };
-    const clusterWan = opts.nat ? ADDR.natWanCluster : ADDR.directCluster;
+    const clusterNatted = opts.nat && this.natSide === 'cluster';
+    const onpremNatted = opts.nat && this.natSide === 'onprem';
+    const clusterWan = clusterNatted ? ADDR.natWanCluster : ADDR.directCluster;
+    const onpremWan = onpremNatted ? ADDR.natWanCluster : ADDR.onpremWan;
     this.addr = {
       clusterWan,
       clusterLan: ADDR.clusterLan,
       clusterSvc: ADDR.clusterSvc,
-      clusterPublic: opts.nat ? ADDR.natOutside : clusterWan,
+      clusterPublic: clusterNatted ? ADDR.natOutside : clusterWan,
       ...(opts.nat ? { natInside: ADDR.natInside, natOutside: ADDR.natOutside } : {}),
-      onpremWan: ADDR.onpremWan,
+      onpremWan,
+      onpremPublic: onpremNatted ? ADDR.natOutside : onpremWan,
       onpremLan: ADDR.onpremLan,
       pod: ADDR.pod,
       onhost: ADDR.onhost,
@@ -547,8 +570,18 @@ class LabImpl implements Lab {
 
   async setup(): Promise<void> {
     const { ns, iface: i, addr: a } = this;
-    for (const n of Object.values(ns)) await this.addNs(n);
-    if (ns.nat) {
+    for (const n of Object.values(ns)) if (n) await this.addNs(n);
+    if (ns.nat && this.natSide === 'onprem') {
+      await this.veth(ns.cluster, i.clusterWan, ns.nat, i.natOutside);
+      await this.veth(ns.nat, i.natInside, ns.onprem, i.onpremWan);
+      await this.ip(['-n', ns.nat, 'addr', 'add', `${ADDR.natOutside}/24`, 'dev', i.natOutside]);
+      await this.ip(['-n', ns.nat, 'addr', 'add', `${ADDR.natInside}/24`, 'dev', i.natInside]);
+      await this.ip(['-n', ns.cluster, 'addr', 'add', `${a.clusterWan}/24`, 'dev', i.clusterWan]);
+      await this.router(ns.nat);
+      await this.exec(ns.nat, 'nft', ['-f', '-'], {
+        input: natRuleset(i.natInside, i.natOutside, a.onpremWan),
+      });
+    } else if (ns.nat) {
       await this.veth(ns.onprem, i.onpremWan, ns.nat, i.natOutside);
       await this.veth(ns.nat, i.natInside, ns.cluster, i.clusterWan);
       await this.ip(['-n', ns.nat, 'addr', 'add', `${ADDR.natOutside}/24`, 'dev', i.natOutside]);
@@ -562,6 +595,9 @@ class LabImpl implements Lab {
       await this.ip(['-n', ns.cluster, 'addr', 'add', `${a.clusterWan}/24`, 'dev', i.clusterWan]);
     }
     await this.ip(['-n', ns.onprem, 'addr', 'add', `${a.onpremWan}/24`, 'dev', i.onpremWan]);
+    if (ns.nat && this.natSide === 'onprem') {
+      await this.ip(['-n', ns.onprem, 'route', 'add', 'default', 'via', ADDR.natInside]);
+    }
     // The cluster LAN interface exists even without end hosts: kernel-libipsec needs a local
     // address inside every local_ts.
     if (ns.pod) {
@@ -585,8 +621,16 @@ class LabImpl implements Lab {
     await this.router(ns.onprem);
   }
 
+  async addNamespace(role: string): Promise<string> {
+    if (this.ns[role]) throw new LabError(`lab ${this.prefix} has a namespace ${role} already`);
+    const name = `${this.prefix}-${role}`;
+    this.ns[role] = name;
+    await this.addNs(name);
+    return name;
+  }
+
   resolveNs(ns: string): string {
-    const byRole = (this.ns as Record<string, string | undefined>)[ns];
+    const byRole = this.ns[ns];
     if (byRole) return byRole;
     if (Object.values(this.ns).includes(ns)) return ns;
     throw new LabError(`${ns} is not a namespace of lab ${this.prefix}`);
@@ -693,10 +737,21 @@ class LabImpl implements Lab {
   }
 }
 
-function natRuleset(inside: string, outside: string): string {
+/** With `forwardTo`, UDP 500/4500 arriving at the outside address are forwarded to that host. */
+function natRuleset(inside: string, outside: string, forwardTo?: string): string {
+  const dnat = forwardTo
+    ? `  chain prerouting {
+    type nat hook prerouting priority dstnat; policy accept;
+    iifname "${outside}" udp dport { 500, 4500 } dnat to ${forwardTo}
+  }
+`
+    : '';
+  const fwd = forwardTo
+    ? `    iifname "${outside}" ip daddr ${forwardTo} udp dport { 500, 4500 } ct status dnat accept\n`
+    : '';
   return `flush ruleset
 table ip ikgw_nat {
-  chain postrouting {
+${dnat}  chain postrouting {
     type nat hook postrouting priority srcnat; policy accept;
     # SNAT to the outside address with random source ports, like a cloud NAT gateway:
     # IKE from 172.30.0.2:500 arrives at onprem as 198.51.100.254:<random>.
@@ -707,9 +762,9 @@ table inet ikgw_filter {
   chain forward {
     type filter hook forward priority filter; policy drop;
     ct state established,related accept
-    # only the inside may open new flows
+    # only the inside may open new flows (and the forwarded IKE ports, if any)
     iifname "${inside}" oifname "${outside}" accept
-    counter comment "dropped unsolicited outside->inside"
+${fwd}    counter comment "dropped unsolicited outside->inside"
   }
 }
 `;

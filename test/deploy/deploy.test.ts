@@ -384,6 +384,8 @@ table inet apicut {
   it('answers `kubectl exec … ikegw sas` and serves ikegw_tunnel_up 1 at the scrape port and path', async () => {
     await pingUntil(workload, lab.addr.onhost, 30_000);
     const pod = frontend!;
+    // The image ships the Node this suite runs on (both come from package-lock.json).
+    expect((await pod.exec('ikegw', ['ikegw', 'version'])).stdout).toContain(`(node ${process.version})`);
     const sas = await pod.exec('ikegw', ['ikegw', 'sas']);
     expect(sas.stdout).toMatch(/onprem.*ESTABLISHED/);
     expect(sas.stdout).toMatch(/cluster.*INSTALLED/);

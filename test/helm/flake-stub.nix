@@ -28,12 +28,18 @@ let
       buildNpmPackage = args: drv "${args.pname}-${args.version}" { _args = args; };
       importNpmLock = {
         __functor = _self: args: drv "npm-deps" { _args = args; };
-        npmConfigHook = tool "npm-config-hook";
+        # made for the default nodejs; the flake makes its own for nodejs_24 (below)
+        npmConfigHook = tool "npm-config-hook-default-nodejs";
+      };
+      path = "/nixpkgs";
+      # Only importNpmLock's hooks are built this way; records the nodejs and where from.
+      callPackages = fn: args: {
+        npmConfigHook = drv "npm-config-hook-${args.nodejs.name}" { _from = toString fn; };
       };
       dockerTools.buildLayeredImage = args: drv "image-${args.name}" { _args = args; };
       writeTextDir = path: text: drv "text-${baseNameOf path}" { _path = path; _text = text; };
       mkShell = args: drv "shell" { _args = args; };
-      nodejs_20 = tool "nodejs-20";
+      nodejs_24 = tool "nodejs-24";
       python3 = tool "python3";
       gnumake = tool "gnumake";
       util-linux = tool "util-linux";
@@ -71,9 +77,18 @@ in
   devShellSystems = builtins.attrNames outputs.devShells;
   checks = builtins.attrNames outputs.checks.${sys};
   package = {
-    inherit (pkg) pname version npmBuildScript npm_config_build_from_source doCheck;
+    inherit (pkg)
+      pname
+      version
+      npmBuildScript
+      npm_config_build_from_source
+      doCheck
+      postBuild
+      postInstall
+      ;
     nodejs = pkg.nodejs.name;
     npmConfigHook = pkg.npmConfigHook.name;
+    npmConfigHookFrom = pkg.npmConfigHook._from or "";
     nativeBuildInputs = map (d: d.name) pkg.nativeBuildInputs;
     mainProgram = pkg.meta.mainProgram;
     srcHasNodeModules = builtins.any (p: baseNameOf (toString p) == "node_modules") pkg.src._src;
@@ -81,11 +96,18 @@ in
   };
   npmDeps = {
     packageName = deps.package.name;
+    packageDevDependencies = deps.package.devDependencies;
     lockPackages = deps.packageLock.packages;
   };
   image = {
     inherit (img) name tag;
-    inherit (img.config) Entrypoint User ExposedPorts;
+    inherit (img.config)
+      Entrypoint
+      User
+      ExposedPorts
+      Env
+      Labels
+      ;
     contents = map (d: d._text or d.name) img.contents;
     extraCommands = img.extraCommands;
   };

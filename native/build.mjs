@@ -2,7 +2,8 @@
 // Builds native/ikegw_native.node with node-gyp (the package's `install` script runs this).
 // Offline-safe: points node-gyp at the running Node's own headers (<prefix>/include/node) when they
 // are there, so nothing is downloaded. A failed build leaves the daemon usable with the XFRM or
-// memory data path; the userspace data path then reports that the addon is missing.
+// memory data path; the userspace data path then reports that the addon is missing, and the XFRM
+// one cannot set UDP_ENCAP on the NAT-T socket (inbound ESP-in-UDP, i.e. behind a NAT, fails).
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -23,8 +24,9 @@ const r = gyp
   : spawnSync('node-gyp', args, { stdio: 'inherit' });
 if (r.status !== 0) {
   console.error(
-    'ikegw: building the native addon (native/) failed: the userspace ESP data path (TUN) is unavailable; ' +
-      'the xfrm and memory data paths still work. Needs python3, make and a C compiler.',
+    'ikegw: building the native addon (native/) failed: the userspace ESP data path (TUN) is unavailable, ' +
+      'and the xfrm data path cannot receive ESP-in-UDP (UDP_ENCAP on the NAT-T socket); plain ESP with xfrm ' +
+      'and the memory data path still work. Needs python3, make and a C compiler.',
   );
   process.exit(process.env.IKEGW_NATIVE_REQUIRED === '1' ? 1 : 0);
 }

@@ -1,4 +1,4 @@
-// ikegw's native piece: only what Node cannot do by itself for the userspace ESP data path.
+// ikegw's native piece: only what Node cannot do by itself, for the ESP data paths.
 //
 //   - open a TUN device (/dev/net/tun + ioctl TUNSETIFF, IFF_TUN | IFF_NO_PI), set its MTU and
 //     bring it up (SIOCSIFMTU / SIOCSIFFLAGS), report its ifindex;
@@ -9,6 +9,9 @@
 //     JS<->C transition per batch instead of per packet, no allocation per packet;
 //   - write one packet (TUN) or send one datagram to an IPv4 address (raw ESP socket) synchronously;
 //   - send a batch of UDP datagrams with one sendmmsg(2) (ESP-in-UDP from the NAT-T socket);
+//   - open and bind a UDP socket whose descriptor JavaScript then knows (the NAT-T socket: dgram
+//     adopts it with socket.bind({ fd }), and the descriptor serves sendmmsg and setsockopt), and
+//     integer socket options on a descriptor (UDP_ENCAP for the kernel data path, SO_REUSEADDR);
 //   - AEAD (AES-GCM, ChaCha20-Poly1305) in place with a per-SA EVP_CIPHER_CTX that keeps its key
 //     schedule: Node's own OpenSSL (the headers ship with Node, the symbols are exported by the node
 //     binary), without the per-packet cipher objects and buffers of node:crypto.
@@ -60,7 +63,21 @@ static const char *errno_name(int e) {
     case EIO: return "EIO";
     case EFAULT: return "EFAULT";
     case EPROTONOSUPPORT: return "EPROTONOSUPPORT";
-    default: return "EUNKNOWN";
+    case EADDRINUSE: return "EADDRINUSE";
+    case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
+    case EAFNOSUPPORT: return "EAFNOSUPPORT";
+    case ENOPROTOOPT: return "ENOPROTOOPT";
+    case ENOTSOCK: return "ENOTSOCK";
+    case EOPNOTSUPP: return "EOPNOTSUPP";
+    case ENOSYS: return "ENOSYS";
+    default: {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+      const char *n = strerrorname_np(e);
+      return n ? n : "EUNKNOWN";
+#else
+      return "EUNKNOWN";
+#endif
+    }
   }
 }
 
@@ -417,6 +434,95 @@ static napi_value fd_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// ---- UDP socket and socket options ---------------------------------------------------------------
+
+// udpBind(family: 4 | 6, address: string, port: number) -> fd
+// A non-blocking, close-on-exec UDP socket bound to address:port (port 0: the kernel picks). As
+// dgram's createSocket({ ipv6Only: false }): IPV6_V6ONLY is left at the system default
+// (net.ipv6.bindv6only), and no SO_REUSEADDR, so another socket cannot share the port. Errors are exceptions with the errno name
+// as `code` (EADDRINUSE, EADDRNOTAVAIL, EACCES, ...); nothing stays open then.
+static napi_value udp_bind(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t family, port;
+  char addr[INET6_ADDRSTRLEN + 1] = {0};
+  size_t alen = 0;
+  if (argc < 3 || !get_i32(env, argv[0], &family) || (family != 4 && family != 6) ||
+      napi_get_value_string_utf8(env, argv[1], addr, sizeof addr, &alen) != napi_ok ||
+      !get_i32(env, argv[2], &port) || port < 0 || port > 65535) {
+    napi_throw_type_error(env, "EINVAL", "udpBind(family: 4 | 6, address, port)");
+    return NULL;
+  }
+  struct sockaddr_storage ss;
+  socklen_t sslen;
+  memset(&ss, 0, sizeof ss);
+  if (family == 4) {
+    struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+    a->sin_family = AF_INET;
+    a->sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, addr, &a->sin_addr) != 1) {
+      napi_throw_type_error(env, "EINVAL", "udpBind: not an IPv4 address");
+      return NULL;
+    }
+    sslen = sizeof *a;
+  } else {
+    struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET6, addr, &a->sin6_addr) != 1) {
+      napi_throw_type_error(env, "EINVAL", "udpBind: not an IPv6 address");
+      return NULL;
+    }
+    sslen = sizeof *a;
+  }
+  int fd = socket(family == 4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return throw_errno(env, "socket(SOCK_DGRAM)", errno);
+  if (bind(fd, (struct sockaddr *)&ss, sslen) < 0) {
+    int e = errno;
+    close(fd);
+    return throw_errno(env, "bind", e);
+  }
+  napi_value v;
+  CHECK(napi_create_int32(env, fd, &v));
+  return v;
+}
+
+// setsockoptInt(fd, level, name, value) : setsockopt with an int value; throws with the errno name
+static napi_value setsockopt_int(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd, level, name, value;
+  if (argc < 4 || !get_i32(env, argv[0], &fd) || !get_i32(env, argv[1], &level) ||
+      !get_i32(env, argv[2], &name) || !get_i32(env, argv[3], &value)) {
+    napi_throw_type_error(env, "EINVAL", "setsockoptInt(fd, level, name, value)");
+    return NULL;
+  }
+  int v = value;
+  if (setsockopt(fd, level, name, &v, sizeof v) < 0) return throw_errno(env, "setsockopt", errno);
+  return NULL;
+}
+
+// getsockoptInt(fd, level, name) -> value : getsockopt with an int value; throws with the errno name
+static napi_value getsockopt_int(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd, level, name;
+  if (argc < 3 || !get_i32(env, argv[0], &fd) || !get_i32(env, argv[1], &level) ||
+      !get_i32(env, argv[2], &name)) {
+    napi_throw_type_error(env, "EINVAL", "getsockoptInt(fd, level, name)");
+    return NULL;
+  }
+  int v = 0;
+  socklen_t len = sizeof v;
+  if (getsockopt(fd, level, name, &v, &len) < 0) return throw_errno(env, "getsockopt", errno);
+  napi_value out;
+  CHECK(napi_create_int32(env, v, &out));
+  return out;
+}
+
 // ---- batched UDP send --------------------------------------------------------------------------
 
 #define MAX_BATCH 256
@@ -615,6 +721,9 @@ static napi_value init(napi_env env, napi_value exports) {
       {"sendTo4", NULL, send_to4, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, fd_close, NULL, NULL, NULL, napi_default, NULL},
       {"udpSendBatch", NULL, udp_send_batch, NULL, NULL, NULL, napi_default, NULL},
+      {"udpBind", NULL, udp_bind, NULL, NULL, NULL, napi_default, NULL},
+      {"setsockoptInt", NULL, setsockopt_int, NULL, NULL, NULL, napi_default, NULL},
+      {"getsockoptInt", NULL, getsockopt_int, NULL, NULL, NULL, napi_default, NULL},
       {"aeadNew", NULL, aead_new, NULL, NULL, NULL, napi_default, NULL},
       {"aeadSeal", NULL, aead_seal, NULL, NULL, NULL, napi_default, NULL},
       {"aeadOpen", NULL, aead_open, NULL, NULL, NULL, napi_default, NULL},

@@ -399,17 +399,20 @@ export function attachDatapath(installer: SaInstaller, transport: UdpTransport, 
     return;
   }
   if (installer.kind !== 'xfrm') return;
-  const sock = transport.natSocket;
-  if (!sock) {
+  if (!transport.natSocket) {
     logs
       .get('kernel')
       .warn('cannot set UDP_ENCAP on the NAT-T socket: the kernel will not decapsulate ESP-in-UDP');
     return;
   }
   try {
-    enableEspInUdp(sock);
+    enableEspInUdp(transport.natFd);
   } catch (e) {
-    logs.get('kernel').error(`setting UDP_ENCAP on the NAT-T socket failed: ${errorText(e)}`);
+    logs
+      .get('kernel')
+      .error(
+        `setting UDP_ENCAP on the NAT-T socket failed, the kernel will not decapsulate ESP-in-UDP: ${errorText(e)}`,
+      );
   }
 }
 

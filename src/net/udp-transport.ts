@@ -14,10 +14,18 @@
 // is exactly the address our replies leave from. Bind to a specific address to avoid the lookup.
 // When the listen address is "::", the sockets are dual-stack (unless net.ipv6.bindv6only=1) and
 // IPv4 peers appear as plain IPv4 addresses.
+//
+// The NAT-T socket's file descriptor is needed twice: the XFRM data path sets UDP_ENCAP on it, the
+// userspace data path sends ESP-in-UDP batches on it with sendmmsg. dgram has no public way to
+// read it (Socket.prototype._handle is deprecated, DEP0112, and warns on stderr), but it can adopt
+// a descriptor: socket.bind({ fd }). So with the native addon, the addon opens and binds the NAT-T
+// socket, dgram adopts it and handles everything else as usual, and `natFd` keeps the descriptor.
+// Without the addon the socket is a plain dgram bind and `natFd` is undefined.
 import dgram from 'node:dgram';
 import { isIPv4 } from 'node:net';
 import { type Clock, monotonicClock } from '../common/clock.js';
 import { IkegwError } from '../common/errors.js';
+import { type NativeAddon, tryNative } from '../common/native.js';
 import type { Endpoint } from '../ike/ports.js';
 
 /** RFC 3948 §2.2 non-ESP marker. */
@@ -57,6 +65,34 @@ function codeOf(e: unknown): string {
 function explain(code: string, what: string): string {
   const hint = HINTS[code];
   return `${what}: ${code}${hint ? ` (${hint})` : ''}`;
+}
+
+/** Linux SOL_SOCKET / SO_REUSEADDR (asm-generic: x86, arm). */
+const SOL_SOCKET = 1;
+const SO_REUSEADDR = 2;
+
+/**
+ * Opens and binds a UDP socket with the native addon and has `sock` adopt it; returns its
+ * descriptor. Throws (with the errno name as `code`) when the bind fails; nothing stays open then.
+ */
+function adoptBound(
+  n: NativeAddon,
+  sock: dgram.Socket,
+  family: 4 | 6,
+  address: string,
+  port: number,
+): number {
+  const fd = n.udpBind(family, address, port);
+  try {
+    sock.bind({ fd }); // the socket is bound already: no DNS lookup, no waiting
+  } catch (e) {
+    n.close(fd);
+    throw e;
+  }
+  // libuv's uv_udp_open() turns SO_REUSEADDR on for an adopted descriptor: turn it off again, so
+  // that, as with a plain dgram bind, no other socket (a charon started later) can share the port
+  n.setsockoptInt(fd, SOL_SOCKET, SO_REUSEADDR, 0);
+  return fd;
 }
 
 export function fmtEp(e: Endpoint): string {
@@ -174,6 +210,7 @@ export class UdpTransport {
   };
   private ike: dgram.Socket | undefined;
   private nat: dgram.Socket | undefined;
+  private natFdValue: number | undefined;
   private boundPort = 0;
   private boundNatPort = 0;
   private closed = false;
@@ -191,8 +228,10 @@ export class UdpTransport {
   /** Binds both sockets; rejects with a TransportError (kind 'bind') and leaves nothing open. */
   async start(): Promise<{ port: number; natPort: number }> {
     try {
-      this.ike = await this.bind(this.opts.port, false);
-      this.nat = await this.bind(this.opts.natPort, true);
+      this.ike = (await this.bind(this.opts.port, false)).sock;
+      const nat = await this.bind(this.opts.natPort, true);
+      this.nat = nat.sock;
+      this.natFdValue = nat.fd;
     } catch (e) {
       await this.close();
       throw e;
@@ -206,9 +245,18 @@ export class UdpTransport {
     return { port: this.boundPort, natPort: this.boundNatPort };
   }
 
-  /** The bound NAT-T socket (the XFRM data path sets UDP_ENCAP on it). */
+  /** The bound NAT-T socket. */
   get natSocket(): dgram.Socket | undefined {
     return this.nat;
+  }
+
+  /**
+   * The NAT-T socket's file descriptor while it is open (the XFRM data path sets UDP_ENCAP on it,
+   * the userspace one sends ESP batches on it); undefined before start, after close, and without
+   * the native addon.
+   */
+  get natFd(): number | undefined {
+    return this.nat ? this.natFdValue : undefined;
   }
 
   get resolverInstance(): LocalAddressResolver {
@@ -254,6 +302,7 @@ export class UdpTransport {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.natFdValue = undefined; // never hand out a descriptor that is being closed (and reused)
     const closeOne = (s: dgram.Socket | undefined): Promise<void> =>
       new Promise((resolve) => {
         if (!s) return resolve();
@@ -270,26 +319,44 @@ export class UdpTransport {
 
   // ---- internals ---------------------------------------------------------------------------------
 
-  private bind(port: number, isNat: boolean): Promise<dgram.Socket> {
+  private bind(port: number, isNat: boolean): Promise<{ sock: dgram.Socket; fd?: number }> {
     const type = this.family === 4 ? 'udp4' : 'udp6';
     const sock = dgram.createSocket({ type, ipv6Only: false });
     const where: Endpoint = { address: this.opts.address, port };
+    const bindError = (e: unknown): TransportError => {
+      const code = codeOf(e);
+      return new TransportError('bind', code, explain(code, `cannot bind UDP ${fmtEp(where)}`), where);
+    };
+    const n = isNat ? tryNative() : undefined;
     return new Promise((resolve, reject) => {
       const onBindError = (e: unknown): void => {
         sock.close();
-        const code = codeOf(e);
-        reject(new TransportError('bind', code, explain(code, `cannot bind UDP ${fmtEp(where)}`), where));
+        reject(bindError(e));
       };
       sock.once('error', onBindError);
-      sock.bind({ port, address: this.opts.address, exclusive: true }, () => {
+      const onBound = (fd?: number): void => {
         sock.off('error', onBindError);
         sock.on('error', (e) => {
           const code = codeOf(e);
           this.report(new TransportError('socket', code, explain(code, `UDP socket ${fmtEp(where)}`), where));
         });
         sock.on('message', (msg, rinfo) => this.receive(isNat, msg, rinfo));
-        resolve(sock);
-      });
+        resolve(fd === undefined ? { sock } : { sock, fd });
+      };
+      if (!n) {
+        sock.bind({ port, address: this.opts.address, exclusive: true }, () => onBound());
+        return;
+      }
+      let fd: number;
+      try {
+        fd = adoptBound(n, sock, this.family, this.opts.address, port);
+      } catch (e) {
+        sock.off('error', onBindError);
+        sock.close();
+        reject(bindError(e));
+        return;
+      }
+      onBound(fd);
     });
   }
 

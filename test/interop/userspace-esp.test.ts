@@ -9,8 +9,8 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, onTestFailed, test } from 'vitest';
+import { nativeAvailable } from '../../src/common/native.js';
 import { createEspCrypto, espSeal } from '../../src/esp/userspace/esp-packet.js';
-import { nativeAvailable } from '../../src/esp/userspace/native.js';
 import { type IkegwProcess, startIkegw } from './ikegw-daemon.js';
 import { type Charon, createLab, espInUdp, LAB_PSK, type Lab, labAvailable, logHexDumps } from './lab.js';
 

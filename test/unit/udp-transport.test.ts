@@ -2,6 +2,7 @@
 import dgram from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Endpoint } from '../../src/ike/ports.js';
+import { enableEspInUdp, espInUdpState } from '../../src/net/udp-encap.js';
 import {
   LocalAddressResolver,
   normalizeAddress,
@@ -165,6 +166,31 @@ describe('UdpTransport send', () => {
     await t.close();
     t.send({ address: '127.0.0.1', port: ports.port }, { address: '127.0.0.1', port: 9 }, IKE);
     expect(errors.map((e) => e.errno)).toEqual(['ECLOSED']);
+  });
+});
+
+describe.skipIf(process.platform !== 'linux')('UDP_ENCAP on the NAT-T socket (kernel data path)', () => {
+  it("the NAT-T socket's descriptor is known while it is open; the IKE socket needs none", async () => {
+    const { t } = await transport();
+    expect(t.natFd).toBeGreaterThan(2);
+    await t.close();
+    expect(t.natFd).toBeUndefined();
+  });
+
+  it('with ESPINUDP set, the kernel takes ESP-in-UDP; IKE behind the non-ESP marker still arrives', async () => {
+    const { t, ports, ike, esp } = await transport();
+    expect(espInUdpState(t.natFd)).toBe(0);
+    enableEspInUdp(t.natFd);
+    expect(espInUdpState(t.natFd)).toBe(2);
+    const p = await peer();
+    // an ESP packet (SPI != 0) first, then IKE: datagrams on loopback keep their order, so once
+    // the IKE message is here, the ESP one would have been too had the kernel passed it up
+    await p.send(Buffer.from('c0de000100000001aabbccddeeff0011', 'hex'), ports.natPort);
+    await p.send(Buffer.concat([Buffer.alloc(4), IKE]), ports.natPort);
+    await until(() => ike.length === 1);
+    expect(ike[0]!.bytes).toEqual(IKE);
+    expect(esp).toEqual([]);
+    expect(t.stats.espIn).toBe(0);
   });
 });
 

@@ -18,6 +18,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { fromHex, hex } from '../../src/common/bytes.js';
+import { nativeAvailable } from '../../src/common/native.js';
 import {
   checkTrailer,
   createEspCrypto,
@@ -29,7 +30,6 @@ import {
   NH_IPV4,
   trailerNextHeader,
 } from '../../src/esp/userspace/esp-packet.js';
-import { nativeAvailable } from '../../src/esp/userspace/native.js';
 import type { EspAlgorithm } from '../../src/ike/ports.js';
 
 const h = fromHex;

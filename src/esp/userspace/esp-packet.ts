@@ -48,8 +48,8 @@ import {
   timingSafeEqual,
 } from 'node:crypto';
 import { IkegwError } from '../../common/errors.js';
+import { type NativeAddon, tryNative } from '../../common/native.js';
 import type { EspAlgorithm } from '../../ike/ports.js';
-import { type NativeAddon, tryNative } from './native.js';
 
 /** Next Header values (IANA protocol numbers) carried in tunnel mode. */
 export const NH_IPV4 = 4;

@@ -14,6 +14,7 @@
 // swallow the ESP/IKE packets themselves).
 import { type Clock, monotonicClock } from '../../common/clock.js';
 import { KernelError } from '../../common/errors.js';
+import { tryNative } from '../../common/native.js';
 import type {
   AddSaSpec,
   Endpoint,
@@ -25,7 +26,6 @@ import type {
 } from '../../ike/ports.js';
 import { type DatapathLog, EspDatapath, type EspSender, silentLog } from './datapath.js';
 import { checkEspKeys, type EspCryptoImpl } from './esp-packet.js';
-import { tryNative } from './native.js';
 import { type DropCounters, parseIpv4, parseIpv6, saKey } from './sa-table.js';
 import { RawEspSocket, rangeToCidrs, TunDevice, type TunOptions, type TunPort } from './tun.js';
 
@@ -182,7 +182,9 @@ export class UserspaceInstaller implements SaInstaller {
    * peers goes out in sendmmsg batches on the transport's own NAT-T socket (same socket, same
    * source port 4500, so NAT mappings are shared with IKE); otherwise one send per packet.
    */
-  attachTransport(t: EspSender & { readonly natSocket?: NatSocket | undefined }): void {
+  attachTransport(
+    t: EspSender & { readonly natSocket?: NatSocket | undefined; readonly natFd?: number | undefined },
+  ): void {
     this.datapath.esp = t;
     this.datapath.batch = undefined;
     const sock = t.natSocket;
@@ -196,13 +198,16 @@ export class UserspaceInstaller implements SaInstaller {
         `NAT-T socket receive buffer unchanged: ${e instanceof Error ? e.message : String(e)}`,
       );
     }
-    const fd = socketFd(sock);
+    // the descriptor the transport opened the NAT-T socket with (native addon; dgram adopted it)
+    const fd = t.natFd;
     const n = this.batchSend ? tryNative() : undefined;
     if (!n || fd === undefined || !sock) return;
     this.datapath.batch = {
       sendBatch: (buf, offs, lens, addrs, ports, count) =>
         // the socket may have been closed (shutdown): never write to a reused descriptor
-        t.natSocket === sock ? n.udpSendBatch(fd, buf, offs, lens, addrs, ports, count) : -9,
+        t.natSocket === sock && t.natFd === fd
+          ? n.udpSendBatch(fd, buf, offs, lens, addrs, ports, count)
+          : -9,
     };
   }
 
@@ -401,24 +406,6 @@ export class UserspaceInstaller implements SaInstaller {
     this.raw = undefined;
     this.datapath.raw = undefined;
   }
-}
-
-/** The file descriptor of a bound dgram.Socket (Node keeps its handle under a symbol). */
-function socketFd(sock: object | undefined): number | undefined {
-  if (!sock) return undefined;
-  const fdOf = (h: unknown): number | undefined => {
-    const fd = (h as { fd?: unknown } | undefined)?.fd;
-    return typeof fd === 'number' && fd >= 0 ? fd : undefined;
-  };
-  const direct = fdOf((sock as { _handle?: unknown })._handle);
-  if (direct !== undefined) return direct;
-  for (const sym of Object.getOwnPropertySymbols(sock)) {
-    if (sym.description !== 'state') continue;
-    const state = (sock as Record<symbol, unknown>)[sym] as { handle?: unknown } | undefined;
-    const fd = fdOf(state?.handle);
-    if (fd !== undefined) return fd;
-  }
-  return undefined;
 }
 
 function containsAddress(cidr: string, addr: string): boolean {

@@ -9,11 +9,11 @@
 // preallocated buffer (no allocation per packet).
 import { createRtNetlink, FlagsNew } from 'netlink';
 import { KernelError } from '../../common/errors.js';
+import { loadNative, type NativeAddon } from '../../common/native.js';
 import type { TsRange } from '../../ike/ports.js';
-import { loadNative, type NativeAddon } from './native.js';
 import { parseIpv4, parseIpv6 } from './sa-table.js';
 
-export { loadNative, type NativeAddon, nativeAvailable } from './native.js';
+export { loadNative, type NativeAddon, nativeAvailable } from '../../common/native.js';
 
 function errnoOf(e: unknown): { errno: number; name: string } {
   const code = (e as { code?: unknown }).code;

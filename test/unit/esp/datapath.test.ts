@@ -2,6 +2,7 @@
 // on-prem gateway B) with fake TUN devices, ESP-in-UDP handed from one to the other.
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../src/common/clock.js';
+import { nativeAvailable } from '../../../src/common/native.js';
 import {
   createEspCrypto,
   type EspCryptoImpl,
@@ -10,7 +11,6 @@ import {
   NH_IPV4,
 } from '../../../src/esp/userspace/esp-packet.js';
 import { UserspaceInstaller } from '../../../src/esp/userspace/installer.js';
-import { nativeAvailable } from '../../../src/esp/userspace/native.js';
 import type { AddSaSpec, EspAlgorithm, KernelEvent, PolicySpec } from '../../../src/ike/ports.js';
 import {
   CLUSTER,

@@ -1,9 +1,9 @@
 // The native addon (native/ikegw_native.c) that the userspace data path needs for TUN, raw ESP,
-// sendmmsg and the AEAD fast path. `npm ci` builds it (package.json "install": native/build.mjs);
+// sendmmsg and the AEAD fast path, and both data paths for the NAT-T socket's descriptor. `npm ci` builds it (package.json "install": native/build.mjs);
 // in CI its absence is a failure, elsewhere the dependent tests skip with the reason.
 import { describe, expect, it } from 'vitest';
+import { loadNative, nativeAvailable } from '../../../src/common/native.js';
 import { createEspCrypto } from '../../../src/esp/userspace/esp-packet.js';
-import { loadNative, nativeAvailable } from '../../../src/esp/userspace/native.js';
 
 const avail = nativeAvailable();
 
@@ -20,6 +20,9 @@ describe('native addon', () => {
       'sendTo4',
       'close',
       'udpSendBatch',
+      'udpBind',
+      'setsockoptInt',
+      'getsockoptInt',
       'aeadNew',
       'aeadSeal',
       'aeadOpen',

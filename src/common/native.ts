@@ -1,8 +1,9 @@
 // Loader and typing of the project's native addon (native/ikegw_native.c, built by the package's
-// install script with node-gyp). Everything that needs it degrades to a clear error (TUN) or to
-// node:crypto (AEAD) when it is missing.
+// install script with node-gyp). Everything that needs it degrades to a clear error (TUN; UDP_ENCAP
+// for the XFRM data path), to node:crypto (AEAD) or to one send per packet (sendmmsg) when it is
+// missing.
 import { createRequire } from 'node:module';
-import { KernelError } from '../../common/errors.js';
+import { KernelError } from './errors.js';
 
 /** The functions of native/ikegw_native.node. */
 export interface NativeAddon {
@@ -29,6 +30,16 @@ export interface NativeAddon {
     ports: Int32Array,
     count: number,
   ): number;
+  /**
+   * A non-blocking UDP socket bound to address:port (IPV6_V6ONLY and SO_REUSEADDR as a dgram
+   * bind with ipv6Only: false leaves them), for dgram to adopt
+   * with socket.bind({ fd }). Throws with the errno name as `code` (EADDRINUSE, ...).
+   */
+  udpBind(family: 4 | 6, address: string, port: number): number;
+  /** setsockopt(fd, level, name, &int); throws with the errno name as `code`. */
+  setsockoptInt(fd: number, level: number, name: number, value: number): void;
+  /** getsockopt(fd, level, name) of an int option; throws with the errno name as `code`. */
+  getsockoptInt(fd: number, level: number, name: number): number;
   /** kind 0 = AES-GCM (16/24/32-byte key), 1 = ChaCha20-Poly1305; salt = the 4 KEYMAT bytes after the key. */
   aeadNew(kind: 0 | 1, key: Uint8Array, salt: Uint8Array, encrypt: boolean): object;
   aeadSeal(
@@ -56,13 +67,13 @@ let addonError: string | undefined;
 
 /**
  * Loads native/build/Release/ikegw_native.node (built by the package's install script). The path
- * is the same relative to src/esp/userspace (vitest) and dist/esp/userspace (the build).
+ * is the same relative to src/common (vitest) and dist/common (the build).
  */
 export function loadNative(): NativeAddon {
   if (addon) return addon;
   if (addonError) throw new KernelError('native', 38, 'ENOSYS', addonError);
   const require = createRequire(import.meta.url);
-  const path = new URL('../../../native/build/Release/ikegw_native.node', import.meta.url).pathname;
+  const path = new URL('../../native/build/Release/ikegw_native.node', import.meta.url).pathname;
   try {
     addon = require(path) as NativeAddon;
     return addon;

@@ -907,7 +907,8 @@ export class Operations {
     };
   }
 
-  private async reload(): Promise<ReloadOutcome> {
+  /** `ikegw reload` and SIGHUP: re-reads the configuration; throws ControlError when it is invalid. */
+  async reload(): Promise<ReloadOutcome> {
     const log = this.o.logs.get('config');
     const r = this.o.load();
     if (!r.ok) {

@@ -41,7 +41,7 @@ import {
   loadEnvConfig,
   parseDuration,
 } from './config.js';
-import { Operations, runControlCommand } from './control.js';
+import { ControlError, Operations, runControlCommand } from './control.js';
 import { importSwanctlMain } from './import-swanctl.js';
 import {
   busToLog,
@@ -522,8 +522,25 @@ function printConfigProblems(
   }
 }
 
-/** `ikegw daemon`: returns the exit code (0 after a clean stop, 1 on start-up failure, 2 on bad config). */
+/**
+ * `ikegw daemon`: returns the exit code (0 after a clean stop, 1 on start-up failure, 2 on bad config).
+ *
+ * SIGHUP means `ikegw reload` (as for charon, nginx, sshd). Node's default action for SIGHUP ends
+ * the process, so the listener goes on first, before the configuration is read; a SIGHUP during
+ * start-up does nothing (the file is being read right then).
+ */
 export async function runDaemon(o: RunOptions): Promise<number> {
+  const hup: { reload?: () => void } = {};
+  const onHup = (): void => hup.reload?.();
+  process.on('SIGHUP', onHup);
+  try {
+    return await runDaemonWith(o, hup);
+  } finally {
+    process.off('SIGHUP', onHup);
+  }
+}
+
+async function runDaemonWith(o: RunOptions, hup: { reload?: () => void }): Promise<number> {
   const r = loadFromOptions(o);
   if (!r.ok) {
     printConfigProblems(r, o.stderr);
@@ -564,6 +581,13 @@ export async function runDaemon(o: RunOptions): Promise<number> {
     log.fatal(`cannot start the metrics endpoint: ${errorText(e)}`);
     return 1;
   }
+  hup.reload = () => {
+    log.info('reload requested (SIGHUP)');
+    // the outcome (applied, pending, or an invalid file: nothing changed) is logged by reload()
+    ops.reload().catch((e: unknown) => {
+      if (!(e instanceof ControlError)) log.error(`reload after SIGHUP failed: ${errorText(e)}`);
+    });
+  };
 
   let installer: SaInstaller;
   try {
@@ -654,8 +678,9 @@ commands:
                         bring a connection up and wait until its CHILD_SA is installed
   terminate CONN [--timeout S]
                         delete the IKE_SAs (and CHILD_SAs) of a connection
-  reload                re-read the configuration: log levels apply at once; other
-                        changes are listed and apply at the next start
+  reload                re-read the configuration (the daemon does the same on SIGHUP):
+                        log levels apply at once; other changes are listed and apply
+                        at the next start
   log-level [SUBSYS] [LEVEL]
                         show, or set at run time (SUBSYS: all daemon ike child net kernel
                         config k8s)

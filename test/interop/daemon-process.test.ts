@@ -1,15 +1,16 @@
 // The daemon as a process (`node dist/cli.js daemon`), in a lab namespace: what it writes to
-// stdout and stderr.
+// stdout and stderr, and how it answers signals.
 //
 //   - Its output is a JSON log stream: a collector (kubectl logs, Loki, journald) must be able to
 //     parse every line of both streams. Node's own warnings (e.g. DEP0112 for reading a dgram
 //     socket's `_handle`) would be plain text on stderr.
+//   - SIGHUP means `ikegw reload` (as for charon and most daemons), not Node's default: death.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, onTestFailed, test } from 'vitest';
 import { nativeAvailable } from '../../src/common/native.js';
 import { CLI, IkegwProcess } from './ikegw-daemon.js';
-import { type Charon, createLab, LAB_PSK, type Lab, labAvailable } from './lab.js';
+import { type Charon, createLab, LAB_PSK, type Lab, labAvailable, run } from './lab.js';
 
 const lab0 = labAvailable();
 // The userspace data path needs the native addon (TUN): skip locally without it, fail in CI.
@@ -137,7 +138,7 @@ async function waitUntil<T>(
 }
 
 describe.skipIf(!avail.ok)(
-  `the daemon process: JSON-only output${avail.ok ? '' : ` (skipped: ${avail.why})`}`,
+  `the daemon process: JSON-only output, signals${avail.ok ? '' : ` (skipped: ${avail.why})`}`,
   () => {
     let lab: Lab;
     const running: Daemon[] = [];
@@ -241,6 +242,61 @@ describe.skipIf(!avail.ok)(
       expect(await d.ikegw.proc.exited).toBe(0);
       expect(nonJsonLines(d.stderr())).toEqual([]);
       expect(nonJsonLines(d.ikegw.text())).toEqual([]);
+    }, 30_000);
+
+    test('SIGHUP reloads the configuration like `ikegw reload`: the daemon stays up and applies log levels', async () => {
+      const yaml = (log?: string) => (pskFile: string, socket: string) =>
+        ikegwConf({
+          local: lab.addr.clusterWan,
+          remote: lab.addr.onpremWan,
+          datapath: 'memory',
+          socket,
+          pskFile,
+          ...(log ? { log } : {}),
+        });
+      const d = startDaemon(lab, 'sighup', yaml());
+      running.push(d);
+      dump(d);
+      await d.ikegw.waitFor((l) => /^ikegw started/.test(l.msg));
+      const levels = async (): Promise<Record<string, string>> => {
+        const r = await run(process.execPath, [CLI, 'log-level', '--socket', d.socket], { check: false });
+        expect(r.code, r.stderr).toBe(0);
+        return Object.fromEntries(
+          r.stdout
+            .trim()
+            .split('\n')
+            .map((l) => l.trim().split(/\s+/) as [string, string]),
+        );
+      };
+      await waitUntil('the control socket', async () => {
+        const r = await run(process.execPath, [CLI, 'log-level', '--socket', d.socket], { check: false });
+        return r.code === 0 ? true : undefined;
+      });
+      expect((await levels()).ike).toBe('info');
+
+      // a changed log section in the file, then SIGHUP
+      const pskFile = join(lab.dir, 'sighup.psk');
+      writeFileSync(
+        d.cfg,
+        yaml('{ level: debug, format: json, subsystems: { net: warn } }')(pskFile, d.socket),
+      );
+      d.ikegw.proc.kill('SIGHUP');
+      const reloaded = await d.ikegw.waitFor((l) => /^reload: applied/.test(l.msg));
+      expect(reloaded.msg).toBe('reload: applied log levels (default debug, net=warn)');
+      expect(d.ikegw.lines().some((l) => l.msg === 'reload requested (SIGHUP)')).toBe(true);
+      expect(d.ikegw.proc.running).toBe(true);
+      expect(await levels()).toMatchObject({ daemon: 'debug', ike: 'debug', net: 'warn' });
+
+      // an invalid file: nothing changes, the daemon stays up
+      writeFileSync(d.cfg, 'connections: {}\nlisten: 5\n');
+      d.ikegw.proc.kill('SIGHUP');
+      await d.ikegw.waitFor((l) => /^reload: configuration invalid, nothing changed/.test(l.msg));
+      expect(d.ikegw.proc.running).toBe(true);
+      expect(await levels()).toMatchObject({ ike: 'debug', net: 'warn' });
+
+      await d.ikegw.proc.stop('SIGTERM', 10_000);
+      expect(await d.ikegw.proc.exited).toBe(0);
+      expect(nonJsonLines(d.stderr())).toEqual([]);
     }, 30_000);
   },
 );

@@ -182,7 +182,7 @@ mounted as a file.
       "children" (dict "cluster" $child) }}
 {{- $cfg := dict
       "connections" (dict "onprem" $conn)
-      "datapath" .Values.datapath
+      "datapath" (ternary "xfrm" .Values.datapath (eq .Values.datapath "kernel"))
       "listen" (dict "address" "0.0.0.0" "port" 500 "nat_port" 4500)
       "log" (dict "level" .Values.logLevel "format" .Values.logFormat)
       "metrics" (dict "listen" (printf "0.0.0.0:%d" (int .Values.metrics.port))) }}

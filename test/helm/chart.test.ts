@@ -28,6 +28,7 @@ import {
 } from 'kubernetes-models/v1';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
+import { loadConfig } from '../../src/daemon/config.js';
 import {
   chartDir,
   cleanupScratch,
@@ -435,14 +436,18 @@ describe.skipIf(renderer.kind === 'none')(`helm chart (${renderer.kind})`, () =>
       expect(mountOf('/host/proc/1/ns/net').hostPath!.path).toBe('/proc/1/ns/net');
       expect(mountOf('/var/run/cilium').hostPath).toEqual({ path: '/var/run/cilium', type: 'Directory' });
       expect(r.volumeMounts!.find((x) => x.mountPath === '/var/run/cilium')!.readOnly).toBe(true);
-      // Only the two hostPath volumes, and none for the daemon container.
+      // These two hostPath volumes for the sidecar; the daemon gets only the TUN device, which
+      // datapath auto falls back to where the node's kernel has no ESP.
       expect(pod.volumes!.filter((v) => v.hostPath).map((v) => v.hostPath!.path)).toEqual([
         '/var/run/cilium',
         '/proc/1/ns/net',
+        '/dev/net/tun',
       ]);
       const d = container(pod, 'ikegw');
       const hostVols = new Set(pod.volumes!.filter((v) => v.hostPath).map((v) => v.name));
-      expect(d.volumeMounts!.filter((m) => hostVols.has(m.name))).toEqual([]);
+      expect(d.volumeMounts!.filter((m) => hostVols.has(m.name)).map((m) => m.mountPath)).toEqual([
+        '/dev/net/tun',
+      ]);
     });
 
     it('passes the reference helpers environment to the sidecar and the operator', () => {
@@ -622,6 +627,28 @@ describe.skipIf(renderer.kind === 'none')(`helm chart (${renderer.kind})`, () =>
       expect(weak).toContain('WARNING: ipsec.psk is shorter than 20 characters');
     });
   });
+
+  it.each([
+    ['auto', 'auto', true],
+    ['kernel', 'xfrm', false],
+    ['userspace', 'userspace', true],
+  ])(
+    'datapath %s: the daemon accepts the rendered config.yaml (datapath %s), TUN mounted: %s',
+    (value, want, tun) => {
+      const r = render(renderer, REFERENCE_CONFIG, { sets: [`datapath=${value}`] });
+      expect(r.ok, r.stderr).toBe(true);
+      const secret = find<ISecret>(r, 'Secret');
+      const loaded = loadConfig(
+        b64(secret.data!['config.yaml']!),
+        {},
+        { readFile: () => new TextEncoder().encode(PSK) },
+      );
+      expect(loaded.ok ? [] : loaded.errors).toEqual([]);
+      expect(loaded.ok && loaded.value.daemon.datapath).toBe(want);
+      const pod = find<IStatefulSet>(r, 'StatefulSet').spec!.template.spec!;
+      expect(container(pod, 'ikegw').volumeMounts!.some((m) => m.mountPath === '/dev/net/tun')).toBe(tun);
+    },
+  );
 
   describe('the new values', () => {
     let r: Rendered;

@@ -643,6 +643,15 @@ export function addressesOverlap(a: TsRange, b: TsRange): boolean {
   );
 }
 
+/** Whether every address of `inner` is in `outer` (same family). */
+export function addressesContain(outer: TsRange, inner: TsRange): boolean {
+  if (outer.family !== inner.family) return false;
+  return (
+    addrValue(outer.startAddr, outer.family) <= addrValue(inner.startAddr, inner.family) &&
+    addrValue(inner.endAddr, inner.family) <= addrValue(outer.endAddr, outer.family)
+  );
+}
+
 function identity(ctx: Ctx, path: string, v: unknown, allowAny: boolean): IdConfig | undefined | null {
   if (v === undefined || v === null) return undefined;
   const s = str(ctx, path, v);
@@ -714,8 +723,10 @@ function child(ctx: Ctx, path: string, name: string, v: unknown): ChildDraft | u
   const remoteTs = selectors(ctx, at('remote_ts'), o.remote_ts);
   // A range on both sides of the tunnel: the routes to the remote side would capture traffic to
   // the local one (in the chart: on-prem CIDRs overlapping the cluster's pod or service range).
+  // A remote range that wholly contains a local one (a full tunnel, remote_ts 0.0.0.0/0) is a
+  // deliberate choice strongSwan allows too, and stays allowed.
   for (const r of remoteTs ?? []) {
-    const l = localTs?.find((x) => addressesOverlap(r.ts, x.ts));
+    const l = localTs?.find((x) => addressesOverlap(r.ts, x.ts) && !addressesContain(r.ts, x.ts));
     if (l) ctx.err(r.path, `${r.text} overlaps local_ts ${l.text}`);
   }
   const espProposals = proposals(ctx, at('esp_proposals'), o.esp_proposals, 'esp');

@@ -11,6 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, onTestFailed, test } 
 import { nativeAvailable } from '../../src/common/native.js';
 import { CLI, IkegwProcess } from './ikegw-daemon.js';
 import { type Charon, createLab, LAB_PSK, type Lab, labAvailable, run } from './lab.js';
+import { until } from './wait.js';
 
 const lab0 = labAvailable();
 // The userspace data path needs the native addon (TUN): skip locally without it, fail in CI.
@@ -123,20 +124,6 @@ function nonJsonLines(text: string): string[] {
     });
 }
 
-async function waitUntil<T>(
-  what: string,
-  probe: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 10_000,
-): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 describe.skipIf(!avail.ok)(
   `the daemon process: JSON-only output, signals${avail.ok ? '' : ` (skipped: ${avail.why})`}`,
   () => {
@@ -177,7 +164,7 @@ describe.skipIf(!avail.ok)(
       running.push(d);
       dump(d, charon);
       await d.ikegw.waitFor((l) => /userspace ESP data path on TUN device/.test(l.msg));
-      await waitUntil('the trap route into ikegw0', async () => {
+      await until('the trap route into ikegw0', async () => {
         const r = await lab.exec('cluster', 'ip', ['route', 'show', 'dev', 'ikegw0'], { check: false });
         return r.stdout.includes('192.168.100.0/24') ? true : undefined;
       });
@@ -230,7 +217,7 @@ describe.skipIf(!avail.ok)(
       const esp = 'c0de00010000000100112233445566778899aabbccddeeff';
       const script = `const s=require('dgram').createSocket('udp4');s.send(Buffer.from('${esp}','hex'),4500,'${lab.addr.clusterWan}',()=>s.close());`;
       await lab.exec('cluster', process.execPath, ['-e', script], { timeoutMs: 10_000 });
-      await waitUntil(
+      await until(
         'the kernel to take the ESP-in-UDP datagram (XfrmInNoStates or ICMP unreachable)',
         async () => {
           const now = await counters();
@@ -268,7 +255,7 @@ describe.skipIf(!avail.ok)(
             .map((l) => l.trim().split(/\s+/) as [string, string]),
         );
       };
-      await waitUntil('the control socket', async () => {
+      await until('the control socket', async () => {
         const r = await run(process.execPath, [CLI, 'log-level', '--socket', d.socket], { check: false });
         return r.code === 0 ? true : undefined;
       });

@@ -5,6 +5,7 @@
 import { afterEach, describe, expect, onTestFailed, test } from 'vitest';
 import { type IkegwProcess, startIkegw } from './ikegw-daemon.js';
 import { type Charon, createLab, LAB_PSK, type Lab, labAvailable, type ParsedSa } from './lab.js';
+import { oneTunnel, waitForSas } from './wait.js';
 
 const avail = labAvailable();
 const CLUSTER_TS = ['10.10.0.0/16', '10.96.0.0/12'];
@@ -135,9 +136,8 @@ async function setUp(o: {
 
 async function established(c: Case): Promise<{ sa: ParsedSa; spiIn: string; spiOut: string }> {
   const child = await c.ikegw.waitFor((l) => l.state === 'INSTALLED');
-  await c.onprem.waitForLog(/CHILD_SA net\{\d+\} established/);
-  const sas = await c.onprem.listSas();
-  expect(sas).toHaveLength(1);
+  // strongSwan's table, not its log line, is the judge: wait until it shows the tunnel
+  const sas = await waitForSas(c.onprem, 'one IKE_SA with its CHILD_SA installed', oneTunnel);
   return { sa: sas[0]!, spiIn: String(child.spiIn), spiOut: String(child.spiOut) };
 }
 
@@ -235,7 +235,8 @@ describe.skipIf(!avail.ok)(`ikegw <-> strongSwan 5.9.8${avail.ok ? '' : ` (skipp
     );
     expect(f.msg).toMatch(/pre-shared key or IDs differ/);
     await c.onprem.waitForLog(/MAC mismatched|AUTHENTICATION_FAILED/);
-    expect(await c.onprem.listSas()).toHaveLength(0);
+    // strongSwan logs the failure before it destroys the half-open IKE_SA: wait for the state
+    expect(await waitForSas(c.onprem, 'no IKE_SA', (sas) => sas.length === 0)).toEqual([]);
   });
 
   test('wrong PSK with ikegw responding: its log names the PSK', async () => {

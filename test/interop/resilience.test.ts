@@ -6,6 +6,7 @@ import { resolve } from 'node:path';
 import { afterEach, describe, expect, onTestFailed, test } from 'vitest';
 import { type IkegwProcess, type LogLine, startIkegw } from './ikegw-daemon.js';
 import { type Charon, createLab, LAB_PSK, type Lab, labAvailable } from './lab.js';
+import { waitForSas } from './wait.js';
 
 const avail = labAvailable();
 const CLUSTER_TS = '10.10.0.0/16,10.96.0.0/12';
@@ -122,7 +123,7 @@ describe.skipIf(!avail.ok)(`resilience with strongSwan${avail.ok ? '' : ` (skipp
     dumpOnFailure(() => ({ ikegw, charons }));
     await waitUntil('first tunnel', () => oneTunnel(charons[0]!), 15_000);
     charons[0]!.kill('SIGKILL');
-    await new Promise((r) => setTimeout(r, 300));
+    await charons[0]!.proc.exited; // its sockets (500/4500, vici) are free again
     charons.push(await l.startCharon('onprem', { swanctlConf: conf }));
     const back = await waitUntil('tunnel after the peer restarted', () => oneTunnel(charons[1]!), 30_000);
     // DPD every 3 s, declared dead after 6 s, then re-established at once: 3 + 6 + 5 s at most.
@@ -169,7 +170,8 @@ describe.skipIf(!avail.ok)(`resilience with strongSwan${avail.ok ? '' : ` (skipp
     ikegw.proc.kill('SIGTERM');
     expect(await ikegw.proc.exited).toBe(0);
     await onprem.waitForLog(/received DELETE for IKE_SA/);
-    expect(await onprem.listSas()).toEqual([]);
+    // the log line comes before strongSwan destroys the IKE_SA: wait for the state
+    expect(await waitForSas(onprem, 'no IKE_SA', (sas) => sas.length === 0)).toEqual([]);
   }, 60_000);
 
   test('30% random loss both ways: the tunnel still comes up and rekeys', async () => {

@@ -151,9 +151,15 @@ describe.skipIf(!ready)(
     }, 30_000);
 
     afterAll(async () => {
+      // SIGTERM, then SIGKILL for whichever side has not exited within 2 s
+      const exited = procs.map((p) =>
+        p.exitCode !== null || p.signalCode !== null
+          ? Promise.resolve()
+          : new Promise<void>((r) => p.once('exit', () => r())),
+      );
       for (const p of procs) p.kill('SIGTERM');
-      await new Promise((r) => setTimeout(r, 200));
-      for (const p of procs) p.kill('SIGKILL');
+      await Promise.race([Promise.all(exited), new Promise((r) => setTimeout(r, 2000))]);
+      for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
       for (const ns of Object.values(NS)) {
         try {
           ip('netns', 'del', ns);

@@ -356,7 +356,7 @@ export function busLine(ev: AnyBusEvent): LogLine | undefined {
         ...(ev.sa ? saFields(ev.sa) : ev.conn ? { conn: ev.conn } : {}),
         reason: ev.reason,
         ...(ev.fields ?? {}),
-        hint: FAILURE_HINTS[ev.reason],
+        hint: ev.hint ?? FAILURE_HINTS[ev.reason],
       };
       return { subsys, level: WARN_REASONS.has(ev.reason) ? 'warn' : 'error', fields, msg };
     }

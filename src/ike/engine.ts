@@ -1349,13 +1349,17 @@ export class IkeEngine implements EngineCtx {
         return;
       case 'expire-child':
         if (child && child.state !== 'DELETED' && child.state !== 'DELETING') {
+          // A CHILD_SA that could not be rekeyed (the reason was logged with the rekey's failure)
+          // is not left down: a new one is negotiated on the same IKE_SA, as for start_action start.
+          const recreate = child.cfg.startAction !== 'none' && sa.state === 'ESTABLISHED';
           this.log(
             'info',
             'child',
-            `CHILD_SA ${child.cfg.name} reached its hard lifetime without a rekey; deleting it`,
+            `CHILD_SA ${child.cfg.name} reached its hard lifetime without a rekey; deleting it${recreate ? ' and creating it anew' : ''}`,
             sa,
           );
           sendChildDelete(this, sa, child);
+          if (recreate) createChild(this, sa, child.cfg);
         }
         return;
       case 'outbound':

@@ -114,6 +114,8 @@ export type BusEvent =
       reason: FailureReason;
       /** Human sentence naming the cause and what to check. */
       detail: string;
+      /** What to check, when the engine knows better than the reason's generic hint. */
+      hint?: string;
       fields?: Record<string, unknown>;
     }
   | { ev: 'retransmit'; sa: SaRef; exchange: string; msgId: number; attempt: number }

@@ -185,13 +185,27 @@ describe('ESP proposals', () => {
     expect(one('aes128gcm16-esn-noesn', 'esp').esn).toEqual([Esn.YES, Esn.NO]);
     expect(one('aes128gcm16-noesn', 'esp').esn).toEqual([Esn.NO]);
   });
-  it('default = aes256gcm16-aes128gcm16 and aes256-aes128-sha256-sha384, no PFS', () => {
+  it('default = aes256gcm16-aes128gcm16 and aes256-aes128-sha256-sha384, PFS optional', () => {
     const d = parseProposal('default', 'esp');
-    expect(d.map((p) => formatProposal(p))).toEqual([
-      'aes256gcm16-aes128gcm16',
-      'aes256-aes128-sha256-sha384',
+    const pfs = 'modpnone-x25519-ecp256-ecp384-modp2048-modp3072-modp4096';
+    expect(d.map((p) => formatProposal(p, 'esp'))).toEqual([
+      `aes256gcm16-aes128gcm16-${pfs}`,
+      `aes256-aes128-sha256-sha384-${pfs}`,
     ]);
-    expect(d.every((p) => p.dh.length === 0 && p.prf.length === 0 && p.esn[0] === Esn.NO)).toBe(true);
+    expect(d.every((p) => p.dh[0] === DhGroup.NONE && p.prf.length === 0 && p.esn[0] === Esn.NO)).toBe(true);
+  });
+  it('modpnone: beside groups PFS is optional, alone it is no PFS, in IKE it is refused', () => {
+    expect(parseProposal('aes256gcm16-modp3072-modpnone', 'esp')[0]!.dh).toEqual([
+      DhGroup.MODP_3072,
+      DhGroup.NONE,
+    ]);
+    expect(parseProposal('aes256gcm16-modpnone', 'esp')[0]!.dh).toEqual([]);
+    expect(formatProposal(parseProposal('aes256gcm16-modp3072-modpnone', 'esp')[0]!, 'esp')).toBe(
+      'aes256gcm16-modp3072-modpnone',
+    );
+    expect(() => parseProposal('aes256gcm16-prfsha256-modpnone', 'ike')).toThrow(
+      /always does a key exchange/,
+    );
   });
   it.each([
     ['aes128-sha256-prfsha256', /only negotiated for IKE/],

@@ -50,6 +50,8 @@ export interface ChildSa {
   spiOut: number;
   reqid: number;
   suite: EspSuite;
+  /** Negotiated in IKE_AUTH, which has no KE: its suite says nothing about the peer's PFS wishes. */
+  viaAuth?: boolean;
   localTs: TsRange[];
   remoteTs: TsRange[];
   encap: boolean;

@@ -14,7 +14,8 @@
 //    non-AEAD encryption cannot be mixed in one proposal (write two proposals).
 //  - Non-AEAD encryption needs an integrity algorithm (IKE and ESP; RFC 8221 §4: encryption without
 //    authentication MUST NOT be used).
-//  - ESP: no PRF; key exchange methods mean PFS; esn/noesn select extended sequence numbers
+//  - ESP: no PRF; key exchange methods mean PFS, and "modpnone" beside them makes PFS optional
+//    (RFC 7296 §3.3.2: NONE listed with real groups); esn/noesn select extended sequence numbers
 //    (default: noesn, as strongSwan).
 //
 // `default` expands to two proposals (AEAD first, then AES-CBC/HMAC), each within the RFC 8247
@@ -22,8 +23,9 @@
 // proposals so that a peer without a `proposals` setting accepts them:
 //   IKE: aes256gcm16-aes128gcm16-prfsha256-prfsha384-x25519-ecp256-ecp384-modp3072
 //        aes256-aes128-sha256-sha384-x25519-ecp256-ecp384-modp3072
-//   ESP: aes256gcm16-aes128gcm16            (no PFS, like strongSwan's default)
-//        aes256-aes128-sha256-sha384
+//   ESP: aes256gcm16-aes128gcm16-modpnone-x25519-ecp256-ecp384-modp2048-modp3072-modp4096
+//        aes256-aes128-sha256-sha384-modpnone-x25519-ecp256-ecp384-modp2048-modp3072-modp4096
+//        (PFS optional: accepted when the peer's rekey has a KE, used when the peer requires it)
 // AEAD comes first because it is one primitive (faster, fewer keys) and RFC 8247 §2.1 / RFC 8221
 // recommend AES-GCM. The first key exchange method of the first proposal (x25519) is the group the
 // initiator's KE payload uses; a responder wanting another group answers INVALID_KE_PAYLOAD and the
@@ -87,6 +89,8 @@ kw(['ecp384'], { t: 'dh', id: DhGroup.ECP_384 });
 kw(['ecp521'], { t: 'dh', id: DhGroup.ECP_521 });
 kw(['x25519', 'curve25519'], { t: 'dh', id: DhGroup.CURVE25519 });
 kw(['x448', 'curve448'], { t: 'dh', id: DhGroup.CURVE448 });
+// "no key exchange" (strongSwan's keyword): in an ESP proposal beside groups it makes PFS optional.
+kw(['modpnone'], { t: 'dh', id: DhGroup.NONE });
 
 kw(['esn'], { t: 'esn', id: Esn.YES });
 kw(['noesn'], { t: 'esn', id: Esn.NO });
@@ -147,12 +151,20 @@ export function isAead(encrId: number): boolean {
   return AEAD_ENCR.has(encrId);
 }
 
+/**
+ * PFS in the default ESP proposals: optional. Without PFS first, so a rekey we start carries no KE
+ * unless the CHILD_SA being rekeyed has PFS (strongSwan's default); any of these groups is
+ * accepted when the peer's rekey carries a KE (Libreswan's default, pfs=yes), and a rekey the peer
+ * refuses without PFS is retried with it (src/ike/task/create-child.ts).
+ */
+const OPTIONAL_PFS = 'modpnone-x25519-ecp256-ecp384-modp2048-modp3072-modp4096';
+
 const DEFAULTS: Record<ProposalProtocol, string[]> = {
   ike: [
     'aes256gcm16-aes128gcm16-prfsha256-prfsha384-x25519-ecp256-ecp384-modp3072',
     'aes256-aes128-sha256-sha384-x25519-ecp256-ecp384-modp3072',
   ],
-  esp: ['aes256gcm16-aes128gcm16', 'aes256-aes128-sha256-sha384'],
+  esp: [`aes256gcm16-aes128gcm16-${OPTIONAL_PFS}`, `aes256-aes128-sha256-sha384-${OPTIONAL_PFS}`],
 };
 
 /** The proposals `default` stands for. */
@@ -216,6 +228,12 @@ function parseOne(s: string, proto: ProposalProtocol): ProposalConfig {
         pushUnique(p.integ, k.id, (a, b) => a === b);
         break;
       case 'dh':
+        if (proto === 'ike' && k.id === DhGroup.NONE) {
+          throw new ProposalSyntaxError(
+            `"${word}": IKE_SA_INIT always does a key exchange; "modpnone" only makes PFS optional in ESP proposals`,
+            word,
+          );
+        }
         pushUnique(p.dh, k.id, (a, b) => a === b);
         break;
       case 'esn':
@@ -263,8 +281,10 @@ function parseOne(s: string, proto: ProposalProtocol): ProposalConfig {
       }
       p.prf = derivedPrfs(p.integ);
     }
-  } else if (p.esn.length === 0) {
-    p.esn = [Esn.NO];
+  } else {
+    if (p.esn.length === 0) p.esn = [Esn.NO];
+    // "modpnone" alone is the same as no group: no PFS
+    if (p.dh.length === 1 && p.dh[0] === DhGroup.NONE) p.dh = [];
   }
   return p;
 }
@@ -324,6 +344,7 @@ const INTEG_KW = new Map<number, string>([
   [Integ.AES_CMAC_96, 'aescmac'],
 ]);
 const DH_KW = new Map<number, string>([
+  [DhGroup.NONE, 'modpnone'],
   [DhGroup.MODP_768, 'modp768'],
   [DhGroup.MODP_1024, 'modp1024'],
   [DhGroup.MODP_1536, 'modp1536'],

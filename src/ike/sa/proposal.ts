@@ -133,13 +133,34 @@ export function selectIke(
   return undefined;
 }
 
-/** Responder selection for ESP (IKE_AUTH / CREATE_CHILD_SA). Also returns the peer's SPI. */
+/** Whether an ESP proposal of ours may be negotiated without PFS (no group listed, or NONE among them). */
+export function allowsNoPfs(p: ProposalConfig): boolean {
+  return p.dh.length === 0 || p.dh.includes(DhGroup.NONE);
+}
+
+export interface EspSelectOptions {
+  /**
+   * The group of the KE payload the peer sent with its CREATE_CHILD_SA request, if any: preferred
+   * when both sides allow it, so an optional-PFS configuration follows the peer's choice.
+   */
+  keGroup?: number;
+  /** IKE_AUTH carries no KE: DH transforms in the peer's proposals are ignored (RFC 7296 §1.2). */
+  ignoreDh?: boolean;
+}
+
+/**
+ * Responder selection for ESP (IKE_AUTH / CREATE_CHILD_SA). Also returns the peer's SPI.
+ *
+ * PFS (the DH transform): a proposal of ours without groups, or with NONE (`modpnone`) among
+ * them, accepts a peer proposal without PFS (no DH transform, or NONE — RFC 7296 §3.3.2 lets
+ * CHILD_SA proposals list NONE beside real groups); one with groups accepts a peer proposal
+ * offering one of them. When both are possible the peer's KE payload decides: its group if it
+ * sent one we accept, no PFS if it sent none.
+ */
 export function selectEsp(
   peer: Proposal[],
   cfg: ProposalConfig[],
-  requirePfsGroup?: number,
-  /** IKE_AUTH carries no KE: DH transforms in the peer's proposals are ignored (RFC 7296 §1.2). */
-  ignoreDh = false,
+  opts: EspSelectOptions = {},
 ): { num: number; spi: Uint8Array; suite: EspSuite } | undefined {
   for (const pp of peer) {
     if (pp.protocolId !== ProtocolId.ESP || pp.spi.length !== 4) continue;
@@ -161,22 +182,24 @@ export function selectEsp(
         esnChoices.includes(t.id) ? t.id : undefined,
       );
       if (esn === undefined) continue;
-      // PFS: our config lists groups -> the peer must offer one of them; none -> accept NONE/absent.
-      let dh: number | undefined | null;
-      if (ignoreDh) {
-        dh = 0;
-      } else if (c.dh.length === 0) {
-        dh = pick(pp.transforms, TransformType.DH, (t) => (t.id === DhGroup.NONE ? 0 : undefined));
-        if (dh === undefined) continue;
-      } else {
-        dh = pick(pp.transforms, TransformType.DH, (t) => (c.dh.includes(t.id) ? t.id : undefined));
-        if (!dh) continue;
-      }
-      if (requirePfsGroup !== undefined && (dh ?? 0) !== requirePfsGroup) continue;
-      return { num: pp.num, spi: pp.spi, suite: { encr, integ, esn: esn === 1, dh: dh ?? 0 } };
+      const dh = opts.ignoreDh ? DhGroup.NONE : selectPfs(pp, c, opts.keGroup);
+      if (dh === undefined) continue;
+      return { num: pp.num, spi: pp.spi, suite: { encr, integ, esn: esn === 1, dh } };
     }
   }
   return undefined;
+}
+
+/** The DH group (NONE = no PFS) for one pair of proposals, or undefined when they do not agree. */
+function selectPfs(pp: Proposal, c: ProposalConfig, keGroup: number | undefined): number | undefined {
+  const theirs = pp.transforms.filter((t) => t.type === TransformType.DH).map((t) => t.id);
+  const ours = c.dh.filter((g) => g !== DhGroup.NONE);
+  const bothAllowNone = allowsNoPfs(c) && (theirs.length === 0 || theirs.includes(DhGroup.NONE));
+  if (keGroup !== undefined && keGroup !== DhGroup.NONE && ours.includes(keGroup) && theirs.includes(keGroup))
+    return keGroup;
+  if (bothAllowNone) return DhGroup.NONE;
+  // a group both accept; if the peer's KE was for another one, the caller answers INVALID_KE_PAYLOAD
+  return theirs.find((g) => g !== DhGroup.NONE && ours.includes(g));
 }
 
 /** The single-transform proposal we answer with. */
@@ -213,13 +236,15 @@ export function acceptEspResponse(
   resp: Proposal[],
   cfg: ProposalConfig[],
   ignoreDh = false,
+  /** The group of the KE payload we sent, if any. */
+  keGroup?: number,
 ): { spi: Uint8Array; suite: EspSuite } | undefined {
   if (resp.length !== 1) return undefined;
   const p = resp[0]!;
   for (const type of [TransformType.ENCR, TransformType.INTEG, TransformType.DH, TransformType.ESN]) {
     if (p.transforms.filter((t) => t.type === type).length > 1) return undefined;
   }
-  const sel = selectEsp(resp, cfg, undefined, ignoreDh);
+  const sel = selectEsp(resp, cfg, { ignoreDh, ...(keGroup !== undefined ? { keGroup } : {}) });
   return sel ? { spi: sel.spi, suite: sel.suite } : undefined;
 }
 

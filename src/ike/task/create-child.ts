@@ -11,15 +11,17 @@
 // answers, but holds the new outbound SA back until the initiator deletes the old CHILD_SA, so it
 // never sends on an SA the initiator cannot decrypt yet.
 import { compareBytes } from '../../common/bytes.js';
-import type { ChildConfig } from '../config.js';
+import type { ChildConfig, ProposalConfig } from '../config.js';
 import { createKeyExchange, type KeyExchange, publicKeyLength } from '../crypto/dh.js';
 import { deriveRekeyedIkeKeys } from '../crypto/keymat.js';
 import { createSkCipher } from '../crypto/sk.js';
+import { dhName } from '../crypto/suites.js';
 import { childKeysFor, installChild, installOutbound, newChild } from '../sa/child-sa.js';
 import type { ChildSa, IkeSa } from '../sa/ike-sa.js';
 import {
   acceptEspResponse,
   acceptIkeResponse,
+  allowsNoPfs,
   describeWireProposals,
   espSuiteProposal,
   ikeSuiteProposal,
@@ -29,7 +31,7 @@ import {
 } from '../sa/proposal.js';
 import { formatProposal } from '../sa/proposal-syntax.js';
 import { allWithin, formatTs, narrow, tsFromWire, tsToWire } from '../sa/traffic-selector.js';
-import { ExchangeType, Notify, notifyName, PayloadType, ProtocolId } from '../wire/constants.js';
+import { DhGroup, ExchangeType, Notify, notifyName, PayloadType, ProtocolId } from '../wire/constants.js';
 import type { IkeMessage, Payload, Proposal } from '../wire/types.js';
 import type { EngineCtx } from './context.js';
 import { NONCE_LEN } from './ike-init.js';
@@ -69,8 +71,86 @@ function lowest(a: Uint8Array[], b: Uint8Array[]): 'a' | 'b' {
   return compareBytes(minA, minB) <= 0 ? 'a' : 'b';
 }
 
-function pfsGroup(cfg: ChildConfig): number {
-  return cfg.espProposals[0]?.dh[0] ?? 0;
+// ------------------------------------------------------------------------------------ PFS choice
+
+/**
+ * The ESP proposals of one CREATE_CHILD_SA attempt: those of ours that allow `group`, with that
+ * group first and no NONE (the KE payload we send is for it), or — for DhGroup.NONE — those that
+ * allow no PFS, without DH transforms.
+ */
+export function espAttempt(cfg: ChildConfig, group: number): ProposalConfig[] {
+  return cfg.espProposals.flatMap((p) => {
+    if (group === DhGroup.NONE) return allowsNoPfs(p) ? [{ ...p, dh: [] }] : [];
+    if (!p.dh.includes(group)) return [];
+    return [{ ...p, dh: [group, ...p.dh.filter((g) => g !== group && g !== DhGroup.NONE)] }];
+  });
+}
+
+/**
+ * The PFS choices (DhGroup.NONE = without PFS) for a CREATE_CHILD_SA we start, most preferred
+ * first: the configuration's order, with the IKE_SA's own group first among the groups (the group
+ * Libreswan uses for PFS unless told otherwise); a rekey keeps what the CHILD_SA has (`current`).
+ */
+export function pfsChoices(cfg: ChildConfig, ikeGroup: number | undefined, current?: number): number[] {
+  const order: number[] = [];
+  for (const p of cfg.espProposals)
+    for (const g of p.dh.length ? p.dh : [DhGroup.NONE]) if (!order.includes(g)) order.push(g);
+  const groups = order.filter((g) => g !== DhGroup.NONE);
+  if (ikeGroup !== undefined && groups.includes(ikeGroup)) {
+    groups.splice(groups.indexOf(ikeGroup), 1);
+    groups.unshift(ikeGroup);
+  }
+  const none = order.includes(DhGroup.NONE);
+  const out =
+    order[0] === DhGroup.NONE ? [DhGroup.NONE, ...groups] : [...groups, ...(none ? [DhGroup.NONE] : [])];
+  if (current !== undefined && out.includes(current)) {
+    out.splice(out.indexOf(current), 1);
+    out.unshift(current);
+  }
+  return out;
+}
+
+/**
+ * After the peer refused an attempt: the next PFS choice, or undefined. NO_PROPOSAL_CHOSEN flips
+ * once between with and without PFS (when the configuration allows both); INVALID_KE_PAYLOAD
+ * names the group the peer wants, tried if we allow it and have not yet.
+ */
+function nextPfsChoice(
+  choices: number[],
+  tried: number[],
+  notifyType: number,
+  data: Uint8Array,
+): number | undefined {
+  const last = tried[tried.length - 1];
+  if (notifyType === Notify.INVALID_KE_PAYLOAD && data.length >= 2) {
+    const want = (data[0]! << 8) | data[1]!;
+    return want !== DhGroup.NONE && choices.includes(want) && !tried.includes(want) ? want : undefined;
+  }
+  if (notifyType !== Notify.NO_PROPOSAL_CHOSEN || last === undefined) return undefined;
+  const flipped = tried.some((g) => (g === DhGroup.NONE) !== (last === DhGroup.NONE));
+  if (flipped) return undefined;
+  return choices.find((g) => (g === DhGroup.NONE) !== (last === DhGroup.NONE));
+}
+
+function pfsText(g: number): string {
+  return g === DhGroup.NONE ? 'without PFS' : `with PFS (${dhName(g)})`;
+}
+
+/** Why a CREATE_CHILD_SA we started ended in NO_PROPOSAL_CHOSEN, and what to check. */
+function refusedDetail(cfg: ChildConfig, tried: number[]): { detail: string; hint?: string } {
+  const choices = pfsChoices(cfg, undefined);
+  const detail = `tried ${tried.map(pfsText).join(', then ')}; ours [${cfg.espProposals.map((p) => formatProposal(p, 'esp')).join(', ')}]`;
+  if (!choices.includes(DhGroup.NONE))
+    return {
+      detail,
+      hint: 'our esp_proposals require PFS: if the peer does not do PFS, add "modpnone" beside the groups (PFS optional) or compare the groups with the peer\'s',
+    };
+  if (choices.every((g) => g === DhGroup.NONE))
+    return {
+      detail,
+      hint: 'our esp_proposals have no PFS group: if the peer requires PFS (Libreswan does by default), add its group, e.g. aes256gcm16-modp3072, or "default" (PFS optional)',
+    };
+  return { detail };
 }
 
 function retryLater(ctx: EngineCtx, sa: IkeSa, what: string): void {
@@ -79,7 +159,7 @@ function retryLater(ctx: EngineCtx, sa: IkeSa, what: string): void {
 
 /** SA, Ni, [KEi], TSi, TSr of a CHILD_SA request; with N(REKEY_SA) first when it rekeys `rekeySpi`. */
 function childRequest(
-  cfg: ChildConfig,
+  proposals: ProposalConfig[],
   spiIn: number,
   ni: Uint8Array,
   exchangeKe: KeyExchange | undefined,
@@ -90,7 +170,7 @@ function childRequest(
   const payloads: Payload[] = [];
   if (rekeySpi !== undefined)
     payloads.push(notify(Notify.REKEY_SA, new Uint8Array(0), ProtocolId.ESP, u32(rekeySpi)));
-  payloads.push(saPayload(toWireProposals(cfg.espProposals, ProtocolId.ESP, u32(spiIn))), nonce(ni));
+  payloads.push(saPayload(toWireProposals(proposals, ProtocolId.ESP, u32(spiIn))), nonce(ni));
   if (exchangeKe) payloads.push(ke(exchangeKe.group, exchangeKe.publicKey));
   payloads.push(ts(PayloadType.TSi, localTs.map(tsToWire)), ts(PayloadType.TSr, remoteTs.map(tsToWire)));
   return payloads;
@@ -98,10 +178,14 @@ function childRequest(
 
 // ------------------------------------------------------------------------------------ CHILD rekey, initiator
 
-export function rekeyChild(ctx: EngineCtx, sa: IkeSa, old: ChildSa): void {
+export function rekeyChild(ctx: EngineCtx, sa: IkeSa, old: ChildSa, tried: number[] = []): void {
   if (sa.state !== 'ESTABLISHED' || old.state !== 'INSTALLED' || old.rekey) return;
   const cfg = old.cfg;
-  const group = pfsGroup(cfg);
+  // The first attempt keeps the CHILD_SA's own PFS choice; later ones come from nextPfsChoice.
+  const choices = pfsChoices(cfg, sa.suite?.dh, old.viaAuth ? undefined : old.suite.dh);
+  const group = tried.length ? tried[tried.length - 1]! : choices[0]!;
+  if (!tried.length) tried = [group];
+  const proposals = espAttempt(cfg, group);
   const exchangeKe = group ? createKeyExchange(group, ctx.random) : undefined;
   const ni = ctx.random.bytes(NONCE_LEN);
   const spiIn = ctx.newEspSpi();
@@ -116,10 +200,10 @@ export function rekeyChild(ctx: EngineCtx, sa: IkeSa, old: ChildSa): void {
     spiIn: old.spiIn,
     spiOut: old.spiOut,
   });
-  const payloads = childRequest(cfg, spiIn, ni, exchangeKe, old.localTs, old.remoteTs, old.spiIn);
+  const payloads = childRequest(proposals, spiIn, ni, exchangeKe, old.localTs, old.remoteTs, old.spiIn);
   ctx.request(sa, ExchangeType.CREATE_CHILD_SA, payloads, {
     what: `CREATE_CHILD_SA (rekey ${cfg.name})`,
-    onResponse: (_m, ps) => rekeyChildResponse(ctx, sa, old, spiIn, ni, exchangeKe, ps),
+    onResponse: (_m, ps) => rekeyChildResponse(ctx, sa, old, spiIn, ni, exchangeKe, ps, proposals, tried),
   });
 }
 
@@ -131,6 +215,8 @@ function rekeyChildResponse(
   ni: Uint8Array,
   exchangeKe: KeyExchange | undefined,
   ps: Payload[],
+  proposals: ProposalConfig[],
+  tried: number[],
 ): void {
   const cfg = old.cfg;
   const abort = (why: string, retry: boolean) => {
@@ -142,13 +228,28 @@ function rekeyChildResponse(
   };
   const err = errorNotify(ps);
   if (err) {
-    if (err.notifyType === Notify.INVALID_KE_PAYLOAD) return abort('the peer wants another PFS group', true);
+    const next = nextPfsChoice(pfsChoices(cfg, sa.suite?.dh), tried, err.notifyType, err.data);
+    if (next !== undefined) {
+      old.rekey = undefined;
+      old.state = 'INSTALLED';
+      ctx.releaseEspSpi(spiIn);
+      ctx.log(
+        'info',
+        'child',
+        `rekeying CHILD_SA ${cfg.name}: the peer answered ${notifyName(err.notifyType)} to our proposals ${pfsText(tried[tried.length - 1]!)}; retrying ${pfsText(next)}`,
+        sa,
+      );
+      return rekeyChild(ctx, sa, old, [...tried, next]);
+    }
+    if (err.notifyType === Notify.INVALID_KE_PAYLOAD)
+      return abort('the peer wants a PFS group we do not allow', false);
     if (err.notifyType === Notify.TEMPORARY_FAILURE)
       return abort('the peer is busy (TEMPORARY_FAILURE), retrying', true);
     if (err.notifyType === Notify.CHILD_SA_NOT_FOUND) {
       abort('the peer does not know the CHILD_SA (CHILD_SA_NOT_FOUND)', false);
       return ctx.removeChild(sa, old, 'unknown to the peer');
     }
+    const refused = err.notifyType === Notify.NO_PROPOSAL_CHOSEN ? refusedDetail(cfg, tried) : undefined;
     ctx.emit({
       ev: 'failure',
       sa: ctx.ref(sa),
@@ -159,7 +260,8 @@ function rekeyChildResponse(
           : err.notifyType === Notify.TS_UNACCEPTABLE
             ? 'TS_UNACCEPTABLE'
             : 'PEER_ERROR',
-      detail: `rekeying CHILD_SA ${cfg.name}: the peer answered ${notifyName(err.notifyType)}`,
+      detail: `rekeying CHILD_SA ${cfg.name}: the peer answered ${notifyName(err.notifyType)}${refused ? ` (${refused.detail})` : ''}`,
+      ...(refused?.hint ? { hint: refused.hint } : {}),
     });
     return abort(notifyName(err.notifyType), false);
   }
@@ -168,7 +270,7 @@ function rekeyChildResponse(
   const kep = find(ps, PayloadType.KE);
   const tsi = find(ps, PayloadType.TSi);
   const tsr = find(ps, PayloadType.TSr);
-  const acc = sap ? acceptEspResponse(sap.proposals, cfg.espProposals) : undefined;
+  const acc = sap ? acceptEspResponse(sap.proposals, proposals, false, exchangeKe?.group) : undefined;
   if (!acc || !nr || !tsi || !tsr)
     return abort('the response lacks SA, Nonce or TS, or chose a proposal we did not offer', false);
   let shared: Uint8Array | undefined;
@@ -285,14 +387,24 @@ export function processCreateChildRequest(
     });
     return reply([notify(Notify.TS_UNACCEPTABLE)]);
   }
-  const sel = selectEsp(sap.proposals, cfg.espProposals);
+  const sel = selectEsp(sap.proposals, cfg.espProposals, kep ? { keGroup: kep.group } : {});
   if (!sel) {
+    // Would the algorithms agree if PFS were left out? Then PFS is the mismatch: say so.
+    const pfsOnly = selectEsp(sap.proposals, cfg.espProposals, { ignoreDh: true }) !== undefined;
+    const theirPfs = kep ? `with PFS (KE ${dhName(kep.group)})` : 'without PFS';
     ctx.emit({
       ev: 'failure',
       sa: ctx.ref(sa),
       conn: sa.conn.name,
       reason: 'NO_PROPOSAL_CHOSEN',
-      detail: `NO_PROPOSAL_CHOSEN (CREATE_CHILD_SA): ours [${cfg.espProposals.map((p) => formatProposal(p)).join(', ')}], theirs ${describeWireProposals(sap.proposals)}`,
+      detail: `NO_PROPOSAL_CHOSEN (CREATE_CHILD_SA)${pfsOnly ? `: PFS mismatch, the peer proposes ${theirPfs}` : ''}: ours [${cfg.espProposals.map((p) => formatProposal(p, 'esp')).join(', ')}], theirs ${describeWireProposals(sap.proposals)}`,
+      ...(pfsOnly
+        ? {
+            hint: kep
+              ? `the peer requires PFS and our esp_proposals do not allow ${dhName(kep.group)}: add its group to esp_proposals (e.g. aes256gcm16-modp3072), or use "default", which accepts PFS when the peer offers it`
+              : 'our esp_proposals require PFS and the peer proposes none: add "modpnone" beside the groups to make PFS optional, or enable PFS on the peer',
+          }
+        : {}),
     });
     return reply([notify(Notify.NO_PROPOSAL_CHOSEN)]);
   }
@@ -344,13 +456,15 @@ export function outboundTimeout(ctx: EngineCtx, sa: IkeSa, child: ChildSa): void
 // ------------------------------------------------------------------------------------ new CHILD_SA, initiator
 
 /** Create an additional CHILD_SA on an established IKE_SA (e.g. a second child, or after a failure). */
-export function createChild(ctx: EngineCtx, sa: IkeSa, cfg: ChildConfig): void {
+export function createChild(ctx: EngineCtx, sa: IkeSa, cfg: ChildConfig, tried: number[] = []): void {
   if (sa.state !== 'ESTABLISHED') return;
-  const group = pfsGroup(cfg);
+  const group = tried.length ? tried[tried.length - 1]! : pfsChoices(cfg, sa.suite?.dh)[0]!;
+  if (!tried.length) tried = [group];
+  const proposals = espAttempt(cfg, group);
   const exchangeKe = group ? createKeyExchange(group, ctx.random) : undefined;
   const ni = ctx.random.bytes(NONCE_LEN);
   const spiIn = ctx.newEspSpi();
-  const payloads = childRequest(cfg, spiIn, ni, exchangeKe, cfg.localTs, cfg.remoteTs);
+  const payloads = childRequest(proposals, spiIn, ni, exchangeKe, cfg.localTs, cfg.remoteTs);
   ctx.request(sa, ExchangeType.CREATE_CHILD_SA, payloads, {
     what: `CREATE_CHILD_SA (${cfg.name})`,
     onResponse: (_m, ps) => {
@@ -360,7 +474,20 @@ export function createChild(ctx: EngineCtx, sa: IkeSa, cfg: ChildConfig): void {
       const kep = find(ps, PayloadType.KE);
       const tsi = find(ps, PayloadType.TSi);
       const tsr = find(ps, PayloadType.TSr);
-      const acc = sap ? acceptEspResponse(sap.proposals, cfg.espProposals) : undefined;
+      if (err) {
+        const next = nextPfsChoice(pfsChoices(cfg, sa.suite?.dh), tried, err.notifyType, err.data);
+        if (next !== undefined) {
+          ctx.releaseEspSpi(spiIn);
+          ctx.log(
+            'info',
+            'child',
+            `creating CHILD_SA ${cfg.name}: the peer answered ${notifyName(err.notifyType)} to our proposals ${pfsText(tried[tried.length - 1]!)}; retrying ${pfsText(next)}`,
+            sa,
+          );
+          return createChild(ctx, sa, cfg, [...tried, next]);
+        }
+      }
+      const acc = sap ? acceptEspResponse(sap.proposals, proposals, false, exchangeKe?.group) : undefined;
       const localTs = tsi?.selectors.map(tsFromWire) ?? [];
       const remoteTs = tsr?.selectors.map(tsFromWire) ?? [];
       let shared: Uint8Array | undefined;
@@ -381,6 +508,7 @@ export function createChild(ctx: EngineCtx, sa: IkeSa, cfg: ChildConfig): void {
       }
       if (problem) {
         ctx.releaseEspSpi(spiIn);
+        const refused = err?.notifyType === Notify.NO_PROPOSAL_CHOSEN ? refusedDetail(cfg, tried) : undefined;
         ctx.emit({
           ev: 'failure',
           sa: ctx.ref(sa),
@@ -391,7 +519,8 @@ export function createChild(ctx: EngineCtx, sa: IkeSa, cfg: ChildConfig): void {
               : err?.notifyType === Notify.NO_PROPOSAL_CHOSEN
                 ? 'NO_PROPOSAL_CHOSEN'
                 : 'PEER_ERROR',
-          detail: `creating CHILD_SA ${cfg.name} failed: ${problem}`,
+          detail: `creating CHILD_SA ${cfg.name} failed: ${problem}${refused ? ` (${refused.detail})` : ''}`,
+          ...(refused?.hint ? { hint: refused.hint } : {}),
         });
         return;
       }

@@ -248,6 +248,7 @@ function processAuthResponse(ctx: EngineCtx, sa: IkeSa, ps: Payload[]): void {
     return;
   }
   const child = newChild(ctx, sa, cfg, acc.suite, sa.offeredSpiIn!, readU32(acc.spi), localTs, remoteTs);
+  child.viaAuth = true;
   sa.children.push(child);
   child.onInstalled = (error) => ctx.childInstalled(sa, child, error);
   installChild(ctx, sa, child, childKeysFor(sa, acc.suite, true, sa.nonceI, sa.nonceR));
@@ -371,7 +372,7 @@ export function processAuthRequest(
     });
     return reply([...out, notify(Notify.TS_UNACCEPTABLE)]);
   }
-  const sel = selectEsp(sap.proposals, cfg.espProposals, undefined, true);
+  const sel = selectEsp(sap.proposals, cfg.espProposals, { ignoreDh: true });
   if (!sel) {
     ctx.emit({
       ev: 'failure',
@@ -384,6 +385,7 @@ export function processAuthRequest(
   }
   const spiIn = ctx.newEspSpi();
   const child = newChild(ctx, sa, cfg, sel.suite, spiIn, readU32(sel.spi), localTs, remoteTs);
+  child.viaAuth = true;
   sa.children.push(child);
   child.onInstalled = (error) => {
     ctx.childInstalled(sa, child, error);

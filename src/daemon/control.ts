@@ -20,6 +20,7 @@ import { type Clock, monotonicClock } from '../common/clock.js';
 import type { IkeSaInfo } from '../ike/engine.js';
 import type { BusEvent, Command, FailureReason } from '../ike/events.js';
 import type { SaCounters, SaId } from '../ike/ports.js';
+import { type ConnChange, carryReqids, diffConnections } from '../ike/reconfigure.js';
 import type { ConfigResult, LoadedConfig } from './config.js';
 import { OpsServer, Readiness } from './http.js';
 import {
@@ -83,6 +84,8 @@ export interface ControlTarget {
 export interface ReloadOutcome {
   /** What was applied live ("log levels", ...). */
   applied: string[];
+  /** What the reload did to each connection (added, removed, updated, re-established, unchanged). */
+  connections: ConnChange[];
   /** Changes found but not applied: they take effect at the next start of the daemon. */
   pending: string[];
   warnings: string[];
@@ -653,10 +656,10 @@ function canonical(v: unknown): string {
 }
 
 /**
- * What a reload can apply: log levels live; everything else at the next start. The engine has no
- * live reconfiguration of connections yet (strongSwan's `swanctl --load-conns` semantics: add,
- * change and remove connections without touching the others) — until it has, connection changes
- * are reported as pending, and the running tunnels are left alone.
+ * What a reload applies besides the connections (which src/ike/reconfigure.ts compares, as
+ * `swanctl --load-conns` does): log levels and the engine's globals (retransmit, DoS, keepalive)
+ * live; what the process set up at start (sockets, data path, metrics and control endpoints, log
+ * format, the chart's routes settings) at the next start only.
  */
 export function planReload(cur: LoadedConfig, next: LoadedConfig): { live: string[]; pending: string[] } {
   const live: string[] = [];
@@ -679,18 +682,8 @@ export function planReload(cur: LoadedConfig, next: LoadedConfig): { live: strin
   if (canonical(a.metrics) !== canonical(b.metrics)) pending.push('metrics.listen');
   if (a.control.socket !== b.control.socket) pending.push('control.socket');
   if (canonical(a.chart) !== canonical(b.chart)) pending.push('VPN_* chart settings');
-  const ea = cur.engine;
-  const eb = next.engine;
   const globals = (e: LoadedConfig['engine']): string => canonical({ ...e, connections: undefined });
-  if (globals(ea) !== globals(eb)) pending.push('retransmit / dos / keepalive settings');
-  const before = new Map(ea.connections.map((c) => [c.name, canonical(c)]));
-  const after = new Map(eb.connections.map((c) => [c.name, canonical(c)]));
-  for (const [name, text] of after) {
-    const old = before.get(name);
-    if (old === undefined) pending.push(`connection ${name} added`);
-    else if (old !== text) pending.push(`connection ${name} changed`);
-  }
-  for (const name of before.keys()) if (!after.has(name)) pending.push(`connection ${name} removed`);
+  if (globals(cur.engine) !== globals(next.engine)) live.push('retransmit / dos / keepalive settings');
   return { live, pending: [...new Set(pending)] };
 }
 
@@ -763,6 +756,7 @@ export class Operations {
   private daemon: OperatedDaemon | undefined;
   private installer: (CounterSource & { kind?: string }) | undefined;
   private detach: (() => void) | undefined;
+  private prepare: ((engine: LoadedConfig['engine']) => Promise<void>) | undefined;
   private kernelErrorsAtStart = 0;
   private readonly startedAt = Date.now();
   private readonly clock: Clock;
@@ -844,9 +838,17 @@ export class Operations {
     this.readiness.set('sockets', true, `UDP ${ports.port} and ${ports.natPort} bound`);
   }
 
-  /** Call right after the Daemon is built, before daemon.start(). */
-  attach(daemon: OperatedDaemon, installer: CounterSource & { kind?: string }): void {
+  /**
+   * Call right after the Daemon is built, before daemon.start(). `prepare` completes a reloaded
+   * engine configuration the way the running one was (local addresses by route lookup).
+   */
+  attach(
+    daemon: OperatedDaemon,
+    installer: CounterSource & { kind?: string },
+    prepare?: (engine: LoadedConfig['engine']) => Promise<void>,
+  ): void {
     this.detach?.();
+    this.prepare = prepare;
     this.daemon = daemon;
     this.installer = installer;
     this.kernelErrorsAtStart = daemon.stats.kernelErrors;
@@ -919,20 +921,46 @@ export class Operations {
     }
     const next = r.value;
     const plan = planReload(this.baseline, next);
+    // Connections: completed like the running ones, compared, and handed to the engine, which
+    // adds, removes, updates or re-establishes each one and leaves the unchanged ones alone.
+    let connections: ConnChange[] = [];
+    // The engine takes the loaded objects (PSKs stay SecretBytes); the baseline, as before, is a
+    // copy taken before local addresses are filled in, for comparing the next reload with.
+    const baselineEngine = structuredClone(next.engine);
+    const engine = next.engine;
+    if (this.daemon) {
+      try {
+        await this.prepare?.(engine);
+      } catch (e) {
+        throw new ControlError('invalid-config', `reload: ${(e as Error).message}; nothing changed`);
+      }
+      carryReqids(this.cfg.engine, engine);
+      connections = diffConnections(this.cfg.engine, engine);
+      this.daemon.command({ cmd: 'reconfigure', config: engine });
+    }
     const l = next.daemon.log;
     for (const s of SUBSYSTEMS) this.o.logs.setLevel(s, l.subsystems[s] ?? l.level);
-    // The running connections stay as they are; only the log section is taken over.
     const log2 = { ...this.cfg.daemon.log, level: l.level, subsystems: l.subsystems };
-    this.cfg = { engine: this.cfg.engine, daemon: { ...this.cfg.daemon, log: log2 } };
-    this.baseline = { engine: this.baseline.engine, daemon: { ...this.baseline.daemon, log: log2 } };
+    this.cfg = { engine: this.daemon ? engine : this.cfg.engine, daemon: { ...this.cfg.daemon, log: log2 } };
+    this.baseline = {
+      engine: this.daemon ? baselineEngine : this.baseline.engine,
+      daemon: { ...this.baseline.daemon, log: log2 },
+    };
     this.metrics.reloaded(plan.pending.length > 0 ? 'restart_needed' : 'applied');
-    const applied = plan.live.length ? plan.live : ['log levels (unchanged)'];
+    const changed = connections.filter((c) => c.action !== 'unchanged');
+    const applied = [
+      ...plan.live,
+      ...changed.map(
+        (c) => `connection ${c.conn} ${c.action}${'fields' in c ? ` (${c.fields.join(', ')})` : ''}`,
+      ),
+    ];
+    if (applied.length === 0) applied.push('nothing changed');
     for (const w of r.warnings) log.warn(`reload: ${w}`);
     log.info(
       { applied, pending: plan.pending },
       `reload: applied ${applied.join('; ')}${plan.pending.length ? `; needs a restart: ${plan.pending.join('; ')}` : ''}`,
     );
-    return { applied, pending: plan.pending, warnings: r.warnings };
+    return { applied, connections, pending: plan.pending, warnings: r.warnings };
   }
 }
 
@@ -1032,10 +1060,14 @@ export async function runControlCommand(
     case 'reload': {
       const r = res.result as ReloadOutcome;
       for (const w of r.warnings) io.stderr(`warning: ${w}\n`);
-      io.stdout(`configuration valid; applied: ${r.applied.join('; ')}\n`);
+      io.stdout('configuration valid\n');
+      for (const c of r.connections ?? [])
+        io.stdout(`  ${c.conn}: ${c.action}${'fields' in c ? ` (${c.fields.join(', ')})` : ''}\n`);
+      const other = r.applied.filter((a) => !a.startsWith('connection '));
+      if (other.length) io.stdout(`applied: ${other.join('; ')}\n`);
       if (r.pending.length === 0) return EXIT.ok;
       io.stdout(
-        `not applied (the running tunnels are untouched; these take effect when ikegw restarts):\n${r.pending.map((p) => `  - ${p}`).join('\n')}\nrestart the daemon to apply them (Kubernetes: kubectl rollout restart statefulset/<release>-vpn-frontend)\n`,
+        `not applied (they take effect when ikegw restarts):\n${r.pending.map((p) => `  - ${p}`).join('\n')}\nrestart the daemon to apply them (Kubernetes: kubectl rollout restart statefulset/<release>-vpn-frontend)\n`,
       );
       return EXIT.failed;
     }

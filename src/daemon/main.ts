@@ -629,7 +629,7 @@ async function runDaemonWith(o: RunOptions, hup: { reload?: () => void }): Promi
     nattPort: ports.natPort,
   });
   daemon = new Daemon({ engine, installer, transport, logs });
-  ops.attach(daemon, installer);
+  ops.attach(daemon, installer, (next) => resolveLocalAddrs(next, settings.listen.address, resolver, logs));
   log.info(
     {
       listen: settings.listen.address,

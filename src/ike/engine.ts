@@ -10,6 +10,7 @@ import type { ChildConfig, ConnectionConfig, EngineConfig } from './config.js';
 import { suiteName as algorithmName } from './crypto/suites.js';
 import type { BusEvent, Command, Effect, IkeEvent, SaRef, TimerKey } from './events.js';
 import type { Endpoint, KernelEvent, SaId, SaOp } from './ports.js';
+import { carryReqids, diffConnections } from './reconfigure.js';
 import { describeTs, trapPolicies, uninstallChild as uninstall } from './sa/child-sa.js';
 import { type ChildSa, type IkeSa, localSpi } from './sa/ike-sa.js';
 import type { EngineCtx, RequestOptions } from './task/context.js';
@@ -114,7 +115,7 @@ function digest(b: Uint8Array): string {
 }
 
 export class IkeEngine implements EngineCtx {
-  readonly cfg: EngineConfig;
+  cfg: EngineConfig;
   readonly random: Random;
   readonly ikePort: number;
   readonly nattPort: number;
@@ -1145,6 +1146,12 @@ export class IkeEngine implements EngineCtx {
   }
 
   private initiate(conn: ConnectionConfig, child?: ChildConfig): void {
+    // A restart, close_action or acquire armed before a reload may name a connection the reload
+    // removed or replaced: it is not set up again from the old settings.
+    if (!this.cfg.connections.includes(conn)) {
+      this.log('debug', 'ike', `${conn.name}: not initiating, the connection was reloaded`);
+      return;
+    }
     const remote = conn.remoteAddrs.find((a) => a !== '%any');
     if (!remote) {
       this.log('error', 'ike', `cannot initiate ${conn.name}: remote_addrs has no concrete address`);
@@ -1294,6 +1301,8 @@ export class IkeEngine implements EngineCtx {
           for (const child of conn.children)
             if (child.startAction === 'trap') this.installTraps(conn, child, true);
         return;
+      case 'reconfigure':
+        return this.reconfigure(cmd.config);
       case 'rekey':
         for (const sa of this.all()) {
           if (sa.conn.name !== cmd.conn || sa.state !== 'ESTABLISHED') continue;
@@ -1303,6 +1312,78 @@ export class IkeEngine implements EngineCtx {
               if (!cmd.child || c.cfg.name === cmd.child) rekeyChild(this, sa, c);
         }
         return;
+    }
+  }
+
+  /**
+   * A reloaded configuration (src/ike/reconfigure.ts): removed connections go, added ones start,
+   * changed ones are updated in place or set up again, untouched ones are not touched at all.
+   */
+  private reconfigure(next: EngineConfig): void {
+    const cur = this.cfg;
+    carryReqids(cur, next);
+    const changes = diffConnections(cur, next);
+    const oldByName = new Map(cur.connections.map((c) => [c.name, c]));
+    const newByName = new Map(next.connections.map((c) => [c.name, c]));
+    const stop = (conn: ConnectionConfig, why: string) => {
+      for (const sa of this.all()) if (sa.conn === conn) sendIkeDelete(this, sa, why);
+      for (const child of conn.children)
+        if (child.startAction === 'trap') this.installTraps(conn, child, true);
+    };
+    const start = (conn: ConnectionConfig) => {
+      let started = false;
+      for (const child of conn.children) {
+        if (child.startAction === 'trap') this.installTraps(conn, child);
+        if (child.startAction === 'start' && !started) {
+          started = true;
+          this.initiate(conn, child);
+        }
+      }
+    };
+    // Globals (retransmit, DoS limits, keepalive) are read when used: they apply from now on.
+    this.cfg = next;
+    for (const ch of changes) {
+      if (ch.action !== 'unchanged' && ch.action !== 'updated') this.restartBackoff.delete(ch.conn);
+      const o = oldByName.get(ch.conn);
+      const n = newByName.get(ch.conn);
+      switch (ch.action) {
+        case 'removed':
+          stop(o!, 'connection removed by reload');
+          break;
+        case 'added':
+          start(n!);
+          break;
+        case 're-established':
+          stop(o!, `connection changed by reload (${ch.fields.join(', ')})`);
+          start(n!);
+          break;
+        case 'updated':
+          for (const oc of o!.children) {
+            const nc = n!.children.find((c) => c.name === oc.name)!;
+            if (oc.startAction === 'trap' && nc.startAction !== 'trap') this.installTraps(o!, oc, true);
+            if (oc.startAction !== 'trap' && nc.startAction === 'trap') this.installTraps(n!, nc);
+          }
+          for (const sa of this.all()) {
+            if (sa.conn !== o) continue;
+            sa.conn = n!;
+            const map = (c: ChildConfig | undefined) => (c ? n!.children.find((x) => x.name === c.name) : c);
+            sa.firstChild = map(sa.firstChild);
+            sa.firstChildCfg = map(sa.firstChildCfg);
+            for (const child of sa.children) child.cfg = map(child.cfg) ?? child.cfg;
+          }
+          break;
+        case 'unchanged':
+          // the same settings: keep the running objects, which the SAs point at
+          next.connections[next.connections.indexOf(n!)] = o!;
+          break;
+      }
+      this.emit({
+        ev: 'log',
+        level: ch.action === 'unchanged' ? 'debug' : 'info',
+        subsys: 'ike',
+        msg: `reload: connection ${ch.conn} ${ch.action}${'fields' in ch ? ` (${ch.fields.join(', ')})` : ''}`,
+        fields: { conn: ch.conn, reload: ch.action },
+      });
     }
   }
 

@@ -1,3 +1,4 @@
+import type { EngineConfig } from './config.js';
 // What flows into and out of the protocol core (STYLE.md §2, Rule 0).
 import type { Endpoint, KernelEvent, SaOp } from './ports.js';
 
@@ -14,7 +15,9 @@ export type Command =
   | { cmd: 'initiate'; conn: string; child?: string }
   | { cmd: 'terminate'; conn: string; ikeSpi?: string }
   | { cmd: 'rekey'; conn: string; child?: string; ike?: boolean }
-  | { cmd: 'shutdown' };
+  | { cmd: 'shutdown' }
+  /** A reloaded configuration (src/ike/reconfigure.ts says what changes for each connection). */
+  | { cmd: 'reconfigure'; config: EngineConfig };
 
 export type IkeEvent =
   | { kind: 'datagram'; local: Endpoint; remote: Endpoint; bytes: Uint8Array }

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { planReload, type SaStatus } from '../../../src/daemon/control.js';
 import { type CliIo, cliMain } from '../../../src/daemon/main.js';
+import { diffConnections } from '../../../src/ike/reconfigure.js';
 import { config, ONE_CONN } from './helpers.js';
 
 const PSK = 'control-test-psk-0a9b8c7d6e5f4a3b';
@@ -250,7 +251,7 @@ describe('control socket', () => {
     expect((await fetch(`${a.metrics}/nope`)).status).toBe(404);
   });
 
-  it('reload: log levels live, connection changes listed as pending, invalid config rejected', async () => {
+  it('reload: log levels and connection changes live, per connection; invalid config rejected', async () => {
     const base = yamlFor(
       'a',
       `connections:\n${conn('onprem', join(dir, 'good.psk'), b.port)}${conn('badpsk', join(dir, 'good.psk'), c.port)}`,
@@ -264,16 +265,21 @@ describe('control socket', () => {
     );
     const r1 = await cli(['reload', '--socket', a.socket]);
     expect(r1.code).toBe(0);
-    expect(r1.out).toBe('configuration valid; applied: log levels (default info, net=debug)\n');
+    expect(r1.out).toBe(
+      'configuration valid\n  onprem: unchanged\n  badpsk: unchanged\napplied: log levels (default info, net=debug)\n',
+    );
     expect((await cli(['log-level', '--socket', a.socket])).out).toMatch(/^net {5}debug$/m);
 
     writeFileSync(a.cfgFile, base.replace('    remote_port: ', '    dpd_delay: 30s\n    remote_port: '));
+    const before = JSON.parse((await cli(['sas', '--json', '--socket', a.socket])).out) as SaStatus[];
     const r2 = await cli(['reload', '--socket', a.socket]);
-    expect(r2.code).toBe(1);
-    expect(r2.out).toContain('  - connection onprem changed\n');
-    // the running tunnel was not touched
+    expect(r2.code).toBe(0);
+    expect(r2.out).toContain('  onprem: updated (dpd_delay)\n');
+    // the running tunnel was not touched: the same IKE_SA
     const s = JSON.parse((await cli(['sas', '--json', '--socket', a.socket])).out) as SaStatus[];
-    expect(s.find((x) => x.conn === 'onprem')?.state).toBe('ESTABLISHED');
+    const sa = s.find((x) => x.conn === 'onprem');
+    expect(sa?.state).toBe('ESTABLISHED');
+    expect(sa?.spiI).toBe(before.find((x) => x.conn === 'onprem')?.spiI);
 
     writeFileSync(a.cfgFile, base.replace('datapath: memory', 'datapath: warp'));
     const r3 = await cli(['reload', '--socket', a.socket]);
@@ -313,16 +319,20 @@ describe('planReload', () => {
     const next = config(ONE_CONN.replace('rekey_time: 4h', 'rekey_time: 2h'), {
       IKEGW_PSK: 'another-psk-value-123456',
     });
-    expect(planReload(cur, next)).toEqual({ live: [], pending: ['connection onprem changed'] });
-    const psk = config(ONE_CONN, { IKEGW_PSK: 'another-psk-value-123456' });
-    expect(planReload(cur, psk).pending).toEqual(['connection onprem changed']);
+    // connections are compared by src/ike/reconfigure.ts and applied live, not listed here
+    expect(planReload(cur, next)).toEqual({ live: [], pending: [] });
+    expect(diffConnections(cur.engine, next.engine)).toEqual([
+      { conn: 'onprem', action: 're-established', fields: ['psk'] },
+    ]);
+    expect(JSON.stringify(diffConnections(cur.engine, next.engine))).not.toContain('another-psk');
     expect(planReload(cur, config(ONE_CONN))).toEqual({ live: [], pending: [] });
     const more = config(
       `${ONE_CONN}  second:\n    remote_addrs: [198.51.100.7]\n    psk: { env: IKEGW_PSK }\n    children:\n      x: { local_ts: [10.0.0.0/8], remote_ts: [172.16.0.0/16] }\nlog: { level: debug }\n`,
     );
-    expect(planReload(cur, more)).toEqual({
-      live: ['log levels (default debug)'],
-      pending: ['connection second added'],
-    });
+    expect(planReload(cur, more)).toEqual({ live: ['log levels (default debug)'], pending: [] });
+    expect(diffConnections(cur.engine, more.engine).map((c) => `${c.conn} ${c.action}`)).toEqual([
+      'onprem unchanged',
+      'second added',
+    ]);
   });
 });

@@ -508,12 +508,23 @@ table inet apicut {
 
   it('with a wrong PSK in the Secret: the pod stays up and ready, the log names the cause', async () => {
     const pod = await startFrontend('this-is-not-the-psk-strongswan-has');
-    await lab.ping(workload, lab.addr.onhost, { count: 2, waitS: 1 });
-    const logs = await waitFor(() => pod.logs('ikegw'), {
-      timeoutMs: 30_000,
-      ok: (l) => /AUTHENTICATION_FAILED/.test(l),
-      what: 'AUTHENTICATION_FAILED in the ikegw log',
+    // the workload's packets reach the pod once the sidecar has put the node route in place
+    await waitFor(nodeRoutes, {
+      timeoutMs: 20_000,
+      ok: (r) => r.some((x) => x.gateway === pod.sandbox.ip),
+      what: 'node route via the new pod',
     });
+    const logs = await waitFor(
+      async () => {
+        await lab.ping(workload, lab.addr.onhost, { count: 1, waitS: 1 });
+        return pod.logs('ikegw');
+      },
+      {
+        timeoutMs: 30_000,
+        ok: (l) => /AUTHENTICATION_FAILED/.test(l),
+        what: 'AUTHENTICATION_FAILED in the ikegw log',
+      },
+    );
     const line = logs.split('\n').find((l) => /AUTHENTICATION_FAILED/.test(l))!;
     expect(() => JSON.parse(line)).not.toThrow();
     expect(line).toMatch(/pre-shared key|PSK/);

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// The `ikegw` executable (package.json bin -> dist/cli.js). All logic lives in daemon/main.ts.
-import { cliMain } from './daemon/main.js';
+// The `ikegw` executable (package.json bin -> dist/cli.js). The command line is src/cli/main.ts, one
+// module per command in src/cli/commands/.
+import { cliMain } from './cli/main.js';
 
 const code = await cliMain(process.argv.slice(2), {
   stdout: (s) => process.stdout.write(s),

@@ -15,7 +15,17 @@ import { readFileSync } from 'node:fs';
 import { inspect } from 'node:util';
 import { Address4, Address6 } from 'ip-address';
 import { LineCounter, parseDocument } from 'yaml';
+import { DEFAULT_CONFIG_PATH, DEFAULT_CONTROL_SOCKET } from '../common/control-protocol.js';
+import { parseDuration } from '../common/duration.js';
 import { ConfigError } from '../common/errors.js';
+import {
+  isLogLevel,
+  isSubsystem,
+  LOG_LEVELS,
+  type LogLevel,
+  SUBSYSTEMS,
+  type Subsystem,
+} from '../common/log-levels.js';
 import type {
   ChildConfig,
   CloseAction,
@@ -31,15 +41,10 @@ import { defaultRetransmit } from '../ike/config.js';
 import type { TsRange } from '../ike/ports.js';
 import { ProposalSyntaxError, parseProposal } from '../ike/sa/proposal-syntax.js';
 import { IdType } from '../ike/wire/constants.js';
-import {
-  isLogLevel,
-  isSubsystem,
-  LOG_LEVELS,
-  type LogFormat,
-  type LogLevel,
-  SUBSYSTEMS,
-  type Subsystem,
-} from './log.js';
+import type { LogFormat } from './log.js';
+
+export { DEFAULT_CONFIG_PATH, DEFAULT_CONTROL_SOCKET } from '../common/control-protocol.js';
+export { parseDuration } from '../common/duration.js';
 
 // ---- secrets ---------------------------------------------------------------------------------
 
@@ -98,8 +103,6 @@ export interface LoadOptions {
   readFile?: (path: string) => Uint8Array;
 }
 
-export const DEFAULT_CONFIG_PATH = '/etc/ikegw/ikegw.yaml';
-export const DEFAULT_CONTROL_SOCKET = '/run/ikegw/ikegw.sock';
 /** Names the reference chart's swanctl.conf uses; --from-env builds the same shape. */
 export const ENV_CONNECTION_NAME = 'net-net';
 
@@ -215,18 +218,6 @@ function bool(ctx: Ctx, path: string, v: unknown): boolean | undefined {
 function oneOf<T extends string>(ctx: Ctx, path: string, v: unknown, allowed: readonly T[]): T | undefined {
   if (typeof v === 'string' && (allowed as readonly string[]).includes(v)) return v as T;
   return ctx.err(path, `must be one of ${allowed.join(' | ')}, got ${show(v)}`);
-}
-
-const UNIT_SECONDS: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400 };
-
-/** strongSwan time values: "30s", "5m", "4h", "1d" (also "500ms"); a plain number means seconds. */
-export function parseDuration(v: unknown): number | undefined {
-  if (typeof v === 'number') return Number.isFinite(v) && v >= 0 ? v : undefined;
-  if (typeof v !== 'string') return undefined;
-  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$/.exec(v.trim());
-  if (!m) return undefined;
-  const secs = Number(m[1]) * UNIT_SECONDS[m[2] ?? 's']!;
-  return Math.round(secs * 1000) / 1000;
 }
 
 function duration(ctx: Ctx, path: string, v: unknown): number | undefined {
@@ -1209,4 +1200,45 @@ export function loadEnvConfig(env: Env, opts: LoadOptions = {}): ConfigResult {
     datapath: env.IKEGW_DATAPATH ?? 'auto',
   };
   return finish(ctx, validate(ctx, raw));
+}
+
+/** Where a configuration comes from: a file (default DEFAULT_CONFIG_PATH) or the environment. */
+export interface ConfigSource {
+  configPath?: string;
+  fromEnv?: boolean;
+  env: Env;
+}
+
+/** Loads the configuration `ikegw daemon` / `ikegw config check` were pointed at. */
+export function loadFromOptions(o: ConfigSource): ConfigResult | { ok: false; fatal: string } {
+  if (o.fromEnv) return loadEnvConfig(o.env);
+  const path = o.configPath ?? DEFAULT_CONFIG_PATH;
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    return {
+      ok: false,
+      fatal: `cannot read config file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e instanceof Error ? e.message : String(e))}`,
+    };
+  }
+  return loadConfig(text, o.env);
+}
+
+/** Warnings and errors of a load, one line each (before any logging exists). */
+export function printConfigProblems(
+  r: ConfigResult | { ok: false; fatal: string },
+  stderr: (s: string) => void,
+): void {
+  if ('fatal' in r) {
+    stderr(`ikegw: ${r.fatal}\n`);
+    return;
+  }
+  for (const w of r.warnings) stderr(`warning: ${w}\n`);
+  if (!r.ok) {
+    for (const e of r.errors) stderr(`error: ${e.message}\n`);
+    stderr(
+      `ikegw: configuration invalid (${r.errors.length} error${r.errors.length === 1 ? '' : 's'}); nothing started\n`,
+    );
+  }
 }

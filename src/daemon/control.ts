@@ -1,12 +1,6 @@
-// The control socket: how `ikegw sas|initiate|terminate|reload|log-level|stats` talk to the daemon.
-//
-// A unix stream socket (config `control.socket`, default /run/ikegw/ikegw.sock) speaking
-// line-delimited JSON. The client sends one request per line:
-//   {"cmd":"sas"} | {"cmd":"initiate","conn":"onprem","child":"net","timeoutMs":10000}
-//   {"cmd":"terminate","conn":"onprem"} | {"cmd":"reload"}
-//   {"cmd":"log-level","subsys":"ike","level":"debug"} | {"cmd":"stats"} | {"cmd":"version"}
-// and reads zero or more progress lines {"progress":"IKE_SA onprem[1] CONNECTING ..."} followed by
-// one final line {"ok":true,"result":...} or {"ok":false,"code":"...","error":"..."}.
+// The control socket's server: how `ikegw sas|initiate|terminate|reload|log-level|stats` reach the
+// daemon. The protocol (line-delimited JSON, request and result types) is in
+// src/common/control-protocol.ts; the client and the output of the commands are in src/cli/.
 //
 // Access control is the file system: the socket is created with mode 0600 (umask while binding,
 // chmod after), and its directory, when the daemon creates it, with 0700 — only the daemon's user
@@ -17,6 +11,13 @@ import { readFile } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { type Clock, monotonicClock } from '../common/clock.js';
+import {
+  type ChildStatus,
+  type ControlErrorCode,
+  MAX_LINE,
+  type ReloadOutcome,
+  type SaStatus,
+} from '../common/control-protocol.js';
 import type { IkeSaInfo } from '../ike/engine.js';
 import type { BusEvent, Command, FailureReason } from '../ike/events.js';
 import type { SaCounters, SaId } from '../ike/ports.js';
@@ -35,31 +36,17 @@ import {
 } from './log.js';
 import { type CounterSource, Metrics, MonotonicDrops, xfrmStatErrors } from './metrics.js';
 
-export const MAX_LINE = 64 * 1024;
-
-export type ControlRequest =
-  | { cmd: 'sas' }
-  | { cmd: 'initiate'; conn: string; child?: string; timeoutMs?: number }
-  | { cmd: 'terminate'; conn: string; timeoutMs?: number }
-  | { cmd: 'reload' }
-  | { cmd: 'log-level'; subsys?: string; level?: string }
-  | { cmd: 'stats' }
-  | { cmd: 'version' };
-
-export type ControlResponse =
-  | { ok: true; result: unknown }
-  | { ok: false; code: ControlErrorCode; error: string };
-
-/** Stable error codes (the CLI maps them to exit codes). */
-export type ControlErrorCode =
-  | 'bad-request'
-  | 'unknown-connection'
-  | 'not-found'
-  | 'failed'
-  | 'timeout'
-  | 'invalid-config'
-  | 'restart-needed'
-  | 'internal';
+/** The client moved to src/cli/control-client.ts; re-exported for tests that still import it here. */
+export { controlRequest } from '../cli/control-client.js';
+export {
+  type ChildStatus,
+  type ControlErrorCode,
+  type ControlRequest,
+  type ControlResponse,
+  MAX_LINE,
+  type ReloadOutcome,
+  type SaStatus,
+} from '../common/control-protocol.js';
 
 export class ControlError extends Error {
   constructor(
@@ -81,16 +68,6 @@ export interface ControlTarget {
   readonly stats: object;
 }
 
-export interface ReloadOutcome {
-  /** What was applied live ("log levels", ...). */
-  applied: string[];
-  /** What the reload did to each connection (added, removed, updated, re-established, unchanged). */
-  connections: ConnChange[];
-  /** Changes found but not applied: they take effect at the next start of the daemon. */
-  pending: string[];
-  warnings: string[];
-}
-
 export interface ControlDeps {
   /** The current daemon (changes when a reload restarts the IKE side). */
   daemon(): ControlTarget | undefined;
@@ -107,45 +84,6 @@ export interface ControlDeps {
 }
 
 // ---- `ikegw sas` data ------------------------------------------------------------------------------
-
-export interface ChildStatus {
-  uid: number;
-  name: string;
-  state: string;
-  reqid: number;
-  spiIn: string;
-  spiOut: string;
-  algorithms: string;
-  encap: boolean;
-  localTs: string[];
-  remoteTs: string[];
-  installedSecondsAgo?: number;
-  rekeyInSeconds?: number;
-  expiresInSeconds?: number;
-  bytesIn?: number;
-  packetsIn?: number;
-  bytesOut?: number;
-  packetsOut?: number;
-}
-
-export interface SaStatus {
-  uid: number;
-  conn: string;
-  state: string;
-  role: 'initiator' | 'responder';
-  spiI: string;
-  spiR: string;
-  local: string;
-  remote: string;
-  localId: string;
-  remoteId: string;
-  algorithms: string;
-  natLocal: boolean;
-  natRemote: boolean;
-  establishedSecondsAgo?: number;
-  rekeyInSeconds?: number;
-  children: ChildStatus[];
-}
 
 const ep = (e: { address: string; port: number }): string =>
   e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
@@ -571,78 +509,6 @@ function describeArgs(req: unknown): string {
   return parts.length ? ` (${parts.join(' ')})` : '';
 }
 
-// ---- the client -----------------------------------------------------------------------------------------
-
-export class ControlUnreachable extends Error {
-  constructor(
-    message: string,
-    readonly errno?: string,
-  ) {
-    super(message);
-    this.name = 'ControlUnreachable';
-  }
-}
-
-/** Sends one request; calls onProgress for progress lines; resolves with the final response. */
-export function controlRequest(
-  path: string,
-  req: ControlRequest,
-  onProgress: (text: string) => void = () => undefined,
-  timeoutMs = 660_000,
-): Promise<ControlResponse> {
-  return new Promise((resolve, reject) => {
-    const sock = connect(path);
-    sock.setEncoding('utf8');
-    let buf = '';
-    let settled = false;
-    const timer = setTimeout(() => {
-      settled = true;
-      sock.destroy();
-      reject(new ControlUnreachable(`no answer from the daemon on ${path} within ${timeoutMs / 1000} s`));
-    }, timeoutMs);
-    const settle = (f: () => void): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      sock.destroy();
-      f();
-    };
-    sock.on('connect', () => sock.write(`${JSON.stringify(req)}\n`));
-    sock.on('data', (chunk: string) => {
-      buf += chunk;
-      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        let msg: Record<string, unknown>;
-        try {
-          msg = JSON.parse(line) as Record<string, unknown>;
-        } catch {
-          settle(() =>
-            reject(new ControlUnreachable(`the daemon on ${path} sent something that is not JSON`)),
-          );
-          return;
-        }
-        if (typeof msg.progress === 'string') onProgress(msg.progress);
-        else if (typeof msg.ok === 'boolean') settle(() => resolve(msg as ControlResponse));
-      }
-    });
-    sock.on('error', (e: NodeJS.ErrnoException) => {
-      const why =
-        e.code === 'ENOENT'
-          ? `no control socket at ${path}: is the ikegw daemon running (and is control.socket / --socket the same)?`
-          : e.code === 'EACCES' || e.code === 'EPERM'
-            ? `permission denied on ${path}: the control socket is only for the daemon's user (run as root / with sudo)`
-            : e.code === 'ECONNREFUSED'
-              ? `${path} exists but no daemon answers (left over from a daemon that was killed?)`
-              : `cannot talk to the daemon on ${path}: ${e.message}`;
-      settle(() => reject(new ControlUnreachable(why, e.code)));
-    });
-    sock.on('close', () =>
-      settle(() => reject(new ControlUnreachable(`the daemon closed ${path} without an answer`))),
-    );
-  });
-}
-
 // ---- reload ------------------------------------------------------------------------------------------
 
 /** Canonical text of a config value for comparison; byte arrays (PSKs) become a digest, never text. */
@@ -961,127 +827,5 @@ export class Operations {
       `reload: applied ${applied.join('; ')}${plan.pending.length ? `; needs a restart: ${plan.pending.join('; ')}` : ''}`,
     );
     return { applied, connections, pending: plan.pending, warnings: r.warnings };
-  }
-}
-
-// ---- the CLI side ---------------------------------------------------------------------------------------
-
-/** `ikegw sas` in the spirit of `swanctl --list-sas` (the asterisk marks our own IKE SPI). */
-export function formatSas(list: SaStatus[]): string {
-  if (list.length === 0) return 'no IKE_SAs\n';
-  const out: string[] = [];
-  const num = (n: number | undefined): string => (n === undefined ? '?' : String(n));
-  for (const sa of list) {
-    const i = sa.role === 'initiator' ? '*' : '';
-    const r = sa.role === 'responder' ? '*' : '';
-    out.push(`${sa.conn}: #${sa.uid}, ${sa.state}, IKEv2, ${sa.spiI}_i${i} ${sa.spiR}_r${r}`);
-    const nat = (b: boolean): string => (b ? ' (behind NAT)' : '');
-    out.push(`  local  '${sa.localId}' @ ${sa.local}${nat(sa.natLocal)}`);
-    out.push(`  remote '${sa.remoteId}' @ ${sa.remote}${nat(sa.natRemote)}`);
-    if (sa.algorithms) out.push(`  ${sa.algorithms}`);
-    if (sa.establishedSecondsAgo !== undefined) {
-      const rekey = sa.rekeyInSeconds !== undefined ? `, rekeying in ${sa.rekeyInSeconds}s` : '';
-      out.push(`  established ${sa.establishedSecondsAgo}s ago${rekey}`);
-    }
-    for (const c of sa.children) {
-      const mode = c.encap ? 'TUNNEL-in-UDP' : 'TUNNEL';
-      out.push(`  ${c.name}: #${c.uid}, reqid ${c.reqid}, ${c.state}, ${mode}, ESP:${c.algorithms}`);
-      if (c.installedSecondsAgo !== undefined) {
-        const parts = [`installed ${c.installedSecondsAgo}s ago`];
-        if (c.rekeyInSeconds !== undefined) parts.push(`rekeying in ${c.rekeyInSeconds}s`);
-        if (c.expiresInSeconds !== undefined) parts.push(`expires in ${c.expiresInSeconds}s`);
-        out.push(`    ${parts.join(', ')}`);
-      }
-      out.push(`    in  ${c.spiIn}, ${num(c.bytesIn)} bytes, ${num(c.packetsIn)} packets`);
-      out.push(`    out ${c.spiOut}, ${num(c.bytesOut)} bytes, ${num(c.packetsOut)} packets`);
-      out.push(`    local  ${c.localTs.join(' ')}`);
-      out.push(`    remote ${c.remoteTs.join(' ')}`);
-    }
-  }
-  return `${out.join('\n')}\n`;
-}
-
-export interface ControlCliIo {
-  stdout: (s: string) => void;
-  stderr: (s: string) => void;
-}
-
-/** Exit codes of the control commands (also in docs/operations.md). */
-export const EXIT = { ok: 0, failed: 1, usage: 2, unreachable: 3 } as const;
-
-function exitFor(code: ControlErrorCode): number {
-  switch (code) {
-    case 'bad-request':
-    case 'invalid-config':
-      return EXIT.usage;
-    default:
-      return EXIT.failed;
-  }
-}
-
-/**
- * Runs one control command against the daemon and prints the outcome. Returns the exit code:
- * 0 done, 1 the daemon ran it and it failed (or a reload left changes pending), 2 bad usage or an
- * invalid configuration, 3 the daemon cannot be reached.
- */
-export async function runControlCommand(
-  socket: string,
-  req: ControlRequest,
-  io: ControlCliIo,
-  opts: { json?: boolean } = {},
-): Promise<number> {
-  let res: ControlResponse;
-  try {
-    res = await controlRequest(socket, req, (text) => {
-      if (!opts.json) io.stdout(`${text}\n`);
-    });
-  } catch (e) {
-    io.stderr(`ikegw: ${e instanceof Error ? e.message : String(e)}\n`);
-    return EXIT.unreachable;
-  }
-  if (!res.ok) {
-    if (opts.json) io.stdout(`${JSON.stringify(res)}\n`);
-    io.stderr(`ikegw ${req.cmd}: ${res.error}\n`);
-    return exitFor(res.code);
-  }
-  if (opts.json) {
-    io.stdout(`${JSON.stringify(res.result, null, 2)}\n`);
-    if (req.cmd === 'reload' && (res.result as ReloadOutcome).pending.length > 0) return EXIT.failed;
-    return EXIT.ok;
-  }
-  switch (req.cmd) {
-    case 'sas':
-      io.stdout(formatSas(res.result as SaStatus[]));
-      return EXIT.ok;
-    case 'initiate':
-    case 'terminate':
-      io.stdout(`${(res.result as { message: string }).message}\n`);
-      return EXIT.ok;
-    case 'reload': {
-      const r = res.result as ReloadOutcome;
-      for (const w of r.warnings) io.stderr(`warning: ${w}\n`);
-      io.stdout('configuration valid\n');
-      for (const c of r.connections ?? [])
-        io.stdout(`  ${c.conn}: ${c.action}${'fields' in c ? ` (${c.fields.join(', ')})` : ''}\n`);
-      const other = r.applied.filter((a) => !a.startsWith('connection '));
-      if (other.length) io.stdout(`applied: ${other.join('; ')}\n`);
-      if (r.pending.length === 0) return EXIT.ok;
-      io.stdout(
-        `not applied (they take effect when ikegw restarts):\n${r.pending.map((p) => `  - ${p}`).join('\n')}\nrestart the daemon to apply them (Kubernetes: kubectl rollout restart statefulset/<release>-vpn-frontend)\n`,
-      );
-      return EXIT.failed;
-    }
-    case 'log-level': {
-      const levels = res.result as Record<string, string>;
-      io.stdout(
-        `${Object.entries(levels)
-          .map(([k, v]) => `${k.padEnd(7)} ${v}`)
-          .join('\n')}\n`,
-      );
-      return EXIT.ok;
-    }
-    default:
-      io.stdout(`${JSON.stringify(res.result, null, 2)}\n`);
-      return EXIT.ok;
   }
 }

@@ -9,21 +9,21 @@
 //  3. pino `redact` paths for the same names (belt and braces for fields pino adds itself).
 import type { Writable } from 'node:stream';
 import pino, { type Logger } from 'pino';
+import { isSubsystem, type LogLevel, SUBSYSTEMS, type Subsystem } from '../common/log-levels.js';
 import type { BusEvent, FailureReason, SaRef } from '../ike/events.js';
 import type { Endpoint } from '../ike/ports.js';
 
-export const SUBSYSTEMS = ['daemon', 'ike', 'child', 'net', 'kernel', 'config', 'k8s'] as const;
-export type Subsystem = (typeof SUBSYSTEMS)[number];
-export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
-export type LogFormat = 'auto' | 'json' | 'pretty';
+// The level and subsystem names live in common/ (the CLI needs them without pino).
+export {
+  isLogLevel,
+  isSubsystem,
+  LOG_LEVELS,
+  type LogLevel,
+  SUBSYSTEMS,
+  type Subsystem,
+} from '../common/log-levels.js';
 
-export function isSubsystem(s: string): s is Subsystem {
-  return (SUBSYSTEMS as readonly string[]).includes(s);
-}
-export function isLogLevel(s: string): s is LogLevel {
-  return (LOG_LEVELS as readonly string[]).includes(s);
-}
+export type LogFormat = 'auto' | 'json' | 'pretty';
 
 /** Field names that are never logged (case-insensitive, whole name). */
 export const SECRET_FIELD =

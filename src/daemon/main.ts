@@ -1,4 +1,5 @@
-// The daemon: wires the sans-IO IKE engine to its adapters and runs the event loop.
+// The daemon: wires the sans-IO IKE engine to its adapters and runs the event loop (`ikegw daemon`;
+// the command line itself is src/cli/).
 //
 //   UDP datagrams ─┐                       ┌─ send   -> UdpTransport
 //   timers due ────┤                       ├─ arm/cancel -> TimerRunner
@@ -14,11 +15,12 @@
 // Operations (src/daemon/control.ts `Operations`): metrics subscribe through Daemon.onBus; the
 // control socket uses Daemon.command / Daemon.status and Logs.setLevel; runDaemon attaches them
 // before start() and reports readiness (config, sockets, start-up) to /readyz.
-import { readFileSync, statSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
+import { statSync } from 'node:fs';
 import { type Clock, monotonicClock } from '../common/clock.js';
 import { KernelError } from '../common/errors.js';
+import type { LogLevel, Subsystem } from '../common/log-levels.js';
 import { systemRandom } from '../common/random.js';
+import { version } from '../common/version.js';
 import { MemoryInstaller } from '../esp/memory-installer.js';
 import { UserspaceInstaller } from '../esp/userspace/installer.js';
 import { nativeAvailable } from '../esp/userspace/tun.js';
@@ -29,29 +31,15 @@ import type { BusEvent, Command, Effect, IkeEvent } from '../ike/events.js';
 import { applySaOp, type Endpoint, type KernelEvent, type SaInstaller, type SaOp } from '../ike/ports.js';
 import { enableEspInUdp } from '../net/udp-encap.js';
 import { LocalAddressResolver, TransportError, UdpTransport } from '../net/udp-transport.js';
-import { runOperatorCommand, runRoutesCommand } from './agents.js';
 import {
-  type ConfigResult,
   type DaemonSettings,
   type Datapath,
-  DEFAULT_CONFIG_PATH,
-  DEFAULT_CONTROL_SOCKET,
   type Env,
-  loadConfig,
-  loadEnvConfig,
-  parseDuration,
+  loadFromOptions,
+  printConfigProblems,
 } from './config.js';
-import { ControlError, Operations, runControlCommand } from './control.js';
-import { importSwanctlMain } from './import-swanctl.js';
-import {
-  busToLog,
-  createLogs,
-  isLogLevel,
-  isSubsystem,
-  type LogLevel,
-  type Logs,
-  type Subsystem,
-} from './log.js';
+import { ControlError, Operations } from './control.js';
+import { busToLog, createLogs, type Logs } from './log.js';
 import { type Scheduler, TimerRunner } from './timers.js';
 
 /** What the daemon needs from the engine (IkeEngine, or a fake in tests). */
@@ -488,40 +476,6 @@ function signalStop(): Promise<string> {
   });
 }
 
-export function loadFromOptions(
-  o: Pick<RunOptions, 'configPath' | 'fromEnv' | 'env'>,
-): ConfigResult | { ok: false; fatal: string } {
-  if (o.fromEnv) return loadEnvConfig(o.env);
-  const path = o.configPath ?? DEFAULT_CONFIG_PATH;
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    return {
-      ok: false,
-      fatal: `cannot read config file ${path}: ${(e as NodeJS.ErrnoException).code ?? errorText(e)}`,
-    };
-  }
-  return loadConfig(text, o.env);
-}
-
-function printConfigProblems(
-  r: ConfigResult | { ok: false; fatal: string },
-  stderr: (s: string) => void,
-): void {
-  if ('fatal' in r) {
-    stderr(`ikegw: ${r.fatal}\n`);
-    return;
-  }
-  for (const w of r.warnings) stderr(`warning: ${w}\n`);
-  if (!r.ok) {
-    for (const e of r.errors) stderr(`error: ${e.message}\n`);
-    stderr(
-      `ikegw: configuration invalid (${r.errors.length} error${r.errors.length === 1 ? '' : 's'}); nothing started\n`,
-    );
-  }
-}
-
 /**
  * `ikegw daemon`: returns the exit code (0 after a clean stop, 1 on start-up failure, 2 on bad config).
  *
@@ -649,293 +603,4 @@ async function runDaemonWith(o: RunOptions, hup: { reload?: () => void }): Promi
   await daemon.shutdown();
   await ops.close();
   return 0;
-}
-
-// ---- command line ----------------------------------------------------------------------------------
-
-export interface CliIo {
-  stdout: (s: string) => void;
-  stderr: (s: string) => void;
-  env: Env;
-  /** Passed to runDaemon (tests). */
-  stop?: Promise<unknown>;
-  logDestination?: { write(s: string): unknown };
-  onReady?: RunOptions['onReady'];
-}
-
-export const USAGE = `usage: ikegw <command> [options]
-
-commands:
-  daemon [-c FILE] [--from-env] [--log-level LEVEL]
-                        run the IKEv2 gateway (default config ${DEFAULT_CONFIG_PATH});
-                        --from-env builds the chart's connection from IKEGW_PEER,
-                        IKEGW_PSK_FILE|IKEGW_PSK and VPN_* instead of a file
-  config check [FILE] [--from-env]
-                        validate a configuration; exit 0 if valid, 2 with every error if not
-  sas [--json]          list IKE_SAs and CHILD_SAs: state, algorithms, SPIs, selectors,
-                        bytes, packets, times (like swanctl --list-sas)
-  initiate CONN [--child CHILD] [--timeout S]
-                        bring a connection up and wait until its CHILD_SA is installed
-  terminate CONN [--timeout S]
-                        delete the IKE_SAs (and CHILD_SAs) of a connection
-  reload                re-read the configuration (the daemon does the same on SIGHUP):
-                        log levels apply at once; other changes are listed and apply
-                        at the next start
-  log-level [SUBSYS] [LEVEL]
-                        show, or set at run time (SUBSYS: all daemon ike child net kernel
-                        config k8s)
-  stats [--json]        daemon counters, readiness, data path, log levels
-  import-swanctl FILE [-o OUT] [--psk-dir DIR | --inline-psk]
-                        convert a strongSwan swanctl.conf (site-to-site subset) to YAML
-  routes [--node-netns PATH] [--no-cilium]
-                        the frontend pod's sidecar: routes to the on-prem CIDRs on the node
-                        (via the pod, with VPN_MTU) and in the pod, and Cilium's
-                        SourceIPVerification off for the pod (env: VPN_PEER_CIDRS, VPN_MTU, POD_IP)
-  operator              keep the frontend's CiliumEndpoint and ip-masq-agent patched
-                        (in-cluster; env: VPN_FRONTEND_POD, POD_NAMESPACE, VPN_PEER_CIDRS)
-  version               print the version
-
-sas, initiate, terminate, reload, log-level and stats talk to the daemon over its control
-socket: --socket PATH, else $IKEGW_SOCKET, else control.socket of -c FILE, else
-${DEFAULT_CONTROL_SOCKET}. Exit codes: 0 ok, 1 failed (or reload left changes pending),
-2 usage or invalid configuration, 3 daemon not reachable.
-
---log-level takes a level (trace debug info warn error fatal silent) and/or
-subsystem=level pairs, comma separated: --log-level info,ike=debug,net=trace
-Pre-shared keys are never taken from the command line.
-`;
-
-export function version(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-      version?: string;
-    };
-    return pkg.version ?? 'unknown';
-  } catch {
-    return 'unknown';
-  }
-}
-
-/** Parses "--log-level debug" / "info,ike=debug". */
-export function parseLogLevelFlag(s: string): RunOptions['logLevel'] | string {
-  const out: NonNullable<RunOptions['logLevel']> = { subsystems: {} };
-  for (const part of s.split(',').filter((x) => x !== '')) {
-    const [a, b] = part.split('=');
-    if (b === undefined) {
-      if (!a || !isLogLevel(a)) return `unknown log level "${a}"`;
-      out.level = a;
-    } else {
-      if (!a || !isSubsystem(a)) return `unknown subsystem "${a}"`;
-      if (!isLogLevel(b)) return `unknown log level "${b}"`;
-      out.subsystems[a] = b;
-    }
-  }
-  return out;
-}
-
-interface ParsedArgs {
-  positional: string[];
-  config?: string;
-  fromEnv: boolean;
-  logLevel?: string;
-  help: boolean;
-  error?: string;
-  json: boolean;
-  socket?: string;
-  child?: string;
-  timeout?: string;
-  output?: string;
-  pskDir?: string;
-  inlinePsk: boolean;
-  nodeNetns?: string;
-  noCilium: boolean;
-}
-
-function parseArgs(argv: string[]): ParsedArgs {
-  const out: ParsedArgs = {
-    positional: [],
-    fromEnv: false,
-    help: false,
-    json: false,
-    inlinePsk: false,
-    noCilium: false,
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const value = (name: string): string | undefined => {
-      const eq = a.indexOf('=');
-      if (eq >= 0) return a.slice(eq + 1);
-      const v = argv[++i];
-      if (v === undefined) out.error = `${name} needs a value`;
-      return v;
-    };
-    if (a === '-c' || a === '--config' || a.startsWith('--config=')) out.config = value('--config');
-    else if (a === '--from-env') out.fromEnv = true;
-    else if (a === '--log-level' || a.startsWith('--log-level=')) out.logLevel = value('--log-level');
-    else if (a === '--json') out.json = true;
-    else if (a === '--socket' || a.startsWith('--socket=')) out.socket = value('--socket');
-    else if (a === '--child' || a.startsWith('--child=')) out.child = value('--child');
-    else if (a === '--timeout' || a.startsWith('--timeout=')) out.timeout = value('--timeout');
-    else if (a === '-o' || a === '--output' || a.startsWith('--output=')) out.output = value('--output');
-    else if (a === '--psk-dir' || a.startsWith('--psk-dir=')) out.pskDir = value('--psk-dir');
-    else if (a === '--inline-psk') out.inlinePsk = true;
-    else if (a === '--node-netns' || a.startsWith('--node-netns=')) out.nodeNetns = value('--node-netns');
-    else if (a === '--no-cilium') out.noCilium = true;
-    else if (a === '-h' || a === '--help') out.help = true;
-    else if (a === '--version' || a === '-V') out.positional.push('version');
-    else if (a.startsWith('-')) out.error = `unknown option ${a}`;
-    else out.positional.push(a);
-  }
-  return out;
-}
-
-/** The `ikegw` command. Returns the exit code. */
-export async function cliMain(argv: string[], io: CliIo): Promise<number> {
-  const args = parseArgs(argv);
-  if (args.error) {
-    io.stderr(`ikegw: ${args.error}\n\n${USAGE}`);
-    return 2;
-  }
-  const [cmd, sub, arg] = args.positional;
-  if (args.help || cmd === undefined || cmd === 'help') {
-    io.stdout(USAGE);
-    return args.help || cmd === 'help' ? 0 : 2;
-  }
-  switch (cmd) {
-    case 'version':
-      io.stdout(`ikegw ${version()} (node ${process.version})\n`);
-      return 0;
-    case 'config': {
-      if (sub !== 'check') {
-        io.stderr(`ikegw: unknown config subcommand ${sub ?? '(none)'}; try "ikegw config check FILE"\n`);
-        return 2;
-      }
-      const configPath = arg ?? args.config;
-      const r = loadFromOptions({
-        fromEnv: args.fromEnv,
-        env: io.env,
-        ...(configPath ? { configPath } : {}),
-      });
-      printConfigProblems(r, io.stderr);
-      if (!r.ok) return 2;
-      const conns = r.value.engine.connections;
-      const children = conns.reduce((n, c) => n + c.children.length, 0);
-      io.stdout(
-        `${args.fromEnv ? 'environment' : (configPath ?? DEFAULT_CONFIG_PATH)}: OK (${conns.length} connection${conns.length === 1 ? '' : 's'}: ${conns.map((c) => c.name).join(', ')}; ${children} child${children === 1 ? '' : 'ren'})\n`,
-      );
-      return 0;
-    }
-    case 'daemon': {
-      let logLevel: RunOptions['logLevel'];
-      if (args.logLevel !== undefined) {
-        const p = parseLogLevelFlag(args.logLevel);
-        if (typeof p === 'string') {
-          io.stderr(`ikegw: --log-level: ${p}\n`);
-          return 2;
-        }
-        logLevel = p;
-      }
-      return runDaemon({
-        fromEnv: args.fromEnv,
-        env: io.env,
-        stderr: io.stderr,
-        ...(args.config ? { configPath: args.config } : {}),
-        ...(logLevel ? { logLevel } : {}),
-        ...(io.stop ? { stop: io.stop } : {}),
-        ...(io.logDestination ? { logDestination: io.logDestination } : {}),
-        ...(io.onReady ? { onReady: io.onReady } : {}),
-      });
-    }
-    case 'routes':
-      return runRoutesCommand(
-        { cilium: !args.noCilium, ...(args.nodeNetns ? { nodeNetns: args.nodeNetns } : {}) },
-        { stderr: io.stderr, env: io.env, ...(io.stop ? { stop: io.stop } : {}) },
-      );
-    case 'operator':
-      return runOperatorCommand({ stderr: io.stderr, env: io.env, ...(io.stop ? { stop: io.stop } : {}) });
-    case 'sas':
-    case 'stats':
-    case 'reload':
-      return runControlCommand(controlSocket(args, io.env), { cmd }, io, { json: args.json });
-    case 'initiate':
-    case 'terminate': {
-      if (!sub) {
-        io.stderr(`ikegw ${cmd}: which connection? usage: ikegw ${cmd} CONN\n`);
-        return 2;
-      }
-      let timeoutMs: number | undefined;
-      if (args.timeout !== undefined) {
-        const t = parseDuration(/^\d+(\.\d+)?$/.test(args.timeout) ? Number(args.timeout) : args.timeout);
-        if (t === undefined || t <= 0 || t > 600) {
-          io.stderr(`ikegw ${cmd}: --timeout takes seconds (or 30s, 2m), at most 10m\n`);
-          return 2;
-        }
-        timeoutMs = t * 1000;
-      }
-      const req =
-        cmd === 'initiate'
-          ? {
-              cmd,
-              conn: sub,
-              ...(args.child ? { child: args.child } : {}),
-              ...(timeoutMs ? { timeoutMs } : {}),
-            }
-          : { cmd, conn: sub, ...(timeoutMs ? { timeoutMs } : {}) };
-      return runControlCommand(controlSocket(args, io.env), req, io, { json: args.json });
-    }
-    case 'log-level': {
-      // ikegw log-level | ikegw log-level debug | ikegw log-level ike debug
-      const [a1, a2] = [sub, arg];
-      const req =
-        a2 !== undefined
-          ? { cmd, subsys: a1, level: a2 }
-          : a1 !== undefined && isLogLevel(a1)
-            ? { cmd, subsys: '*', level: a1 }
-            : a1 !== undefined
-              ? undefined
-              : { cmd };
-      if (!req) {
-        io.stderr(`ikegw log-level: "${a1}" is not a level; usage: ikegw log-level [SUBSYS] LEVEL\n`);
-        return 2;
-      }
-      return runControlCommand(controlSocket(args, io.env), req, io, { json: args.json });
-    }
-    case 'import-swanctl': {
-      if (!sub) {
-        io.stderr('ikegw import-swanctl: which file? usage: ikegw import-swanctl swanctl.conf [-o OUT]\n');
-        return 2;
-      }
-      if (args.inlinePsk && args.pskDir !== undefined) {
-        io.stderr('ikegw import-swanctl: --inline-psk and --psk-dir exclude each other\n');
-        return 2;
-      }
-      return importSwanctlMain(
-        {
-          file: sub,
-          ...(args.output ? { output: args.output } : {}),
-          ...(args.pskDir ? { pskDir: args.pskDir } : {}),
-          inlinePsk: args.inlinePsk,
-        },
-        io,
-      );
-    }
-    default:
-      io.stderr(`ikegw: unknown command "${cmd}"\n\n${USAGE}`);
-      return 2;
-  }
-}
-
-/** The control socket the CLI talks to: --socket, $IKEGW_SOCKET, control.socket of -c FILE, default. */
-function controlSocket(args: ParsedArgs, env: Env): string {
-  if (args.socket) return args.socket;
-  if (env.IKEGW_SOCKET) return env.IKEGW_SOCKET;
-  if (args.config) {
-    try {
-      const doc = parseYaml(readFileSync(args.config, 'utf8')) as { control?: { socket?: unknown } } | null;
-      if (typeof doc?.control?.socket === 'string') return doc.control.socket;
-    } catch {
-      // unreadable or invalid: the default, and the error shows when connecting
-    }
-  }
-  return DEFAULT_CONTROL_SOCKET;
 }

@@ -1,11 +1,11 @@
-// The README's `sudo ./dev demo` (npm run demo = dist/daemon/demo.js): it brings the tunnel up by
+// The README's `sudo ./dev demo` (npm run demo = dist/cli/demo.js): it brings the tunnel up by
 // traffic, pings both ways, cleans up after itself, and refuses to run over a leftover namespace.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { labAvailable } from './lab.js';
 
-const DEMO = resolve(import.meta.dirname, '../../dist/daemon/demo.js');
+const DEMO = resolve(import.meta.dirname, '../../dist/cli/demo.js');
 const avail = labAvailable();
 
 const demoNamespaces = (): string[] =>

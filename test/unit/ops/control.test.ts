@@ -6,8 +6,8 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } fr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type CliIo, cliMain } from '../../../src/cli/main.js';
 import { planReload, type SaStatus } from '../../../src/daemon/control.js';
-import { type CliIo, cliMain } from '../../../src/daemon/main.js';
 import { diffConnections } from '../../../src/ike/reconfigure.js';
 import { config, ONE_CONN } from './helpers.js';
 

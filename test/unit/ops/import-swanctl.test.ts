@@ -4,14 +4,14 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writ
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../../src/daemon/config.js';
 import {
   convertSwanctl,
   type ImportResult,
   parseSwanctlConf,
   type SwanctlParseError,
-} from '../../../src/daemon/import-swanctl.js';
-import { cliMain } from '../../../src/daemon/main.js';
+} from '../../../src/cli/import-swanctl.js';
+import { cliMain } from '../../../src/cli/main.js';
+import { loadConfig } from '../../../src/daemon/config.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ikegw-import-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -14,7 +14,7 @@
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { stringify } from 'yaml';
-import { loadConfig } from './config.js';
+import { loadConfig } from '../daemon/config.js';
 
 // ---- parser ----------------------------------------------------------------------------------------
 

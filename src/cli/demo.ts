@@ -17,7 +17,7 @@ import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { formatPretty } from './log.js';
+import { formatPretty } from '../daemon/log.js';
 
 /** The data path of both ikegw daemons. 'auto' = kernel XFRM if the kernel does ESP, else userspace
  * ESP over TUN; set 'memory' to see IKE only (no traffic). */

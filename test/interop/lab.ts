@@ -19,6 +19,15 @@
 //   encapsulation (it fakes NAT detection) and never turns a trap into an acquire, so tests
 //   initiate explicitly;
 // - swanctl gets its own small strongswan.conf so it does not try to load every plugin.
+//
+// Another strongSwan from a chroot (`startCharon(ns, { root })`, e.g. strongSwan 6.0.1 from the
+// Debian 13 tree scripts/strongswan6-chroot.sh builds): charon and swanctl are the chroot's, run
+// with `chroot ROOT` inside the same kind of private mount namespace, into which /proc, /dev, /sys
+// (the namespace's), the charon's run dir (on ROOT/run) and the charon's lab directory (at its own
+// path, on a tmpfs over ROOT/tmp) are bound — so every path in strongswan.conf, the log and the vici
+// socket are the same inside and outside, and nothing is left behind in ROOT. (6.0.1's
+// kernel-libipsec does turn a trap into an acquire, and with raw_esp = yes sends plain ESP when no
+// NAT is detected; docs/interop.md lists what else differs.)
 
 import { type ChildProcess, spawn as cpSpawn, execFileSync } from 'node:child_process';
 import {
@@ -38,6 +47,12 @@ export const CHARON = '/usr/lib/ipsec/charon';
 export const SWANCTL = '/usr/sbin/swanctl';
 const LIBIPSEC_PLUGIN = '/usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so';
 const TCPDUMP = '/usr/bin/tcpdump';
+/** Where scripts/strongswan6-chroot.sh puts its Debian 13 (strongSwan 6.0.1) tree by default. */
+export const STRONGSWAN6_ROOT = '/var/tmp/ikegw-strongswan6';
+/** The script that builds such a tree (`scripts/strongswan6-chroot.sh [DIR]`). */
+export const STRONGSWAN6_SCRIPT = join(import.meta.dirname, '../../scripts/strongswan6-chroot.sh');
+/** Written by the script into a complete tree. */
+const STRONGSWAN6_STAMP = '.ikegw-strongswan6';
 
 /** Fixed pre-shared key for lab peers (test-only). */
 export const LAB_PSK = 'ikegw-lab-psk-0b7e6f3a91c2';
@@ -178,6 +193,63 @@ export function labAvailable(opts: { capture?: boolean } = {}): LabAvailability 
     };
   }
   return { ok: true };
+}
+
+function onPath(cmd: string): boolean {
+  return (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin')
+    .split(':')
+    .some((d) => d.length > 0 && existsSync(join(d, cmd)));
+}
+
+/** Whether `root` holds a complete tree made by scripts/strongswan6-chroot.sh. */
+export function strongswanRootReady(root: string): boolean {
+  return (
+    existsSync(join(root, STRONGSWAN6_STAMP)) &&
+    existsSync(join(root, CHARON)) &&
+    existsSync(join(root, SWANCTL)) &&
+    existsSync(join(root, LIBIPSEC_PLUGIN))
+  );
+}
+
+/**
+ * Whether the lab can run a charon from the chroot `root` (strongSwan 6.0.1 by default): root,
+ * `ip netns`, `unshare` and `chroot`, and either a complete tree at `root` or debootstrap to build
+ * one (ensureStrongswanRoot). The host's own strongSwan is not needed. Synchronous for skipIf.
+ */
+export function chrootLabAvailable(root: string = STRONGSWAN6_ROOT): LabAvailability {
+  if (process.platform !== 'linux') return { ok: false, why: 'interop lab needs Linux' };
+  if (!isRoot()) return { ok: false, why: 'interop lab needs root (network namespaces, chroot)' };
+  try {
+    execFileSync('ip', ['netns', 'list'], { stdio: 'pipe', timeout: 5000 });
+  } catch (e) {
+    return { ok: false, why: `\`ip netns list\` failed: ${(e as Error).message}` };
+  }
+  for (const cmd of ['unshare', 'chroot', 'mount']) {
+    if (!onPath(cmd)) return { ok: false, why: `${cmd} not found (apt-get install util-linux coreutils)` };
+  }
+  if (!strongswanRootReady(root) && !onPath('debootstrap')) {
+    return {
+      ok: false,
+      why: `no strongSwan chroot at ${root} and debootstrap is not installed to build one (apt-get install debootstrap; then scripts/strongswan6-chroot.sh ${root})`,
+    };
+  }
+  return { ok: true };
+}
+
+/**
+ * Makes sure `root` holds the chroot of scripts/strongswan6-chroot.sh, running the script when
+ * it does not (debootstrap of Debian 13 plus strongSwan's packages: ~1-2 min the first time,
+ * needs Debian's mirror). Resolves with the script's output (package and charon versions).
+ */
+export async function ensureStrongswanRoot(
+  root: string = STRONGSWAN6_ROOT,
+  opts: { timeoutMs?: number } = {},
+): Promise<string> {
+  const r = await run('bash', [STRONGSWAN6_SCRIPT, root], { timeoutMs: opts.timeoutMs ?? 600_000 });
+  if (!strongswanRootReady(root)) {
+    throw new LabError(`${STRONGSWAN6_SCRIPT} ${root} finished but the tree is incomplete`, fmtOutput(r));
+  }
+  return r.stdout;
 }
 
 // ------------------------------------------------------------------------------------------
@@ -685,6 +757,11 @@ class LabImpl implements Lab {
     const name = this.resolveNs(ns);
     const role = Object.entries(this.ns).find(([, v]) => v === name)?.[0] ?? name;
     const dir = join(this.dir, `charon-${role}-${this.charons.length}`);
+    if (opts.root) {
+      // one charon per namespace: its UDP ports, TUN device and routes are the namespace's
+      const other = this.charons.find((x) => x.ns === name && x.started && x.proc.running);
+      if (other) throw new LabError(`a charon (pid ${other.pid}) is still running in ${name}; stop it first`);
+    }
     const c = new CharonImpl(this, name, dir, opts);
     this.charons.push(c);
     await c.start();
@@ -786,10 +863,18 @@ export interface CharonOptions {
   logLevels?: Record<string, number>;
   /** Bound for the vici socket to appear (default 10 000 ms). */
   startTimeoutMs?: number;
+  /**
+   * Run charon and swanctl from this chroot (e.g. STRONGSWAN6_ROOT, built by
+   * scripts/strongswan6-chroot.sh) instead of the host's strongSwan. Only one charon per namespace
+   * may run at a time (the lab refuses a second while the first is running).
+   */
+  root?: string;
 }
 
 export interface Charon {
   readonly ns: string;
+  /** The chroot it runs from (CharonOptions.root), undefined for the host's strongSwan. */
+  readonly root?: string;
   readonly pid: number;
   readonly dir: string;
   readonly socket: string;
@@ -818,6 +903,26 @@ swanctl {
 }
 `;
 
+// Runs "$@" chrooted into $1 with the lab directory $2 visible at its own path; with $3, also
+// /proc, /dev, /sys and $3 bound on ROOT/run (charon). Meant for a private mount namespace (`ip
+// netns exec` or `unshare -m`): the mounts vanish with it. A lab directory under /tmp gets its
+// mount point on a tmpfs over ROOT/tmp, so nothing is created in the tree itself (elsewhere, e.g.
+// with TMPDIR set, the empty mount point directories stay in ROOT).
+const CHROOT_WRAPPER = `set -e
+root=$1 dir=$2 run=$3
+shift 3
+case "$dir" in /tmp/*) mount -t tmpfs -o mode=1777 ikegw-lab "$root/tmp" ;; esac
+mkdir -p "$root$dir"
+mount --bind "$dir" "$root$dir"
+mount --bind /dev "$root/dev"
+if [ -n "$run" ]; then
+  mount -t proc proc "$root/proc"
+  mount --bind /sys "$root/sys"
+  mount --bind "$run" "$root/run"
+fi
+exec chroot "$root" "$@"
+`;
+
 const CRED_DIRS = [
   'x509',
   'x509ca',
@@ -841,6 +946,7 @@ class CharonImpl implements Charon {
   private readonly conf: string;
   private readonly clientConf: string;
   private readonly swanctlDir: string;
+  readonly root: string | undefined;
   private p: LabProcess | undefined;
 
   constructor(
@@ -855,11 +961,16 @@ class CharonImpl implements Charon {
     this.conf = join(dir, 'strongswan.conf');
     this.clientConf = join(dir, 'swanctl-client.conf');
     this.swanctlDir = join(dir, 'swanctl');
+    this.root = opts.root;
   }
 
   get proc(): LabProcess {
     if (!this.p) throw new LabError('charon not started');
     return this.p;
+  }
+
+  get started(): boolean {
+    return this.p !== undefined;
   }
 
   get pid(): number {
@@ -918,20 +1029,37 @@ ${o.strongswanExtra ?? ''}
     writeFileSync(join(this.swanctlDir, 'swanctl.conf'), this.opts.swanctlConf);
     // charon's pid file (/var/run/charon.pid) and plugin sockets are compiled-in paths under /run:
     // bind our run dir over /run in the private mount namespace `ip netns exec` creates.
-    this.p = this.lab.spawn(
-      this.ns,
-      'env',
-      [
-        `STRONGSWAN_CONF=${this.conf}`,
-        'sh',
-        '-c',
-        'mount --bind "$1" /run && shift && exec "$@"',
-        'charon-wrap',
-        this.runDir,
-        CHARON,
-      ],
-      { logFile: join(this.dir, 'charon.stdout') },
-    );
+    this.p = this.root
+      ? this.lab.spawn(
+          this.ns,
+          'env',
+          [
+            `STRONGSWAN_CONF=${this.conf}`,
+            'sh',
+            '-c',
+            CHROOT_WRAPPER,
+            'charon-chroot',
+            this.root,
+            this.dir,
+            this.runDir,
+            CHARON,
+          ],
+          { logFile: join(this.dir, 'charon.stdout') },
+        )
+      : this.lab.spawn(
+          this.ns,
+          'env',
+          [
+            `STRONGSWAN_CONF=${this.conf}`,
+            'sh',
+            '-c',
+            'mount --bind "$1" /run && shift && exec "$@"',
+            'charon-wrap',
+            this.runDir,
+            CHARON,
+          ],
+          { logFile: join(this.dir, 'charon.stdout') },
+        );
     const limit = this.opts.startTimeoutMs ?? 10_000;
     const deadline = Date.now() + limit;
     while (!existsSync(this.socket)) {
@@ -951,8 +1079,28 @@ ${o.strongswanExtra ?? ''}
   }
 
   async swanctl(args: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
+    const full = [...args, '--uri', `unix://${this.socket}`];
+    const [cmd, argv] = this.root
+      ? [
+          'unshare',
+          [
+            '-m',
+            '--propagation',
+            'private',
+            'sh',
+            '-c',
+            CHROOT_WRAPPER,
+            'swanctl-chroot',
+            this.root,
+            this.dir,
+            '',
+            SWANCTL,
+            ...full,
+          ],
+        ]
+      : [SWANCTL, full];
     try {
-      return await run(SWANCTL, [...args, '--uri', `unix://${this.socket}`], {
+      return await run(cmd, argv, {
         timeoutMs: 20_000,
         ...opts,
         env: {

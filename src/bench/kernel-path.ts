@@ -14,16 +14,15 @@
 // The same file is the in-VM part (`node kernel-path.js inner`); ikegw runs as `ikegw daemon` (cli.js
 // next to this file's directory) with `datapath: xfrm`. Everything runs in namespaces created here,
 // inside the VM (or, natively, namespaces named ikgwx<pid>-*), and is removed at the end.
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { probeKernelEsp } from '../esp/xfrm/installer.js';
+import { type Charon, Lab, median, must, run as sh, tailOf } from './lab.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const SELF = fileURLToPath(import.meta.url);
-const CLI = resolve(HERE, '../cli.js');
 /** ../shared/tools/kernel-vm/vm-run.sh next to the checkout (found upwards from dist/, src/ or a build cache). */
 function findVmRun(): string {
   for (let d = HERE; d !== dirname(d); d = dirname(d)) {
@@ -33,173 +32,60 @@ function findVmRun(): string {
   return resolve(HERE, '../../../shared/tools/kernel-vm/vm-run.sh');
 }
 export const VM_RUN = process.env.KERNEL_VM_RUN ?? findVmRun();
-const CHARON = '/usr/lib/ipsec/charon';
-const SWANCTL = '/usr/sbin/swanctl';
 const ESP = 'aes128gcm16';
 const IKE = 'aes128gcm16-prfsha256-x25519';
 const PSK = 'kernel-path bench only 4f0c1e';
 const RESULT_TAG = 'KERNEL-PATH-RESULT ';
 
-// ---- small process helpers ---------------------------------------------------------------------------
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function sh(cmd: string, args: string[], timeoutMs = 30_000, input?: string): Promise<Run> {
-  return new Promise((res) => {
-    const child = execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-      res({ code, stdout, stderr });
-    });
-    child.stdin?.on('error', () => {}); // a command that exits without reading its input
-    if (input !== undefined) child.stdin?.end(input);
-    else child.stdin?.end();
-  });
-}
-
-async function must(cmd: string, args: string[], timeoutMs?: number, input?: string): Promise<string> {
-  const r = await sh(cmd, args, timeoutMs, input);
-  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')}: exit ${r.code}\n${r.stderr}${r.stdout}`);
-  return r.stdout;
-}
-
-const ns = (n: string, ...args: string[]): Promise<string> => must('ip', ['netns', 'exec', n, ...args]);
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
 // ---- the in-VM bench -----------------------------------------------------------------------------------
 
-interface Topo {
-  gwA: string;
-  gwB: string;
-  hostA: string;
-  hostB: string;
-  dir: string;
-  procs: ChildProcess[];
-}
+type Node = 'gwa' | 'gwb' | 'ha' | 'hb';
+type Topo = Lab<Node>;
 
-async function topology(prefix: string): Promise<Topo> {
-  const t: Topo = {
-    gwA: `${prefix}gwa`,
-    gwB: `${prefix}gwb`,
-    hostA: `${prefix}ha`,
-    hostB: `${prefix}hb`,
-    dir: mkdtempSync(join(tmpdir(), `${prefix}kp-`)),
-    procs: [],
-  };
-  // Few process starts (each costs ~60 ms and more in the VM): one `ip -batch` for the namespaces
-  // and links, one per namespace for addresses and routes.
-  await must(
-    'ip',
-    ['-b', '-'],
-    undefined,
-    [
-      ...[t.gwA, t.gwB, t.hostA, t.hostB].map((n) => `netns add ${n}`),
-      `link add ab netns ${t.gwA} type veth peer name ba netns ${t.gwB}`,
-      `link add lan netns ${t.gwA} type veth peer name eth0 netns ${t.hostA}`,
-      `link add lan netns ${t.gwB} type veth peer name eth0 netns ${t.hostB}`,
-    ].join('\n'),
-  );
-  const inNs = (n: string, forward: boolean, lines: string[]): Promise<string> =>
-    must(
-      'ip',
-      [
-        'netns',
-        'exec',
-        n,
-        'sh',
-        '-c',
-        `${forward ? 'echo 1 > /proc/sys/net/ipv4/ip_forward && ' : ''}exec ip -b -`,
-      ],
-      undefined,
-      ['link set lo up', ...lines].join('\n'),
-    );
-  await inNs(t.gwA, true, [
-    'addr add 192.0.2.1/24 dev ab',
-    'addr add 198.51.100.1/24 dev lan',
-    'link set ab up',
-    'link set lan up',
-    // gw-a routes the remote LAN itself (ikegw installs no routes); gw-b's charon installs its own.
-    'route add 203.0.113.0/24 via 192.0.2.2',
-  ]);
-  await inNs(t.gwB, true, [
-    'addr add 192.0.2.2/24 dev ba',
-    'addr add 203.0.113.1/24 dev lan',
-    'link set ba up',
-    'link set lan up',
-  ]);
-  await inNs(t.hostA, false, [
-    'addr add 198.51.100.10/24 dev eth0',
-    'link set eth0 up',
-    'route add default via 198.51.100.1',
-  ]);
-  await inNs(t.hostB, false, [
-    'addr add 203.0.113.10/24 dev eth0',
-    'link set eth0 up',
-    'route add default via 203.0.113.1',
-  ]);
-  return t;
-}
-
-async function teardown(t: Topo): Promise<void> {
-  for (const p of t.procs) if (p.exitCode === null) p.kill('SIGKILL');
-  for (const n of [t.gwA, t.gwB, t.hostA, t.hostB]) await sh('ip', ['netns', 'del', n]);
-  rmSync(t.dir, { recursive: true, force: true });
-}
-
-function spawnIn(t: Topo, n: string, log: string, cmd: string, args: string[]): ChildProcess {
-  const out = join(t.dir, log);
-  const p = spawn('sh', ['-c', `exec ip netns exec "$0" "$@" >>"${out}" 2>&1`, n, cmd, ...args], {
-    stdio: 'ignore',
-  });
-  t.procs.push(p);
-  return p;
-}
-
-function stop(p: ChildProcess, timeoutMs = 5000): Promise<void> {
-  if (p.exitCode !== null || p.signalCode !== null) return Promise.resolve();
-  return new Promise((res) => {
-    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
-    p.once('exit', () => {
-      clearTimeout(timer);
-      res();
-    });
-    p.kill('SIGTERM');
+function topology(prefix: string): Promise<Topo> {
+  return Lab.create<Node>({
+    prefix,
+    tmpPrefix: `${prefix}kp-`,
+    nodes: {
+      gwa: {
+        sysctls: ['net.ipv4.ip_forward=1'],
+        addrs: ['192.0.2.1/24 dev ab', '198.51.100.1/24 dev lan'],
+        // gw-a routes the remote LAN itself (ikegw installs no routes); gw-b's charon installs its own.
+        routes: ['203.0.113.0/24 via 192.0.2.2'],
+      },
+      gwb: { sysctls: ['net.ipv4.ip_forward=1'], addrs: ['192.0.2.2/24 dev ba', '203.0.113.1/24 dev lan'] },
+      ha: { addrs: ['198.51.100.10/24 dev eth0'], routes: ['default via 198.51.100.1'] },
+      hb: { addrs: ['203.0.113.10/24 dev eth0'], routes: ['default via 203.0.113.1'] },
+    },
+    links: [
+      ['gwa', 'ab', 'gwb', 'ba'],
+      ['gwa', 'lan', 'ha', 'eth0'],
+      ['gwb', 'lan', 'hb', 'eth0'],
+    ],
   });
 }
 
-async function startCharon(
+/** charon with the kernel's XFRM (kernel-netlink) on a gateway. */
+function startCharon(
   t: Topo,
-  n: string,
+  n: 'gwa' | 'gwb',
   o: { local: string; remote: string; localTs: string; remoteTs: string; routes: boolean },
-): Promise<{ proc: ChildProcess; swanctl: (args: string[]) => Promise<string> }> {
-  const d = join(t.dir, `charon-${n}`);
-  const run = join(d, 'run');
-  const sw = join(d, 'swanctl');
-  for (const x of ['x509', 'x509ca', 'private', 'pubkey', 'rsa', 'ecdsa', 'pkcs8'])
-    mkdirSync(join(sw, x), { recursive: true });
-  mkdirSync(run, { recursive: true });
-  writeFileSync(
-    join(d, 'strongswan.conf'),
-    `charon {
+): Promise<Charon> {
+  return t.charon(n, {
+    name: n,
+    strongswanConf: ({ vici, log }) => `charon {
   load = random nonce openssl pem pkcs1 x509 pubkey revocation constraints aes sha1 sha2 hmac gcm kdf kernel-netlink socket-default vici
   install_routes = ${o.routes ? 'yes' : 'no'}
   install_virtual_ip = no
-  plugins { vici { socket = unix://${run}/charon.vici } }
-  filelog { main { path = ${d}/charon.log
+  plugins { vici { socket = unix://${vici} } }
+  filelog { main { path = ${log}
     default = 1
     ike = 1
     knl = 1
     flush_line = yes } }
 }
 `,
-  );
-  writeFileSync(join(d, 'client.conf'), 'swanctl { load = random nonce pem pkcs1 x509 pubkey openssl }\n');
-  writeFileSync(
-    join(sw, 'swanctl.conf'),
-    `connections {
+    swanctlConf: `connections {
   kp {
     local_addrs = ${o.local}
     remote_addrs = ${o.remote}
@@ -217,46 +103,20 @@ async function startCharon(
 }
 secrets { ike-kp { secret = "${PSK}" } }
 `,
-  );
-  const proc = spawnIn(t, n, `charon-${n}.out`, 'env', [
-    `STRONGSWAN_CONF=${d}/strongswan.conf`,
-    'sh',
-    '-c',
-    'mount --bind "$1" /run && shift && exec "$@"',
-    'charon-wrap',
-    run,
-    CHARON,
-  ]);
-  const sock = join(run, 'charon.vici');
-  const swanctl = (args: string[]): Promise<string> =>
-    must(
-      'env',
-      [`STRONGSWAN_CONF=${d}/client.conf`, `SWANCTL_DIR=${sw}`, SWANCTL, ...args, '--uri', `unix://${sock}`],
-      60_000,
-    );
-  for (let i = 0; !existsSync(sock); i++) {
-    if (i > 300) throw new Error(`charon in ${n} did not start:\n${tailOf(join(t.dir, `charon-${n}.out`))}`);
-    await sleep(50);
-  }
-  await swanctl(['--load-all', '--file', join(sw, 'swanctl.conf')]);
-  return { proc, swanctl };
-}
-
-function tailOf(f: string, n = 40): string {
-  return existsSync(f) ? readFileSync(f, 'utf8').trimEnd().split('\n').slice(-n).join('\n') : '';
+  });
 }
 
 async function waitPing(t: Topo, timeoutMs: number): Promise<void> {
   const end = Date.now() + timeoutMs;
   for (;;) {
-    const r = await sh('ip', ['netns', 'exec', t.hostA, 'ping', '-c', '1', '-W', '1', '203.0.113.10']);
+    const r = await sh('ip', ['netns', 'exec', t.ns.ha, 'ping', '-c', '1', '-W', '1', '203.0.113.10']);
     if (r.code === 0) return;
     if (Date.now() > end) throw new Error(`no connectivity through the tunnel after ${timeoutMs} ms`);
   }
 }
 
 async function iperf(t: Topo, seconds: number, reverse: boolean): Promise<number> {
-  const args = ['netns', 'exec', t.hostA, 'iperf3', '-c', '203.0.113.10', '-t', String(seconds), '-J'];
+  const args = ['netns', 'exec', t.ns.ha, 'iperf3', '-c', '203.0.113.10', '-t', String(seconds), '-J'];
   if (reverse) args.push('-R');
   const out = await must('ip', args, (seconds + 30) * 1000);
   const j = JSON.parse(out) as { end?: { sum_received?: { bits_per_second?: number } } };
@@ -267,7 +127,7 @@ async function iperf(t: Topo, seconds: number, reverse: boolean): Promise<number
 
 /** `ip xfrm state` of gw-a without what differs by nature (SPIs, keys, reqids, counters). */
 async function saShape(t: Topo): Promise<string> {
-  const out = await ns(t.gwA, 'ip', 'xfrm', 'state');
+  const out = await t.exec('gwa', 'ip', ['xfrm', 'state']);
   return out
     .split('\n')
     .map((l) =>
@@ -305,37 +165,39 @@ const note = (msg: string): void => {
 
 async function bringUp(prefix: string, name: PairResult['pair']): Promise<Pair> {
   const t = await topology(prefix);
-  note(`${name}: topology ${prefix}* up`);
-  spawnIn(t, t.hostB, 'iperf3-server.log', 'iperf3', ['-s']);
-  await startCharon(t, t.gwB, {
-    local: '192.0.2.2',
-    remote: '192.0.2.1',
-    localTs: '203.0.113.0/24',
-    remoteTs: '198.51.100.0/24',
-    routes: true,
-  });
-  note(`${name}: gw-b charon up`);
-  let a: ChildProcess;
-  if (name === 'strongswan-strongswan') {
-    const c = await startCharon(t, t.gwA, {
-      local: '192.0.2.1',
-      remote: '192.0.2.2',
-      localTs: '198.51.100.0/24',
-      remoteTs: '203.0.113.0/24',
-      routes: false,
+  try {
+    note(`${name}: topology ${prefix}* up`);
+    t.spawn('hb', 'iperf3', ['-s'], { log: 'iperf3-server.log' });
+    const gwb = await startCharon(t, 'gwb', {
+      local: '192.0.2.2',
+      remote: '192.0.2.1',
+      localTs: '203.0.113.0/24',
+      remoteTs: '198.51.100.0/24',
+      routes: true,
     });
-    a = c.proc;
-    await c.swanctl(['--initiate', '--child', 'net', '--timeout', '30']);
-  } else {
-    const cfg = join(t.dir, 'ikegw.yaml');
-    writeFileSync(join(t.dir, 'psk'), PSK, { mode: 0o600 });
-    writeFileSync(
-      cfg,
-      `connections:
+    note(`${name}: gw-b charon up`);
+    let a: ChildProcess;
+    let aLog: string;
+    if (name === 'strongswan-strongswan') {
+      const c = await startCharon(t, 'gwa', {
+        local: '192.0.2.1',
+        remote: '192.0.2.2',
+        localTs: '198.51.100.0/24',
+        remoteTs: '203.0.113.0/24',
+        routes: false,
+      });
+      a = c.proc!;
+      aLog = join(c.dir, 'charon.out');
+      await c.swanctl(['--initiate', '--child', 'net', '--timeout', '30']);
+    } else {
+      const ikegw = t.ikegw(
+        'gwa',
+        'ikegw',
+        `connections:
   kp:
     local_addrs: ['192.0.2.1']
     remote_addrs: ['192.0.2.2']
-    psk: { file: '${join(t.dir, 'psk')}' }
+    psk: { file: '${t.pskFile(PSK)}' }
     proposals: [${IKE}]
     dpd_delay: 0
     children:
@@ -349,24 +211,23 @@ listen: { address: '192.0.2.1', port: 500, nat_port: 4500 }
 control: { socket: '${join(t.dir, 'ikegw.sock')}' }
 log: { level: info, format: json }
 `,
-    );
-    a = spawnIn(t, t.gwA, 'ikegw.log', process.execPath, [CLI, 'daemon', '-c', cfg]);
-  }
-  try {
-    await waitPing(t, 90_000);
+      );
+      a = ikegw.proc;
+      aLog = ikegw.log!;
+    }
+    try {
+      await waitPing(t, 90_000);
+    } catch (e) {
+      throw new Error(
+        `${name}: ${(e as Error).message}\n--- gw-a log ---\n${tailOf(aLog)}\n--- gw-b charon ---\n${tailOf(gwb.logFile)}`,
+      );
+    }
+    note(`${name}: tunnel up`);
+    return { name, t, gwAProc: a };
   } catch (e) {
-    throw new Error(
-      `${name}: ${(e as Error).message}\n--- gw-a log ---\n${tailOf(join(t.dir, name === 'ikegw-strongswan' ? 'ikegw.log' : `charon-${t.gwA}.out`))}\n--- gw-b charon ---\n${tailOf(join(t.dir, `charon-${t.gwB}`, 'charon.log'))}`,
-    );
+    await t.destroy();
+    throw e;
   }
-  note(`${name}: tunnel up`);
-  return { name, t, gwAProc: a };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 /**
@@ -405,11 +266,11 @@ export async function kernelPathInner(
         downRuns: down.get(p.name) ?? [],
         shape: await saShape(p.t),
       });
-      await stop(p.gwAProc);
+      await p.t.stop(p.gwAProc, 5000);
     }
     return out;
   } finally {
-    for (const p of pairs) await teardown(p.t);
+    for (const p of pairs) await p.t.destroy();
   }
 }
 

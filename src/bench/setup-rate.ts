@@ -5,15 +5,13 @@
 // Topology: ns <p>-lt-init (192.0.2.1, load generator, CPU 0) -- veth -- ns <p>-lt-resp
 // (192.0.2.2, responder, CPU 1). dos_protection is off on charon (as in LAB.md's anchor figures)
 // and ikegw's cookie threshold is off, since all SAs come from one address.
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CHARON, cpuSeconds, findDescendant, Lab, rss, sleep } from './lab.js';
 
-const HERE = dirname(new URL(import.meta.url).pathname);
-const CLI = resolve(HERE, '../cli.js');
-const LOADGEN = resolve(HERE, 'loadgen.js');
-const CHARON = '/usr/lib/ipsec/charon';
+const LOADGEN = resolve(dirname(fileURLToPath(import.meta.url)), 'loadgen.js');
 const PSK = 'bench-psk-6f1e0c9a2b7d4e33';
 const INIT = '192.0.2.1';
 const RESP = '192.0.2.2';
@@ -34,102 +32,33 @@ export interface RateResult {
   rssAfter: number;
 }
 
-function rss(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) * 1024 : 0;
+type Topology = Lab<'lt-init' | 'lt-resp'>;
+
+function topology(): Promise<Topology> {
+  return Lab.create({
+    prefix: `ikgwb${process.pid % 10000}-`,
+    tmpPrefix: 'ikegw-bench-',
+    nodes: {
+      'lt-init': { addrs: [`${INIT}/24 dev lt0`] },
+      // kernel-libipsec wants a local address inside the local traffic selector.
+      'lt-resp': { addrs: [`${RESP}/24 dev lt0`, '10.202.0.1/32 dev lo'] },
+    },
+    links: [['lt-init', 'lt0', 'lt-resp', 'lt0']],
+  });
 }
 
-function sh(cmd: string, args: string[]): string {
-  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-}
-
-function cpuTicks(pid: number): number {
-  // Sum over the process's threads is in /proc/<pid>/stat fields 14+15 (utime, stime).
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
-  return Number(rest[11]) + Number(rest[12]);
-}
-
-function descendantPid(pid: number, name: string): number | undefined {
-  // The responder runs under `ip netns exec` (and a sh for charon's private /run): find the real process.
-  const q = [pid];
-  while (q.length) {
-    const p = q.shift()!;
-    try {
-      const comm = readFileSync(`/proc/${p}/comm`, 'utf8').trim();
-      if (comm === name || (name === 'node' && comm.startsWith('node'))) return p;
-      const kids = readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim();
-      if (kids) q.push(...kids.split(/\s+/).map(Number));
-    } catch {
-      /* gone */
-    }
-  }
-  return undefined;
-}
-
-async function waitFor(pred: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-class Topology {
-  readonly init: string;
-  readonly resp: string;
-  readonly dir: string;
-  constructor() {
-    const p = `ikgwb${process.pid % 10000}`;
-    this.init = `${p}-lt-init`;
-    this.resp = `${p}-lt-resp`;
-    this.dir = mkdtempSync(join(tmpdir(), 'ikegw-bench-'));
-    for (const ns of [this.init, this.resp]) {
-      sh('ip', ['netns', 'add', ns]);
-      sh('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
-    }
-    sh('ip', [
-      '-n',
-      this.init,
-      'link',
-      'add',
-      'lt0',
-      'type',
-      'veth',
-      'peer',
-      'name',
-      'lt0',
-      'netns',
-      this.resp,
-    ]);
-    sh('ip', ['-n', this.init, 'addr', 'add', `${INIT}/24`, 'dev', 'lt0']);
-    sh('ip', ['-n', this.resp, 'addr', 'add', `${RESP}/24`, 'dev', 'lt0']);
-    // kernel-libipsec wants a local address inside the local traffic selector.
-    sh('ip', ['-n', this.resp, 'addr', 'add', '10.202.0.1/32', 'dev', 'lo']);
-    for (const ns of [this.init, this.resp]) sh('ip', ['-n', ns, 'link', 'set', 'lt0', 'up']);
-    writeFileSync(join(this.dir, 'psk'), PSK, { mode: 0o600 });
-  }
-  destroy(): void {
-    for (const ns of [this.init, this.resp]) {
-      try {
-        sh('ip', ['netns', 'del', ns]);
-      } catch {
-        /* already gone */
-      }
-    }
-    rmSync(this.dir, { recursive: true, force: true });
-  }
-}
-
-function startIkegw(t: Topology, proposals: string[]): ChildProcess {
-  const cfg = join(t.dir, 'ikegw.yaml');
-  writeFileSync(
-    cfg,
+function startIkegw(t: Topology, psk: string, proposals: string[]) {
+  const prof = process.env.BENCH_CPU_PROF
+    ? [`--cpu-prof`, `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
+    : [];
+  return t.ikegw(
+    'lt-resp',
+    'ikegw',
     `connections:
   lt:
     remote_addrs: ['%any']
     local_addrs: ['${RESP}']
-    psk: { file: '${join(t.dir, 'psk')}' }
+    psk: { file: '${psk}' }
     proposals: [${proposals.join(', ')}]
     dpd_delay: 0
     children:
@@ -143,26 +72,15 @@ listen: { address: '${RESP}', port: 500, nat_port: 4500 }
 dos: { cookie_threshold: -1, half_open_per_ip: 0 }
 log: { level: warn, format: json }
 `,
-  );
-  const prof = process.env.BENCH_CPU_PROF
-    ? [`--cpu-prof`, `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
-    : [];
-  return spawn(
-    'ip',
-    ['netns', 'exec', t.resp, 'taskset', '-c', '1', process.execPath, ...prof, CLI, 'daemon', '-c', cfg],
-    {
-      stdio: ['ignore', 'ignore', 'inherit'],
-    },
-  );
+    { cpu: '1', nodeArgs: prof, log: false, inheritStderr: true },
+  ).proc;
 }
 
-function startCharon(t: Topology, proposals: string[]): ChildProcess {
-  const run = join(t.dir, 'run');
-  mkdirSync(run, { recursive: true });
-  const conf = join(t.dir, 'strongswan.conf');
-  writeFileSync(
-    conf,
-    `charon {
+function startCharon(t: Topology, proposals: string[]) {
+  return t.charon('lt-resp', {
+    name: 'resp',
+    cpu: '1',
+    strongswanConf: ({ vici, log }) => `charon {
   load_modular = yes
   dos_protection = no
   ikesa_table_size = 1024
@@ -170,19 +88,15 @@ function startCharon(t: Topology, proposals: string[]): ChildProcess {
   plugins {
     include /etc/strongswan.d/charon/*.conf
     kernel-libipsec { load = yes }
-    vici { socket = unix://${run}/charon.vici }
+    vici { socket = unix://${vici} }
   }
-  filelog { main { path = ${t.dir}/charon.log
+  filelog { main { path = ${log}
     default = 0
     ike = 0 } }
   syslog { daemon { default = -1 } }
 }
 `,
-  );
-  const swanctl = join(t.dir, 'swanctl.conf');
-  writeFileSync(
-    swanctl,
-    `connections { lt {
+    swanctlConf: `connections { lt {
   local_addrs = ${RESP}
   proposals = ${proposals.join(',')}
   local { auth = psk }
@@ -193,50 +107,7 @@ function startCharon(t: Topology, proposals: string[]): ChildProcess {
 } }
 secrets { ike-lt { secret = "${PSK}" } }
 `,
-  );
-  const p = spawn(
-    'ip',
-    [
-      'netns',
-      'exec',
-      t.resp,
-      'taskset',
-      '-c',
-      '1',
-      'sh',
-      '-c',
-      'mount --bind "$1" /run && shift && exec "$@"',
-      'wrap',
-      run,
-      CHARON,
-    ],
-    { stdio: 'ignore', env: { ...process.env, STRONGSWAN_CONF: conf } },
-  );
-  return p;
-}
-
-async function loadSwanctl(t: Topology): Promise<void> {
-  const run = join(t.dir, 'run');
-  await waitFor(() => existsSync(join(run, 'charon.vici')), 10_000, 'charon vici socket');
-  const cliConf = join(t.dir, 'swanctl-cli.conf');
-  writeFileSync(cliConf, 'swanctl { load = random nonce pem pkcs1 pkcs8 x509 pubkey openssl }\n');
-  for (const d of ['x509', 'x509ca', 'private', 'rsa', 'ecdsa', 'pkcs8', 'pubkey'])
-    mkdirSync(join(t.dir, d), { recursive: true });
-  execFileSync(
-    'swanctl',
-    ['--load-all', '--file', join(t.dir, 'swanctl.conf'), '--uri', `unix://${join(run, 'charon.vici')}`],
-    {
-      env: { ...process.env, STRONGSWAN_CONF: cliConf },
-      stdio: 'ignore',
-    },
-  );
-}
-
-async function stop(p: ChildProcess): Promise<void> {
-  if (p.exitCode !== null) return;
-  p.kill('SIGTERM');
-  await Promise.race([new Promise((r) => p.once('exit', r)), new Promise((r) => setTimeout(r, 3000))]);
-  if (p.exitCode === null) p.kill('SIGKILL');
+  });
 }
 
 export async function one(
@@ -245,23 +116,26 @@ export async function one(
   count: number,
   concurrency: number,
 ): Promise<RateResult> {
-  const t = new Topology();
-  let resp: ChildProcess | undefined;
+  const t = await topology();
   try {
     const props = [proposal];
-    resp = responder === 'ikegw' ? startIkegw(t, props) : startCharon(t, props);
-    if (responder === 'strongswan') await loadSwanctl(t);
-    else await new Promise((r) => setTimeout(r, 700));
-    const pid = descendantPid(resp.pid!, responder === 'ikegw' ? 'node' : 'charon');
+    const psk = t.pskFile(PSK);
+    let pid: number | undefined;
+    if (responder === 'strongswan') pid = (await startCharon(t, props)).pid();
+    else {
+      const p = startIkegw(t, psk, props);
+      await sleep(700);
+      pid = p.pid === undefined ? undefined : findDescendant(p.pid, 'node');
+    }
     if (!pid) throw new Error(`${responder} did not start`);
     const rssBefore = rss(pid);
-    const c0 = cpuTicks(pid);
+    const c0 = cpuSeconds(pid);
     const out = execFileSync(
       'ip',
       [
         'netns',
         'exec',
-        t.init,
+        t.ns['lt-init'],
         'taskset',
         '-c',
         '0',
@@ -278,11 +152,11 @@ export async function one(
         '--proposal',
         proposal,
         '--psk-file',
-        join(t.dir, 'psk'),
+        psk,
       ],
       { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] },
     );
-    const c1 = cpuTicks(pid);
+    const cpuS = cpuSeconds(pid) - c0;
     const rssAfter = rss(pid);
     const r = JSON.parse(out.trim().split('\n').pop()!) as {
       established: number;
@@ -291,7 +165,6 @@ export async function one(
       rate: number;
       setupMsP50?: number;
     };
-    const cpuS = (c1 - c0) / 100; // USER_HZ
     return {
       responder,
       proposal,
@@ -306,8 +179,8 @@ export async function one(
       rssAfter,
     };
   } finally {
-    if (resp) await stop(resp);
-    t.destroy();
+    await t.stopAll();
+    await t.destroy();
   }
 }
 

@@ -9,24 +9,23 @@
 // iperf3 runs unpinned. CPU per Gbit is the cluster gateway's process CPU time (user + system,
 // /proc/<pid>/stat, all threads) during the transfer divided by the Gbit moved. Ping RTT is the
 // median over the rounds of the average of 10 echo requests pod -> onhost through the tunnel.
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import {
-  closeSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+  CHARON,
+  type Charon,
+  CLI,
+  cpuSeconds,
+  findDescendant,
+  Lab,
+  LIBIPSEC,
+  median,
+  SWANCTL,
+  sh,
+  sleep,
+  tailOf,
+  waitFor,
+} from './lab.js';
 
-const HERE = dirname(new URL(import.meta.url).pathname);
-const CLI = resolve(HERE, '../cli.js');
-const CHARON = '/usr/lib/ipsec/charon';
-const SWANCTL = '/usr/sbin/swanctl';
 const PSK = 'bench-psk-userspace-esp-5c1d';
 const CLUSTER_TS = '10.10.0.0/16,10.96.0.0/12';
 const ONPREM_TS = '192.168.100.0/24';
@@ -60,260 +59,95 @@ interface RunResult {
   diag: string;
 }
 
-function sh(cmd: string, args: string[], input?: string): string {
-  return execFileSync(cmd, args, {
-    encoding: 'utf8',
-    stdio: ['pipe', 'pipe', 'pipe'],
-    timeout: 20_000,
-    ...(input !== undefined ? { input } : {}),
+type Node = 'pod' | 'cluster' | 'nat' | 'onprem' | 'onhost';
+type Topology = Lab<Node>;
+
+const NO_IPV6 = ['net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1'];
+const ROUTER = [
+  'net.ipv4.ip_forward=1',
+  'net.ipv4.conf.all.rp_filter=0',
+  'net.ipv4.conf.default.rp_filter=0',
+];
+
+async function topology(tag: string): Promise<Topology> {
+  const t = await Lab.create<Node>({
+    prefix: `ikgwu${process.pid % 10000}-${tag}-`,
+    tmpPrefix: 'ikegw-espbench-',
+    nodes: {
+      pod: {
+        sysctlsFirst: NO_IPV6,
+        addrs: [`${A.pod}/24 dev eth0`],
+        routes: [`default via ${A.clusterLan}`],
+      },
+      cluster: {
+        sysctlsFirst: NO_IPV6,
+        sysctls: ROUTER,
+        addrs: [`${A.clusterLan}/24 dev lan0`, `${A.clusterSvc}/32 dev lan0`, `${A.clusterWan}/24 dev wan0`],
+        routes: [`default via ${A.natIn}`],
+      },
+      nat: {
+        sysctlsFirst: NO_IPV6,
+        sysctls: ROUTER,
+        addrs: [`${A.natIn}/24 dev in0`, `${A.natOut}/24 dev out0`],
+      },
+      onprem: {
+        sysctlsFirst: NO_IPV6,
+        sysctls: ROUTER,
+        addrs: [`${A.onpremWan}/24 dev wan0`, `${A.onpremLan}/24 dev lan0`],
+      },
+      onhost: {
+        sysctlsFirst: NO_IPV6,
+        addrs: [`${A.onhost}/24 dev eth0`],
+        routes: [`default via ${A.onpremLan}`],
+      },
+    },
+    links: [
+      ['pod', 'eth0', 'cluster', 'lan0'],
+      ['cluster', 'wan0', 'nat', 'in0'],
+      ['nat', 'out0', 'onprem', 'wan0'],
+      ['onprem', 'lan0', 'onhost', 'eth0'],
+    ],
   });
-}
-
-function cpuSeconds(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
-  return (Number(rest[11]) + Number(rest[12])) / 100; // USER_HZ
-}
-
-function findDescendant(pid: number, name: string): number | undefined {
-  const q = [pid];
-  while (q.length) {
-    const p = q.shift()!;
-    try {
-      const comm = readFileSync(`/proc/${p}/comm`, 'utf8').trim();
-      if (comm === name || (name === 'node' && comm.startsWith('node'))) return p;
-      for (const t of readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim().split(/\s+/))
-        if (t) q.push(Number(t));
-    } catch {
-      /* gone */
-    }
-  }
-  return undefined;
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(pred: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
-class Topology {
-  readonly p: string;
-  readonly ns: { pod: string; cluster: string; nat: string; onprem: string; onhost: string };
-  readonly dir = mkdtempSync(join(tmpdir(), 'ikegw-espbench-'));
-  readonly procs: ChildProcess[] = [];
-
-  constructor(tag: string) {
-    this.p = `ikgwu${process.pid % 10000}-${tag}`;
-    this.ns = {
-      pod: `${this.p}-pod`,
-      cluster: `${this.p}-cluster`,
-      nat: `${this.p}-nat`,
-      onprem: `${this.p}-onprem`,
-      onhost: `${this.p}-onhost`,
-    };
-    try {
-      this.build();
-    } catch (e) {
-      this.destroy();
-      throw e;
-    }
-  }
-
-  private ip(args: string[]): void {
-    sh('ip', args);
-  }
-
-  private veth(a: string, ia: string, b: string, ib: string): void {
-    this.ip(['-n', a, 'link', 'add', ia, 'type', 'veth', 'peer', 'name', ib, 'netns', b]);
-    this.ip(['-n', a, 'link', 'set', ia, 'up']);
-    this.ip(['-n', b, 'link', 'set', ib, 'up']);
-  }
-
-  private build(): void {
-    const n = this.ns;
-    for (const ns of Object.values(n)) {
-      this.ip(['netns', 'add', ns]);
-      this.ip(['-n', ns, 'link', 'set', 'lo', 'up']);
-      sh('ip', [
-        'netns',
-        'exec',
-        ns,
-        'sysctl',
-        '-qw',
-        'net.ipv6.conf.all.disable_ipv6=1',
-        'net.ipv6.conf.default.disable_ipv6=1',
-      ]);
-    }
-    this.veth(n.pod, 'eth0', n.cluster, 'lan0');
-    this.veth(n.cluster, 'wan0', n.nat, 'in0');
-    this.veth(n.nat, 'out0', n.onprem, 'wan0');
-    this.veth(n.onprem, 'lan0', n.onhost, 'eth0');
-    this.ip(['-n', n.pod, 'addr', 'add', `${A.pod}/24`, 'dev', 'eth0']);
-    this.ip(['-n', n.pod, 'route', 'add', 'default', 'via', A.clusterLan]);
-    this.ip(['-n', n.cluster, 'addr', 'add', `${A.clusterLan}/24`, 'dev', 'lan0']);
-    this.ip(['-n', n.cluster, 'addr', 'add', `${A.clusterSvc}/32`, 'dev', 'lan0']);
-    this.ip(['-n', n.cluster, 'addr', 'add', `${A.clusterWan}/24`, 'dev', 'wan0']);
-    this.ip(['-n', n.cluster, 'route', 'add', 'default', 'via', A.natIn]);
-    this.ip(['-n', n.nat, 'addr', 'add', `${A.natIn}/24`, 'dev', 'in0']);
-    this.ip(['-n', n.nat, 'addr', 'add', `${A.natOut}/24`, 'dev', 'out0']);
-    this.ip(['-n', n.onprem, 'addr', 'add', `${A.onpremWan}/24`, 'dev', 'wan0']);
-    this.ip(['-n', n.onprem, 'addr', 'add', `${A.onpremLan}/24`, 'dev', 'lan0']);
-    this.ip(['-n', n.onhost, 'addr', 'add', `${A.onhost}/24`, 'dev', 'eth0']);
-    this.ip(['-n', n.onhost, 'route', 'add', 'default', 'via', A.onpremLan]);
-    for (const r of [n.cluster, n.nat, n.onprem])
-      sh('ip', [
-        'netns',
-        'exec',
-        r,
-        'sysctl',
-        '-qw',
-        'net.ipv4.ip_forward=1',
-        'net.ipv4.conf.all.rp_filter=0',
-        'net.ipv4.conf.default.rp_filter=0',
-      ]);
-    sh(
-      'ip',
-      ['netns', 'exec', n.nat, 'nft', '-f', '-'],
+  try {
+    await t.exec(
+      'nat',
+      'nft',
+      ['-f', '-'],
       `table ip ikgwu_nat {\n  chain post {\n    type nat hook postrouting priority srcnat; policy accept;\n    oifname "out0" masquerade random\n  }\n}\n`,
     );
-    writeFileSync(join(this.dir, 'psk'), PSK, { mode: 0o600 });
+  } catch (e) {
+    await t.destroy();
+    throw e;
   }
-
-  spawn(ns: string, cpu: string | undefined, cmd: string, args: string[], log: string): ChildProcess {
-    const pre = cpu ? ['taskset', '-c', cpu] : [];
-    const fd = openSync(join(this.dir, `${log}.log`), 'a');
-    const p = spawn('ip', ['netns', 'exec', ns, ...pre, cmd, ...args], {
-      stdio: ['ignore', fd, fd],
-      detached: true,
-    });
-    closeSync(fd);
-    this.procs.push(p);
-    return p;
-  }
-
-  async stopAll(): Promise<void> {
-    for (const p of this.procs.splice(0)) {
-      if (p.exitCode !== null || p.signalCode !== null || p.pid === undefined) continue;
-      try {
-        process.kill(-p.pid, 'SIGTERM');
-      } catch {
-        /* gone */
-      }
-      const t = Date.now();
-      while (p.exitCode === null && p.signalCode === null && Date.now() - t < 3000) await sleep(50);
-      try {
-        if (p.exitCode === null && p.signalCode === null) process.kill(-p.pid, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }
-  }
-
-  destroy(): void {
-    for (const p of this.procs) {
-      try {
-        if (p.pid !== undefined) process.kill(-p.pid, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }
-    for (const ns of Object.values(this.ns)) {
-      try {
-        sh('ip', ['netns', 'del', ns]);
-      } catch {
-        /* not there */
-      }
-    }
-    rmSync(this.dir, { recursive: true, force: true });
-  }
+  return t;
 }
 
-class Charon {
-  readonly dir: string;
-  readonly sock: string;
-  proc: ChildProcess | undefined;
-  constructor(
-    private readonly t: Topology,
-    readonly role: 'cluster' | 'onprem',
-    private readonly swanctlConf: string,
-  ) {
-    this.dir = join(t.dir, `charon-${role}-${Date.now() % 100000}`);
-    this.sock = join(this.dir, 'run', 'charon.vici');
-  }
-
-  async start(cpu: string): Promise<void> {
-    const run = join(this.dir, 'run');
-    mkdirSync(run, { recursive: true });
-    const conf = join(this.dir, 'strongswan.conf');
-    writeFileSync(
-      conf,
-      `charon {
+/** charon with kernel-libipsec on a gateway of the topology. */
+function startCharon(
+  t: Topology,
+  node: 'cluster' | 'onprem',
+  cpu: string,
+  swanctlConf: string,
+): Promise<Charon> {
+  return t.charon(node, {
+    name: node,
+    cpu,
+    strongswanConf: ({ vici, log }) => `charon {
   load_modular = yes
   plugins {
     include /etc/strongswan.d/charon/*.conf
     kernel-libipsec { load = yes }
-    vici { socket = unix://${this.sock} }
+    vici { socket = unix://${vici} }
   }
-  filelog { main { path = ${this.dir}/charon.log
+  filelog { main { path = ${log}
     flush_line = yes
     default = 0
     ike = 1 } }
   syslog { daemon { default = -1 } }
 }
 `,
-    );
-    writeFileSync(join(this.dir, 'swanctl.conf'), this.swanctlConf);
-    writeFileSync(join(this.dir, 'client.conf'), 'swanctl { load = random nonce openssl }\n');
-    this.proc = spawn(
-      'ip',
-      [
-        'netns',
-        'exec',
-        this.t.ns[this.role],
-        'env',
-        `STRONGSWAN_CONF=${conf}`,
-        'taskset',
-        '-c',
-        cpu,
-        'sh',
-        '-c',
-        'mount --bind "$1" /run && shift && exec "$@"',
-        'wrap',
-        run,
-        CHARON,
-      ],
-      { stdio: 'ignore', detached: true },
-    );
-    this.t.procs.push(this.proc);
-    await waitFor(() => existsSync(this.sock), 10_000, `charon (${this.role}) vici socket`);
-    this.swanctl(['--load-all', '--file', join(this.dir, 'swanctl.conf')]);
-  }
-
-  swanctl(args: string[]): string {
-    return execFileSync(SWANCTL, [...args, '--uri', `unix://${this.sock}`], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'pipe'],
-      timeout: 20_000,
-      env: { ...process.env, STRONGSWAN_CONF: join(this.dir, 'client.conf'), SWANCTL_DIR: this.dir },
-    });
-  }
-
-  log(): string {
-    try {
-      return readFileSync(join(this.dir, 'charon.log'), 'utf8');
-    } catch {
-      return '';
-    }
-  }
-
-  pid(): number | undefined {
-    return this.proc?.pid === undefined ? undefined : findDescendant(this.proc.pid, 'charon');
-  }
+    swanctlConf,
+  });
 }
 
 function swanConf(local: string, remote: string, localTs: string, remoteTs: string): string {
@@ -386,7 +220,7 @@ function pingRtt(t: Topology): number {
 
 async function warmUp(t: Topology): Promise<void> {
   // one iperf3 server per topology for all runs
-  t.spawn(t.ns.onhost, undefined, 'iperf3', ['-s', '-B', A.onhost], 'iperf3-s');
+  t.spawn('onhost', 'iperf3', ['-s', '-B', A.onhost], { log: 'iperf3-s.log' });
   // the first packets also bring the tunnel up where it is not yet
   for (let i = 0; i < 40; i++) {
     try {
@@ -405,16 +239,16 @@ interface Gateway {
 }
 
 async function startIkegwSide(t: Topology): Promise<Gateway> {
-  const onprem = new Charon(t, 'onprem', swanConf(A.onpremWan, A.natOut, ONPREM_TS, CLUSTER_TS));
-  await onprem.start('0');
-  const cfg = join(t.dir, 'ikegw.yaml');
-  writeFileSync(
-    cfg,
+  const onprem = await startCharon(t, 'onprem', '0', swanConf(A.onpremWan, A.natOut, ONPREM_TS, CLUSTER_TS));
+  const extra = process.env.IKEGW_BENCH_NODE_ARGS ? process.env.IKEGW_BENCH_NODE_ARGS.split(' ') : [];
+  const ikegw = t.ikegw(
+    'cluster',
+    'ikegw',
     `connections:
   onprem:
     remote_addrs: ['${A.onpremWan}']
     local_addrs: ['${A.clusterWan}']
-    psk: { file: '${join(t.dir, 'psk')}' }
+    psk: { file: '${t.pskFile(PSK)}' }
     dpd_delay: 0
     children:
       cluster:
@@ -426,29 +260,30 @@ datapath: userspace
 listen: { address: '${A.clusterWan}', port: 500, nat_port: 4500 }
 log: { level: warn, format: json }
 `,
+    { cpu: '1', nodeArgs: extra },
   );
-  const extra = process.env.IKEGW_BENCH_NODE_ARGS ? process.env.IKEGW_BENCH_NODE_ARGS.split(' ') : [];
-  const p = t.spawn(t.ns.cluster, '1', process.execPath, [...extra, CLI, 'daemon', '-c', cfg], 'ikegw');
   try {
     await waitFor(() => /CHILD_SA net\{\d+\} established/.test(onprem.log()), 15_000, 'ikegw CHILD_SA');
   } catch (e) {
-    const tail = (f: string): string => (existsSync(f) ? readFileSync(f, 'utf8').slice(-3000) : '');
     throw new Error(
-      `${(e as Error).message}\n--- ikegw ---\n${tail(join(t.dir, 'ikegw.log'))}\n--- charon ---\n${onprem.log().slice(-3000)}`,
+      `${(e as Error).message}\n--- ikegw ---\n${tailOf(ikegw.log!, 60).slice(-3000)}\n--- charon ---\n${onprem.log().slice(-3000)}`,
     );
   }
-  const pid = p.pid === undefined ? undefined : findDescendant(p.pid, 'node');
+  const pid = ikegw.proc.pid === undefined ? undefined : findDescendant(ikegw.proc.pid, 'node');
   if (!pid) throw new Error('ikegw process not found');
   await warmUp(t);
   return { gateway: 'ikegw', t, pid };
 }
 
 async function startStrongswanSide(t: Topology): Promise<Gateway> {
-  const onprem = new Charon(t, 'onprem', swanConf(A.onpremWan, A.natOut, ONPREM_TS, CLUSTER_TS));
-  await onprem.start('0');
-  const cluster = new Charon(t, 'cluster', swanConf(A.clusterWan, A.onpremWan, CLUSTER_TS, ONPREM_TS));
-  await cluster.start('1');
-  cluster.swanctl(['--initiate', '--child', 'net', '--timeout', '10']);
+  await startCharon(t, 'onprem', '0', swanConf(A.onpremWan, A.natOut, ONPREM_TS, CLUSTER_TS));
+  const cluster = await startCharon(
+    t,
+    'cluster',
+    '1',
+    swanConf(A.clusterWan, A.onpremWan, CLUSTER_TS, ONPREM_TS),
+  );
+  await cluster.swanctl(['--initiate', '--child', 'net', '--timeout', '10'], 20_000);
   const pid = cluster.pid();
   if (!pid) throw new Error('cluster charon process not found');
   await warmUp(t);
@@ -465,12 +300,6 @@ async function sample(g: Gateway, seconds: number, reverse: boolean): Promise<Sa
   const c0 = cpuSeconds(g.pid);
   const r = await iperf(g.t, seconds, reverse);
   return { ...r, cpu: cpuSeconds(g.pid) - c0 };
-}
-
-function median(xs: number[]): number {
-  const v = [...xs].sort((a, b) => a - b);
-  const m = v.length >> 1;
-  return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
 }
 
 function summarize(g: Gateway, up: Sample[], down: Sample[], rtts: number[]): RunResult {
@@ -490,12 +319,7 @@ function summarize(g: Gateway, up: Sample[], down: Sample[], rtts: number[]): Ru
 
 export function userspaceEspBenchAvailable(): { ok: boolean; why?: string } {
   if (process.getuid?.() !== 0) return { ok: false, why: 'needs root (network namespaces, TUN)' };
-  for (const f of [
-    CHARON,
-    SWANCTL,
-    '/usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so',
-    '/usr/bin/iperf3',
-  ])
+  for (const f of [CHARON, SWANCTL, LIBIPSEC, '/usr/bin/iperf3'])
     if (!existsSync(f)) return { ok: false, why: `missing ${f}` };
   if (!existsSync(CLI)) return { ok: false, why: `missing ${CLI} (npm run build)` };
   return { ok: true };
@@ -514,9 +338,9 @@ export async function runUserspaceEspBench(o: UserspaceEspBenchOptions = {}): Pr
   const t0 = Date.now();
   const tops: Topology[] = [];
   try {
-    const ts = new Topology('s');
+    const ts = await topology('s');
     tops.push(ts);
-    const ti = new Topology('i');
+    const ti = await topology('i');
     tops.push(ti);
     const sw = await startStrongswanSide(ts);
     const ik = await startIkegwSide(ti);
@@ -557,7 +381,7 @@ export async function runUserspaceEspBench(o: UserspaceEspBenchOptions = {}): Pr
   } finally {
     for (const t of tops) {
       await t.stopAll();
-      t.destroy();
+      await t.destroy();
     }
   }
 }

@@ -7,7 +7,7 @@
 # Idempotent: an existing, complete DIR is left as it is (only the versions are printed); the
 # build happens in DIR.partial and is renamed to DIR when it succeeded, so DIR is either complete
 # or absent. Concurrent runs serialise on DIR.lock. Needs root and debootstrap
-# (apt-get install debootstrap); ~1-2 min and ~300 MB the first time.
+# (apt-get install debootstrap); 30 s to 2 min and ~150 MB the first time.
 set -euo pipefail
 
 dir=${1:-/var/tmp/ikegw-strongswan6}

@@ -13,7 +13,7 @@
 // (enable-cilium-api-server-access); 429 comes from its API rate limiter, with or without Retry-After.
 import { request } from 'node:http';
 import { IkegwError } from '../common/errors.js';
-import { isRecord, type Log, silentLog } from './k8s.js';
+import { isRecord, type Log, silentLog } from './log.js';
 
 export const DEFAULT_CILIUM_SOCKET = '/var/run/cilium/cilium.sock';
 

@@ -9,6 +9,9 @@
 // good on any other error, it retries with backoff (and relists after repeated failures).
 import { ApiException, CoreV1Api, CustomObjectsApi, type KubeConfig, Watch } from '@kubernetes/client-node';
 import { IkegwError } from '../common/errors.js';
+import { isRecord, type Log, silentLog } from './log.js';
+
+export { isRecord, type Log, silentLog };
 
 export type ResourceKind = 'pods' | 'configmaps' | 'ciliumendpoints';
 
@@ -53,10 +56,6 @@ export type JsonPatchOp =
 /** RFC 6901: "~" -> "~0", "/" -> "~1". */
 export function pointerToken(s: string): string {
   return s.replace(/~/g, '~0').replace(/\//g, '~1');
-}
-
-export function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /** A failed API call; `status` is the HTTP code (0 when there was no HTTP answer). */
@@ -269,16 +268,6 @@ export class KubeClient {
     );
   }
 }
-
-/** The subset of pino's logger used here. */
-export interface Log {
-  debug(obj: object, msg?: string): void;
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
-
-export const silentLog: Log = { debug() {}, info() {}, warn() {}, error() {} };
 
 export interface ReflectorOptions {
   client: KubeClient;

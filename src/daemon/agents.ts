@@ -5,10 +5,9 @@
 // SIGTERM/SIGINT, and clean up what they own on the way out.
 import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { DEFAULT_CILIUM_SOCKET, runCiliumSetup } from '../cilium/agent-client.js';
-import { runOperator } from '../cilium/endpoint-reconciler.js';
 import { ciliumSetupOptionsFromEnv, operatorOptionsFromEnv } from '../cilium/env.js';
 import { IkegwError } from '../common/errors.js';
 import { routesOptionsFromEnv } from '../routes/env.js';
@@ -79,6 +78,10 @@ export async function runRoutesCommand(
 /** `ikegw operator`: in-cluster credentials, options from the chart's environment. */
 export async function runOperatorCommand(io: AgentIo, kubeConfig?: KubeConfig): Promise<number> {
   const log = logger('operator', io.env);
+  // The Kubernetes client (~116 MB) is loaded here, by the operator only: not by the routes
+  // sidecar, which shares this module.
+  const { KubeConfig } = await import('@kubernetes/client-node');
+  const { runOperator } = await import('../cilium/endpoint-reconciler.js');
   let kc = kubeConfig;
   if (!kc) {
     kc = new KubeConfig();

@@ -124,7 +124,12 @@ const later = await import('./dynamic.js');
     expect(packages).toContain('prom-client');
     expect(packages).toContain('pino');
     expect(files).toContain('src/daemon/control.ts');
-    expect(staticClosure('src/daemon/agents.ts').packages).toContain('@kubernetes/client-node');
+    expect(staticClosure('src/cilium/endpoint-reconciler.ts').packages).toContain('@kubernetes/client-node');
+  });
+
+  it('the routes sidecar (daemon/agents.ts) loads the Kubernetes client only for the operator, lazily', () => {
+    expect(staticClosure('src/daemon/agents.ts').packages).not.toContain('@kubernetes/client-node');
+    expect(staticClosure('src/cilium/agent-client.ts').packages).not.toContain('@kubernetes/client-node');
   });
 
   it('every command module is registered with the dispatcher', () => {

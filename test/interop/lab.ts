@@ -743,11 +743,26 @@ class LabImpl implements Lab {
     const count = opts.count ?? 3;
     const interval = opts.intervalS ?? 0.2;
     const wait = opts.waitS ?? 1;
+    // -w: wait for the replies up to a deadline after the last request (with -c alone ping quits
+    // 2 RTTs after its last request, and a reply a loaded machine delays a little counts as lost)
+    const deadline = Math.ceil(count * interval + wait);
     const r = await this.exec(
       ns,
       'ping',
-      ['-n', '-q', '-c', String(count), '-i', String(interval), '-W', String(wait), dst],
-      { check: false, timeoutMs: (count * interval + wait + 5) * 1000 },
+      [
+        '-n',
+        '-q',
+        '-c',
+        String(count),
+        '-i',
+        String(interval),
+        '-W',
+        String(wait),
+        '-w',
+        String(deadline),
+        dst,
+      ],
+      { check: false, timeoutMs: (deadline + 5) * 1000 },
     );
     const m = /(\d+) (?:packets )?received/.exec(r.stdout);
     return m ? Number(m[1]) : 0;

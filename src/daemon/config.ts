@@ -38,9 +38,12 @@ import type {
   StartAction,
 } from '../ike/config.js';
 import { defaultRetransmit } from '../ike/config.js';
+import { encodeDn, formatDn, parseDnString } from '../ike/crypto/der.js';
+import { parseCert } from '../ike/crypto/x509.js';
 import type { TsRange } from '../ike/ports.js';
 import { ProposalSyntaxError, parseProposal } from '../ike/sa/proposal-syntax.js';
 import { IdType } from '../ike/wire/constants.js';
+import { certsFromFile, checkLocalChain, expiryWarnings, keyFromFile, localIdForCert } from './certs.js';
 import type { LogFormat } from './log.js';
 
 export { DEFAULT_CONFIG_PATH, DEFAULT_CONTROL_SOCKET } from '../common/control-protocol.js';
@@ -398,10 +401,16 @@ export function parseIdentity(input: string): IdParse {
       ok: true,
       id: { type: ip.family === 4 ? IdType.IPV4_ADDR : IdType.IPV6_ADDR, data: ipBytes(ip.text, ip.family) },
     };
-  if (s.includes('=')) {
-    return bad(
-      'looks like a distinguished name; DN identities need certificates, which ikegw does not support (use an IP, FQDN or @#KEY_ID)',
-    );
+  if (s.includes('=') || s.startsWith('asn1dn:')) {
+    // a distinguished name, as strongSwan writes it: "C=CH, O=example, CN=gw" (certificates)
+    try {
+      return {
+        ok: true,
+        id: { type: IdType.DER_ASN1_DN, data: encodeDn(parseDnString(s.replace(/^asn1dn:/, ''))) },
+      };
+    } catch (e) {
+      return bad(`is not a valid distinguished name: ${(e as Error).message}`);
+    }
   }
   if (s.includes('@')) {
     return printable(s)
@@ -432,6 +441,8 @@ export function formatIdentity(id: IdConfig | undefined): string {
       return text();
     case IdType.KEY_ID:
       return `@#${Buffer.from(id.data).toString('hex')}`;
+    case IdType.DER_ASN1_DN:
+      return formatDn(id.data);
     default:
       return `(ID type ${id.type}, ${id.data.length} bytes)`;
   }
@@ -533,6 +544,7 @@ const CONN_KEYS = [
   'local',
   'remote',
   'psk',
+  'send_cert',
   'proposals',
   'encap',
   'fragmentation',
@@ -659,13 +671,89 @@ function identity(ctx: Ctx, path: string, v: unknown, allowAny: boolean): IdConf
   return r.id;
 }
 
-function endpointSide(ctx: Ctx, path: string, v: unknown, allowAny: boolean): IdConfig | undefined | null {
-  const o = mapping(ctx, path, v, ['id', 'auth']);
-  if (!o) return null;
-  if (o.auth !== undefined && o.auth !== 'psk') {
-    ctx.err(join(path, 'auth'), `only "psk" is supported, got ${show(o.auth)}`);
+interface Side {
+  id: IdConfig | undefined | null;
+  auth: 'psk' | 'pubkey';
+  rsaPss: boolean;
+  /** local: our certificate first, then intermediates; remote: trusted CAs. */
+  certs?: Uint8Array[];
+  /** local: PKCS#8 DER of the private key. */
+  key?: SecretBytes;
+}
+
+const fileList = (ctx: Ctx, path: string, v: unknown): string[] | undefined => {
+  const items = list(ctx, path, v);
+  if (!items) return undefined;
+  const out = items.map((it) => str(ctx, it.path, it.value));
+  return out.every((x) => x !== undefined) ? (out as string[]) : undefined;
+};
+
+/**
+ * local / remote: id, auth (psk | pubkey, local also rsa/pss), and for pubkey local.certs +
+ * local.key (files; the key never inline) or remote.cacerts (files).
+ */
+function endpointSide(ctx: Ctx, path: string, v: unknown, remote: boolean, nowMs: number, cas?: Side): Side {
+  const o = mapping(ctx, path, v, remote ? ['id', 'auth', 'cacerts'] : ['id', 'auth', 'certs', 'key']);
+  const side: Side = { id: null, auth: 'psk', rsaPss: false };
+  if (!o) return side;
+  const authOk = remote ? ['psk', 'pubkey'] : ['psk', 'pubkey', 'rsa/pss'];
+  if (o.auth !== undefined && !authOk.includes(String(o.auth))) {
+    ctx.err(join(path, 'auth'), `must be one of ${authOk.join(', ')}, got ${show(o.auth)}`);
   }
-  return identity(ctx, join(path, 'id'), o.id, allowAny);
+  side.auth = o.auth === 'pubkey' || o.auth === 'rsa/pss' ? 'pubkey' : 'psk';
+  side.rsaPss = o.auth === 'rsa/pss';
+  side.id = identity(ctx, join(path, 'id'), o.id, remote);
+  const certKey = remote ? 'cacerts' : 'certs';
+  if (side.auth !== 'pubkey') {
+    for (const k of [certKey, 'key']) {
+      if (o[k] !== undefined) ctx.err(join(path, k), `needs ${join(path, 'auth')}: pubkey`);
+    }
+    return side;
+  }
+  const files = fileList(ctx, join(path, certKey), o[certKey]);
+  if (files && files.length === 0) {
+    ctx.err(
+      join(path, certKey),
+      remote
+        ? "is required with remote.auth pubkey: the CA certificate(s) the peer's certificate must chain to"
+        : 'is required with local.auth pubkey: our certificate file (PEM or DER), intermediates after it',
+    );
+  }
+  const certs = files?.flatMap((f, i) => certsFromFile(ctx, `${join(path, certKey)}[${i}]`, f) ?? []);
+  if (!certs || certs.length === 0) return side;
+  for (const c of certs) expiryWarnings(ctx, join(path, certKey), c, nowMs);
+  side.certs = certs.map((c) => c.der);
+  if (remote) {
+    for (const c of certs) {
+      if (!c.x509.ca) ctx.warnings.push(`${join(path, 'cacerts')}: "${c.subject}" is not a CA certificate`);
+    }
+    return side;
+  }
+  if (o.key === undefined || o.key === null) {
+    ctx.err(
+      join(path, 'key'),
+      'is required with local.auth pubkey: the private key file (PEM or DER; never inline)',
+    );
+    return side;
+  }
+  if (typeof o.key !== 'string' || o.key.includes('-----BEGIN')) {
+    ctx.err(
+      join(path, 'key'),
+      'must be the path of the private key file (the key is never written in the configuration)',
+    );
+    return side;
+  }
+  const key = keyFromFile(ctx, join(path, 'key'), o.key);
+  if (!key) return side;
+  if (side.rsaPss && key.asymmetricKeyType !== 'rsa') {
+    ctx.err(join(path, 'auth'), `rsa/pss needs an RSA key, local.key is ${key.asymmetricKeyType}`);
+  }
+  const anchors = (cas?.certs ?? []).map(parseCert);
+  if (!checkLocalChain(ctx, join(path, 'certs'), certs, key, join(path, 'key'), anchors)) return side;
+  side.key = new SecretBytes(key.export({ format: 'der', type: 'pkcs8' }));
+  const id = localIdForCert(ctx, join(path, 'id'), certs[0]!, side.id ?? undefined);
+  if (side.id !== null || o.id === undefined) side.id = id ?? null;
+  return side;
 }
 
 function addrList(ctx: Ctx, path: string, v: unknown, allowAny: boolean): string[] | undefined {
@@ -795,9 +883,17 @@ function connection(
   }
   const localAddrs = addrList(ctx, at('local_addrs'), o.local_addrs, false);
   const remotePort = o.remote_port === undefined ? 500 : int(ctx, at('remote_port'), o.remote_port, 1, 65535);
-  const localId = endpointSide(ctx, at('local'), o.local, false);
-  const remoteId = endpointSide(ctx, at('remote'), o.remote, true);
-  const key = psk(ctx, at('psk'), o.psk, name, inline);
+  const nowMs = Date.now();
+  const remoteSide = endpointSide(ctx, at('remote'), o.remote, true, nowMs);
+  const localSide = endpointSide(ctx, at('local'), o.local, false, nowMs, remoteSide);
+  const localId = localSide.id;
+  const remoteId = remoteSide.id;
+  const needPsk = localSide.auth === 'psk' || remoteSide.auth === 'psk';
+  const key = needPsk || o.psk !== undefined ? psk(ctx, at('psk'), o.psk, name, inline) : new SecretBytes(0);
+  const sendCert =
+    o.send_cert === undefined
+      ? 'ifasked'
+      : oneOf(ctx, at('send_cert'), o.send_cert, ['always', 'ifasked', 'never'] as const);
   const ikeProposals = proposals(ctx, at('proposals'), o.proposals, 'ike');
   const encap = o.encap === undefined ? false : bool(ctx, at('encap'), o.encap);
   const fragmentation =
@@ -876,6 +972,17 @@ function connection(
   };
   if (localId) cfg.localId = localId;
   if (remoteId) cfg.remoteId = remoteId;
+  if (localSide.auth === 'pubkey') {
+    cfg.localAuth = 'pubkey';
+    cfg.localCerts = localSide.certs!;
+    cfg.localKey = localSide.key!;
+    if (localSide.rsaPss) cfg.rsaPss = true;
+  }
+  if (remoteSide.auth === 'pubkey') {
+    cfg.remoteAuth = 'pubkey';
+    cfg.remoteCaCerts = remoteSide.certs!;
+  }
+  if (localSide.auth === 'pubkey' || remoteSide.auth === 'pubkey') cfg.sendCert = sendCert!;
   return { cfg, children: childDrafts };
 }
 

@@ -67,8 +67,22 @@ export interface ConnectionConfig {
   localId?: IdConfig;
   /** undefined = %any. */
   remoteId?: IdConfig;
-  /** The pre-shared key. Never logged. */
+  /** The pre-shared key (empty when neither side authenticates with it). Never logged. */
   psk: Uint8Array;
+  /** How we authenticate (local.auth): pre-shared key (default) or certificate signature. */
+  localAuth?: 'psk' | 'pubkey';
+  /** How the peer must authenticate (remote.auth); default psk. */
+  remoteAuth?: 'psk' | 'pubkey';
+  /** local.auth pubkey: our certificate (DER) first, then intermediate CA certificates to send. */
+  localCerts?: Uint8Array[];
+  /** local.auth pubkey: our private key, PKCS#8 DER. Never logged. */
+  localKey?: Uint8Array;
+  /** local.auth pubkey with an RSA key: sign with RSASSA-PSS (local.auth rsa/pss). */
+  rsaPss?: boolean;
+  /** remote.auth pubkey: the trusted CA certificates (remote.cacerts, DER). */
+  remoteCaCerts?: Uint8Array[];
+  /** When to send our certificates (strongSwan send_cert): default ifasked (the peer sent CERTREQ). */
+  sendCert?: 'always' | 'ifasked' | 'never';
   ikeProposals: ProposalConfig[];
   /** Force UDP encapsulation (strongSwan encap = yes). */
   encap: boolean;

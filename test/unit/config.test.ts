@@ -297,7 +297,7 @@ describe('loadConfig: each bad field gives one error naming it', () => {
     [
       'a typo in a key',
       conn('    dpd_dealy: 30s'),
-      'connections.onprem.dpd_dealy: unknown key (did you mean "dpd_delay"?); allowed: remote_addrs, local_addrs, remote_port, local, remote, psk, proposals, encap, fragmentation, fragment_size, dpd_delay, dpd_action, dpd_timeout, rekey_time, over_time, unique, version, children',
+      'connections.onprem.dpd_dealy: unknown key (did you mean "dpd_delay"?); allowed: remote_addrs, local_addrs, remote_port, local, remote, psk, send_cert, proposals, encap, fragmentation, fragment_size, dpd_delay, dpd_action, dpd_timeout, rekey_time, over_time, unique, version, children',
     ],
     [
       'a missing peer address',
@@ -370,14 +370,19 @@ describe('loadConfig: each bad field gives one error naming it', () => {
       'connections.onprem.local.id: %any is only allowed for the remote identity; omit local.id to use the local address',
     ],
     [
-      'a DN identity',
-      conn("    remote: { id: 'C=CH, O=strongSwan, CN=moon' }"),
-      'connections.onprem.remote.id: "C=CH, O=strongSwan, CN=moon" looks like a distinguished name; DN identities need certificates, which ikegw does not support (use an IP, FQDN or @#KEY_ID)',
+      'a bad DN identity',
+      conn("    remote: { id: 'C=CH, XX=strongSwan, CN=moon' }"),
+      'connections.onprem.remote.id: "C=CH, XX=strongSwan, CN=moon" is not a valid distinguished name: unknown DN attribute "XX"',
     ],
     [
-      'a non-PSK auth',
+      'pubkey without a certificate',
       conn('    local: { auth: pubkey }'),
-      'connections.onprem.local.auth: only "psk" is supported, got "pubkey"',
+      'connections.onprem.local.certs: is required with local.auth pubkey: our certificate file (PEM or DER), intermediates after it',
+    ],
+    [
+      'an unknown auth',
+      conn('    local: { auth: eap }'),
+      'connections.onprem.local.auth: must be one of psk, pubkey, rsa/pss, got "eap"',
     ],
     ['IKEv1', conn('    version: 1'), 'connections.onprem.version: only IKEv2 (2) is supported, got 1'],
     [

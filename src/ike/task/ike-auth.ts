@@ -1,10 +1,12 @@
-// IKE_AUTH with pre-shared keys and the first CHILD_SA (RFC 7296 §1.2, §2.15, §2.9), both roles.
+// IKE_AUTH with pre-shared keys or certificates (pubkey-auth.ts) and the first CHILD_SA (RFC 7296
+// §1.2, §2.15, §2.9), both roles; PSK and pubkey may differ per direction (local.auth/remote.auth).
 //
-//   HDR, SK { IDi, [N(INITIAL_CONTACT)], [IDr], AUTH, SAi2, TSi, TSr }  -->
-//                               <--  HDR, SK { IDr, AUTH, SAr2, TSi, TSr }
+//   HDR, SK { IDi, [CERT+], [N(INITIAL_CONTACT)], [CERTREQ], [IDr], AUTH, SAi2, TSi, TSr }  -->
+//                               <--  HDR, SK { IDr, [CERT+], AUTH, SAr2, TSi, TSr }
 import { addrToBytes, bytesToAddr } from '../../common/addr.js';
 import { concat, equalBytes, hex } from '../../common/bytes.js';
-import type { ChildConfig, IdConfig } from '../config.js';
+import type { ChildConfig, ConnectionConfig, IdConfig } from '../config.js';
+import { dnMatches, formatDn, parseDn } from '../crypto/der.js';
 import { pskAuthData } from '../crypto/keymat.js';
 import { childKeysFor, installChild, newChild } from '../sa/child-sa.js';
 import type { ChildSa, IkeSa } from '../sa/ike-sa.js';
@@ -41,6 +43,13 @@ import {
   ts,
   u32,
 } from './payloads.js';
+import {
+  AuthError,
+  authRequestCertreqs,
+  noteAuthRequest,
+  signaturePayloads,
+  verifySignature,
+} from './pubkey-auth.js';
 
 /** Notifies that fail only the CHILD_SA of an IKE_AUTH, not the IKE_SA (RFC 7296 §1.2). */
 const CHILD_ERRORS = new Set<number>([
@@ -68,6 +77,8 @@ export function idText(type: number, data: Uint8Array): string {
       return Buffer.from(data).toString('latin1');
     case IdType.KEY_ID:
       return `@#${hex(data)}`;
+    case IdType.DER_ASN1_DN:
+      return `"${formatDn(data)}"`;
     default:
       return `<id type ${type}: ${hex(data)}>`;
   }
@@ -83,7 +94,100 @@ function peerIdBody(p: IdPayload): Uint8Array {
 }
 
 function idMatches(want: IdConfig | undefined, got: IdPayload): boolean {
-  return !want || (want.type === got.idType && equalBytes(want.data, got.data));
+  if (!want) return true;
+  if (want.type !== got.idType) return false;
+  if (want.type !== IdType.DER_ASN1_DN) return equalBytes(want.data, got.data);
+  try {
+    return dnMatches(parseDn(want.data), parseDn(got.data)); // string types may differ; "*" values match any
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Our AUTH payload (and CERTs before it): PSK MAC or a signature (local.auth). `real` is our
+ * IKE_SA_INIT message, `peerNonce` the peer's nonce, `skP` our SK_p.
+ */
+function ourAuth(
+  ctx: EngineCtx,
+  sa: IkeSa,
+  real: Uint8Array,
+  peerNonce: Uint8Array,
+  skP: Uint8Array,
+  me: IdConfig,
+): Payload[] {
+  const conn = sa.conn;
+  if (conn.localAuth === 'pubkey')
+    return signaturePayloads(ctx, sa, real, peerNonce, skP, idBody(me.type, me.data));
+  return [
+    auth(
+      AuthMethod.SHARED_KEY_MIC,
+      pskAuthData(sa.suite!.prf, conn.psk, real, peerNonce, skP, idBody(me.type, me.data)),
+    ),
+  ];
+}
+
+/**
+ * Verifies the peer's AUTH (remote.auth); returns undefined or [cause, sentence]. `real` is the
+ * peer's IKE_SA_INIT message, `ourNonce` our nonce, `skP` the peer's SK_p.
+ */
+function checkPeerAuth(
+  ctx: EngineCtx,
+  sa: IkeSa,
+  ps: Payload[],
+  idp: IdPayload,
+  real: Uint8Array,
+  ourNonce: Uint8Array,
+  skP: Uint8Array,
+): [string, string] | undefined {
+  const conn = sa.conn;
+  const authp = find(ps, PayloadType.AUTH)!;
+  if (conn.remoteAuth === 'pubkey') {
+    try {
+      const how = verifySignature(ctx, sa, ps, idp, sa.remoteIdText, real, ourNonce, skP, peerIdBody(idp));
+      ctx.log('info', 'ike', how, sa);
+      return undefined;
+    } catch (e) {
+      if (e instanceof AuthError) return [e.code, e.message];
+      throw e;
+    }
+  }
+  if (authp.method !== AuthMethod.SHARED_KEY_MIC) {
+    return [
+      'auth-method',
+      `the peer authenticated with method ${authp.method}${authp.method === AuthMethod.SHARED_KEY_MIC ? '' : ' (a signature)'}, but remote.auth is psk`,
+    ];
+  }
+  const expect = pskAuthData(sa.suite!.prf, conn.psk, real, ourNonce, skP, peerIdBody(idp));
+  if (!equalBytes(expect, authp.data)) {
+    return [
+      'psk-mismatch',
+      `the peer's AUTH does not verify with our pre-shared key — the PSK (or the peer's ID) differs (our ID ${sa.localIdText}, peer ID ${sa.remoteIdText})`,
+    ];
+  }
+  return undefined;
+}
+
+/** The failure sentence's hint for a certificate cause. */
+function certHint(cause: string, conn: ConnectionConfig): string | undefined {
+  if (cause === 'psk-mismatch' || (cause === 'id-mismatch' && conn.remoteAuth !== 'pubkey')) return undefined;
+  const hints: Record<string, string> = {
+    'untrusted-ca':
+      "remote.cacerts must hold the CA that issued the peer's certificate (or its root, with the peer sending the intermediates)",
+    expired: "the certificate's validity period has ended (or the clock is wrong): renew it",
+    'not-yet-valid': 'the certificate is not valid yet: check both clocks',
+    'id-mismatch':
+      "the peer's ID must be its certificate's subject DN or one of its subjectAltNames, and match remote.id",
+    'bad-signature':
+      "the peer's private key does not belong to the certificate it sent, or the message was altered",
+    'no-cert':
+      'the peer must send its certificate: send_cert = always on the peer, or remote.cacerts naming its CA',
+    'auth-method': 'local.auth on one side must match remote.auth on the other (psk or pubkey)',
+    'not-a-ca': 'an issuing certificate lacks basicConstraints CA:TRUE',
+    'key-usage':
+      "a certificate's keyUsage forbids this use (digitalSignature for end entities, keyCertSign for CAs)",
+  };
+  return hints[cause];
 }
 
 // ------------------------------------------------------------------------------------ initiator
@@ -92,15 +196,21 @@ export function sendAuthRequest(ctx: EngineCtx, sa: IkeSa): void {
   const conn = sa.conn;
   const me = localIdOf(sa);
   sa.localIdText = idText(me.type, me.data);
-  const authData = pskAuthData(
-    sa.suite!.prf,
-    conn.psk,
-    sa.initRequest!,
-    sa.nonceR,
-    sa.keys!.skPi,
-    idBody(me.type, me.data),
-  );
+  let authPs: Payload[];
+  try {
+    authPs = ourAuth(ctx, sa, sa.initRequest!, sa.nonceR, sa.keys!.skPi, me);
+  } catch (e) {
+    if (!(e instanceof AuthError)) throw e;
+    return authFailed(
+      ctx,
+      sa,
+      `AUTHENTICATION_FAILED (${e.code}): cannot sign our AUTH: ${e.message}`,
+      e.code,
+    );
+  }
   const payloads: Payload[] = [id(PayloadType.IDi, me.type, me.data)];
+  // CERT payloads go right after IDi (RFC 7296 §1.2); AUTH stays where it was
+  payloads.push(...authPs.filter((p) => p.type === PayloadType.CERT));
   if (
     conn.initialContact &&
     !ctx.all().some((o) => o !== sa && o.conn === conn && o.state === 'ESTABLISHED')
@@ -108,8 +218,9 @@ export function sendAuthRequest(ctx: EngineCtx, sa: IkeSa): void {
     payloads.push(notify(Notify.INITIAL_CONTACT));
     sa.sentInitialContact = true;
   }
+  payloads.push(...authRequestCertreqs(sa));
   if (conn.remoteId) payloads.push(id(PayloadType.IDr, conn.remoteId.type, conn.remoteId.data));
-  payloads.push(auth(AuthMethod.SHARED_KEY_MIC, authData));
+  payloads.push(...authPs.filter((p) => p.type !== PayloadType.CERT));
   const child = sa.firstChild;
   if (child) {
     sa.offeredSpiIn = ctx.newEspSpi();
@@ -141,7 +252,10 @@ function processAuthResponse(ctx: EngineCtx, sa: IkeSa, ps: Payload[]): void {
       return authFailed(
         ctx,
         sa,
-        `AUTHENTICATION_FAILED: the peer rejected our AUTH — pre-shared key or IDs differ (our ID ${sa.localIdText}, expected peer ID ${conn.remoteId ? idText(conn.remoteId.type, conn.remoteId.data) : '%any'})`,
+        conn.localAuth === 'pubkey'
+          ? `AUTHENTICATION_FAILED: the peer rejected our AUTH — it does not trust our certificate or ID, or expects other auth; its log names the cause (our ID ${sa.localIdText}, expected peer ID ${conn.remoteId ? idText(conn.remoteId.type, conn.remoteId.data) : '%any'})`
+          : `AUTHENTICATION_FAILED: the peer rejected our AUTH — pre-shared key or IDs differ (our ID ${sa.localIdText}, expected peer ID ${conn.remoteId ? idText(conn.remoteId.type, conn.remoteId.data) : '%any'})`,
+        'peer-rejected',
       );
     }
     const what = err ? notifyName(err.notifyType) : 'no IDr/AUTH';
@@ -159,31 +273,12 @@ function processAuthResponse(ctx: EngineCtx, sa: IkeSa, ps: Payload[]): void {
     return authFailed(
       ctx,
       sa,
-      `AUTHENTICATION_FAILED: the peer identified as ${sa.remoteIdText}, but remote.id is ${idText(conn.remoteId!.type, conn.remoteId!.data)}`,
+      `AUTHENTICATION_FAILED (id-mismatch): the peer identified as ${sa.remoteIdText}, but remote.id is ${idText(conn.remoteId!.type, conn.remoteId!.data)}`,
+      'id-mismatch',
     );
   }
-  if (authp.method !== AuthMethod.SHARED_KEY_MIC) {
-    return authFailed(
-      ctx,
-      sa,
-      `AUTHENTICATION_FAILED: the peer authenticated with method ${authp.method}, we only accept pre-shared keys`,
-    );
-  }
-  const expect = pskAuthData(
-    sa.suite!.prf,
-    conn.psk,
-    sa.initResponse!,
-    sa.nonceI,
-    sa.keys!.skPr,
-    peerIdBody(idr),
-  );
-  if (!equalBytes(expect, authp.data)) {
-    return authFailed(
-      ctx,
-      sa,
-      `AUTHENTICATION_FAILED: the peer's AUTH does not verify with our pre-shared key — the PSK differs (our ID ${sa.localIdText}, peer ID ${sa.remoteIdText})`,
-    );
-  }
+  const bad = checkPeerAuth(ctx, sa, ps, idr, sa.initResponse!, sa.nonceI, sa.keys!.skPr);
+  if (bad) return authFailed(ctx, sa, `AUTHENTICATION_FAILED (${bad[0]}): ${bad[1]}`, bad[0]);
   ctx.established(sa);
   const cfg = sa.firstChild;
   sa.firstChild = undefined;
@@ -254,9 +349,22 @@ function processAuthResponse(ctx: EngineCtx, sa: IkeSa, ps: Payload[]): void {
   installChild(ctx, sa, child, childKeysFor(sa, acc.suite, true, sa.nonceI, sa.nonceR));
 }
 
-function authFailed(ctx: EngineCtx, sa: IkeSa, detail: string): void {
-  ctx.emit({ ev: 'failure', sa: ctx.ref(sa), conn: sa.conn.name, reason: 'AUTHENTICATION_FAILED', detail });
+function authFailed(ctx: EngineCtx, sa: IkeSa, detail: string, cause: string): void {
+  ctx.emit(failureEvent(ctx, sa, detail, cause));
   ctx.destroy(sa, 'authentication failed');
+}
+
+function failureEvent(ctx: EngineCtx, sa: IkeSa, detail: string, cause: string) {
+  const hint = certHint(cause, sa.conn);
+  return {
+    ev: 'failure' as const,
+    sa: ctx.ref(sa),
+    conn: sa.conn.name,
+    reason: 'AUTHENTICATION_FAILED' as const,
+    detail,
+    fields: { cause },
+    ...(hint ? { hint } : {}),
+  };
 }
 
 // ------------------------------------------------------------------------------------ responder
@@ -272,6 +380,7 @@ export function processAuthRequest(
   const idi = find(ps, PayloadType.IDi);
   const authp = find(ps, PayloadType.AUTH);
   const reply = (payloads: Payload[]) => ctx.respond(sa, req, reqBytes, payloads);
+  noteAuthRequest(sa, ps);
   if (!idi || !authp) {
     ctx.emit({
       ev: 'failure',
@@ -287,34 +396,19 @@ export function processAuthRequest(
   sa.remoteIdText = idText(idi.idType, idi.data);
   const me = localIdOf(sa);
   sa.localIdText = idText(me.type, me.data);
-  const fail = (detail: string) => {
-    ctx.emit({ ev: 'failure', sa: ctx.ref(sa), conn: conn.name, reason: 'AUTHENTICATION_FAILED', detail });
+  const fail = (detail: string, cause: string) => {
+    ctx.emit(failureEvent(ctx, sa, detail, cause));
     reply([notify(Notify.AUTHENTICATION_FAILED)]);
     ctx.destroy(sa, 'authentication failed');
   };
   if (!idMatches(conn.remoteId, idi)) {
     return fail(
-      `AUTHENTICATION_FAILED: the peer identified as ${sa.remoteIdText}, but remote.id is ${idText(conn.remoteId!.type, conn.remoteId!.data)}`,
+      `AUTHENTICATION_FAILED (id-mismatch): the peer identified as ${sa.remoteIdText}, but remote.id is ${idText(conn.remoteId!.type, conn.remoteId!.data)}`,
+      'id-mismatch',
     );
   }
-  if (authp.method !== AuthMethod.SHARED_KEY_MIC) {
-    return fail(
-      `AUTHENTICATION_FAILED: the peer authenticated with method ${authp.method}, we only accept pre-shared keys`,
-    );
-  }
-  const expect = pskAuthData(
-    sa.suite!.prf,
-    conn.psk,
-    sa.initRequest!,
-    sa.nonceR,
-    sa.keys!.skPi,
-    peerIdBody(idi),
-  );
-  if (!equalBytes(expect, authp.data)) {
-    return fail(
-      `AUTHENTICATION_FAILED: the peer's AUTH does not verify with our pre-shared key — the PSK (or the peer's ID) differs (our ID ${sa.localIdText}, peer ID ${sa.remoteIdText})`,
-    );
-  }
+  const bad = checkPeerAuth(ctx, sa, ps, idi, sa.initRequest!, sa.nonceR, sa.keys!.skPi);
+  if (bad) return fail(`AUTHENTICATION_FAILED (${bad[0]}): ${bad[1]}`, bad[0]);
   if (findNotify(ps, Notify.INITIAL_CONTACT)) {
     // RFC 7296 §2.4: the peer has no other SAs with us; delete what we still hold for it.
     for (const o of ctx.all()) {
@@ -324,15 +418,14 @@ export function processAuthRequest(
       }
     }
   }
-  const myAuth = pskAuthData(
-    sa.suite!.prf,
-    conn.psk,
-    sa.initResponse!,
-    sa.nonceI,
-    sa.keys!.skPr,
-    idBody(me.type, me.data),
-  );
-  const out: Payload[] = [id(PayloadType.IDr, me.type, me.data), auth(AuthMethod.SHARED_KEY_MIC, myAuth)];
+  let authPs: Payload[];
+  try {
+    authPs = ourAuth(ctx, sa, sa.initResponse!, sa.nonceI, sa.keys!.skPr, me);
+  } catch (e) {
+    if (!(e instanceof AuthError)) throw e;
+    return fail(`AUTHENTICATION_FAILED (${e.code}): cannot sign our AUTH: ${e.message}`, e.code);
+  }
+  const out: Payload[] = [id(PayloadType.IDr, me.type, me.data), ...authPs];
   ctx.established(sa);
 
   const sap = find(ps, PayloadType.SA);

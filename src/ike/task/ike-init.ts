@@ -33,6 +33,7 @@ import {
   sa as saPayload,
   u16,
 } from './payloads.js';
+import { initRequestPayloads, initResponsePayloads, noteInitResponse } from './pubkey-auth.js';
 
 /** RFC 7296 §2.10: at least half the PRF key size, and >= 128 bits. 32 bytes covers every PRF we offer. */
 export const NONCE_LEN = 32;
@@ -90,6 +91,7 @@ export function sendInitRequest(
   payloads.push(nonce(sa.nonceI));
   payloads.push(...natdPayloads(ctx, sa, 0n, conn.encap));
   if (conn.fragmentation) payloads.push(notify(Notify.IKEV2_FRAGMENTATION_SUPPORTED));
+  payloads.push(...initRequestPayloads(sa));
   sa.nextMsgId = 0;
   ctx.request(sa, ExchangeType.IKE_SA_INIT, payloads, {
     what: 'IKE_SA_INIT',
@@ -189,6 +191,7 @@ function processInitResponse(
     sa.natRemote = nat.natRemote;
   }
   sa.peerFragmentation = !!findNotify(ps, Notify.IKEV2_FRAGMENTATION_SUPPORTED);
+  noteInitResponse(sa, ps);
   ctx.register(sa);
   // RFC 7296 §2.23: float to 4500 when a NAT is detected (or when forced), for all later messages.
   if (nat && (sa.natLocal || sa.natRemote || conn.encap)) {
@@ -284,5 +287,6 @@ export function processInitRequest(
   ];
   if (nat) out.push(...natdPayloads(ctx, sa, sa.spiR, conn.encap));
   if (conn.fragmentation && sa.peerFragmentation) out.push(notify(Notify.IKEV2_FRAGMENTATION_SUPPORTED));
+  out.push(...initResponsePayloads(sa, conn, ps));
   return out;
 }

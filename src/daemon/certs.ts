@@ -1,0 +1,174 @@
+// Certificate files for `local.auth: pubkey` / `remote.auth: pubkey` (swanctl names: local.certs,
+// local.key, remote.cacerts): read, parsed and checked when the configuration loads, so that
+// `ikegw config check` says what is wrong — the key does not belong to the certificate, the chain
+// does not build, a certificate expires within 14 days. The private key goes into SecretBytes
+// (PKCS#8 DER), which print as "[secret]"; no message here ever contains key material.
+import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
+import type { IdConfig } from '../ike/config.js';
+import { describeKey, keyKind, SignatureError } from '../ike/crypto/signature.js';
+import { type Cert, certHasId, certIds, isSelfSigned, parseCert } from '../ike/crypto/x509.js';
+
+/** Warn when a certificate expires within this many days. */
+export const EXPIRY_WARNING_DAYS = 14;
+
+/** What the loader's context offers (config.ts's Ctx). */
+export interface CertCtx {
+  err(path: string, msg: string): undefined;
+  readonly warnings: string[];
+  readFile(path: string): Uint8Array;
+}
+
+const PEM_CERT = /-----BEGIN CERTIFICATE-----([\s\S]*?)-----END CERTIFICATE-----/g;
+
+function read(ctx: CertCtx, path: string, file: string): Uint8Array | undefined {
+  try {
+    return ctx.readFile(file);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+    return ctx.err(path, `cannot read ${JSON.stringify(file)}: ${code}`);
+  }
+}
+
+/** Every certificate in a file: PEM (one or more blocks) or a single DER certificate. */
+export function certsFromFile(ctx: CertCtx, path: string, file: string): Cert[] | undefined {
+  const raw = read(ctx, path, file);
+  if (!raw) return undefined;
+  const text = Buffer.from(raw).toString('latin1');
+  const ders: Uint8Array[] = [];
+  if (text.includes('-----BEGIN')) {
+    for (const m of text.matchAll(PEM_CERT))
+      ders.push(new Uint8Array(Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64')));
+    if (ders.length === 0) return ctx.err(path, `${JSON.stringify(file)} holds no PEM CERTIFICATE block`);
+  } else ders.push(raw);
+  const out: Cert[] = [];
+  for (const [i, der] of ders.entries()) {
+    try {
+      new X509Certificate(der);
+      out.push(parseCert(der));
+    } catch (e) {
+      return ctx.err(
+        path,
+        `${JSON.stringify(file)}: certificate ${i + 1} does not parse (${(e as Error).message})`,
+      );
+    }
+  }
+  return out;
+}
+
+/** The private key file (PEM or DER; PKCS#8, PKCS#1 RSA or SEC1 EC; not encrypted). */
+export function keyFromFile(ctx: CertCtx, path: string, file: string): KeyObject | undefined {
+  const raw = read(ctx, path, file);
+  if (!raw) return undefined;
+  const pem = Buffer.from(raw).toString('latin1').includes('-----BEGIN');
+  if (pem && /ENCRYPTED/.test(Buffer.from(raw).toString('latin1'))) {
+    return ctx.err(
+      path,
+      `${JSON.stringify(file)} is an encrypted private key; ikegw needs it unencrypted (protect the file instead)`,
+    );
+  }
+  let key: KeyObject;
+  try {
+    key = pem
+      ? createPrivateKey({ key: Buffer.from(raw), format: 'pem' })
+      : createPrivateKey({ key: Buffer.from(raw), format: 'der', type: 'pkcs8' });
+  } catch {
+    // the library's message may quote the input; never repeat it
+    return ctx.err(
+      path,
+      `${JSON.stringify(file)} does not hold a private key ikegw can read (PEM or PKCS#8 DER, unencrypted)`,
+    );
+  }
+  try {
+    keyKind(key);
+  } catch (e) {
+    if (e instanceof SignatureError) return ctx.err(path, e.message);
+    throw e;
+  }
+  return key;
+}
+
+const DAY = 86_400_000;
+
+/** Expiry warnings (and not-yet-valid) for one certificate. */
+export function expiryWarnings(ctx: CertCtx, path: string, c: Cert, nowMs: number): void {
+  const to = c.x509.validToDate.getTime();
+  const day = c.x509.validToDate.toISOString().slice(0, 10);
+  if (nowMs > to)
+    ctx.warnings.push(`${path}: certificate "${c.subject}" EXPIRED on ${day}; peers will refuse it`);
+  else if (to - nowMs < EXPIRY_WARNING_DAYS * DAY) {
+    ctx.warnings.push(
+      `${path}: certificate "${c.subject}" expires on ${day} (in ${Math.ceil((to - nowMs) / DAY)} days)`,
+    );
+  }
+  if (nowMs < c.x509.validFromDate.getTime()) {
+    ctx.warnings.push(
+      `${path}: certificate "${c.subject}" is not valid before ${c.x509.validFromDate.toISOString()}`,
+    );
+  }
+}
+
+/**
+ * Our certificate chain (local.certs): the first certificate is ours and must match the key; the
+ * others must be its issuers, in any order, each verifying the one below (the peer must hold
+ * whatever is above the last). `anchors` (remote.cacerts) may complete it.
+ */
+export function checkLocalChain(
+  ctx: CertCtx,
+  path: string,
+  certs: Cert[],
+  key: KeyObject,
+  keyPath: string,
+  anchors: Cert[],
+): boolean {
+  const ee = certs[0]!;
+  if (!ee.x509.checkPrivateKey(key)) {
+    ctx.err(
+      keyPath,
+      `the private key (${describeKey(key)}) does not belong to certificate "${ee.subject}" (${describeKey(ee.x509.publicKey)})`,
+    );
+    return false;
+  }
+  if (ee.x509.ca)
+    ctx.warnings.push(`${path}: certificate "${ee.subject}" is a CA certificate, used as an end entity`);
+  const rest = certs.slice(1);
+  const used = new Set<Cert>();
+  for (let cur = ee; !isSelfSigned(cur); ) {
+    const up = [...rest, ...anchors].find(
+      (p) => p !== cur && !used.has(p) && cur.x509.checkIssued(p.x509) && cur.x509.verify(p.x509.publicKey),
+    );
+    if (!up) break; // the peer must hold the rest of the chain
+    if (!up.x509.ca) {
+      ctx.err(path, `"${up.subject}" issued "${cur.subject}" but is not a CA (basicConstraints)`);
+      return false;
+    }
+    used.add(up);
+    cur = up;
+  }
+  const stray = rest.filter((r) => !used.has(r));
+  if (stray.length) {
+    ctx.err(
+      path,
+      `certificate(s) ${stray.map((s) => `"${s.subject}"`).join(', ')} are not issuers in the chain of "${ee.subject}" (issuer "${ee.x509.issuer.replace(/\n/g, ', ')}"): the chain does not build`,
+    );
+    return false;
+  }
+  return true;
+}
+
+/** local.id for a certificate: given, it must be in the certificate; absent, the subject DN. */
+export function localIdForCert(
+  ctx: CertCtx,
+  path: string,
+  ee: Cert,
+  given: IdConfig | undefined,
+): IdConfig | undefined {
+  if (!given) return { type: 9, data: ee.parts.subject };
+  if (!certHasId(ee, given.type, given.data)) {
+    return ctx.err(
+      path,
+      `is not in our certificate (it has ${certIds(ee)}); use the subject DN or a subjectAltName`,
+    );
+  }
+  // a DN written in the file: send the certificate's own encoding
+  return given.type === 9 ? { type: 9, data: ee.parts.subject } : given;
+}

@@ -1,0 +1,192 @@
+// Certificates for IKE_AUTH: the trust chain of a peer's certificate to a configured CA (validity,
+// basic constraints, key usage), identities against the certificate (subject DN, subjectAltName),
+// CERTREQ data (SHA-1 of the trusted CAs' SubjectPublicKeyInfo, RFC 7296 §3.7). X.509 parsing and
+// signature checks are node:crypto's X509Certificate; der.ts reads what it does not expose.
+// No I/O: the certificates come as DER from the configuration or CERT payloads, time as `nowMs`.
+import { createHash, X509Certificate } from 'node:crypto';
+import { concat, equalBytes } from '../../common/bytes.js';
+import { IdType } from '../wire/constants.js';
+import { type CertParts, certParts, dnMatches, formatDn, KeyUsage, parseDn } from './der.js';
+
+/** Why a certificate was refused: the words in logs, failures and metrics' detail. */
+export type CertFailure =
+  | 'no-cert'
+  | 'bad-cert'
+  | 'untrusted-ca'
+  | 'expired'
+  | 'not-yet-valid'
+  | 'not-a-ca'
+  | 'key-usage'
+  | 'id-mismatch';
+
+export class CertError extends Error {
+  constructor(
+    readonly code: CertFailure,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface Cert {
+  der: Uint8Array;
+  x509: X509Certificate;
+  parts: CertParts;
+  /** Subject DN in strongSwan's form. */
+  subject: string;
+}
+
+const cache = new WeakMap<Uint8Array, Cert>();
+
+/** Parses a DER certificate (cached per array: the configuration's arrays live as long as it). */
+export function parseCert(der: Uint8Array): Cert {
+  const hit = cache.get(der);
+  if (hit) return hit;
+  let c: Cert;
+  try {
+    const x509 = new X509Certificate(der);
+    const parts = certParts(der);
+    c = { der, x509, parts, subject: formatDn(parts.subject) };
+  } catch (e) {
+    throw new CertError('bad-cert', `the certificate does not parse: ${(e as Error).message}`);
+  }
+  cache.set(der, c);
+  return c;
+}
+
+/** SHA-1 of the SubjectPublicKeyInfo: a CERTREQ's CA entry and strongSwan's key ID. */
+export function spkiSha1(c: Cert): Uint8Array {
+  return new Uint8Array(createHash('sha1').update(c.parts.spki).digest());
+}
+
+/** CERTREQ (X.509 Certificate - Signature) data for the trusted CAs. */
+export function certreqData(cas: readonly Cert[]): Uint8Array {
+  return concat(...cas.map(spkiSha1));
+}
+
+export function isSelfSigned(c: Cert): boolean {
+  return sameName(c.parts.issuer, c.parts.subject) && c.x509.verify(c.x509.publicKey);
+}
+
+function sameName(a: Uint8Array, b: Uint8Array): boolean {
+  if (equalBytes(a, b)) return true;
+  try {
+    return dnMatches(parseDn(a), parseDn(b));
+  } catch {
+    return false;
+  }
+}
+
+const iso = (d: Date): string => d.toISOString().replace('.000Z', 'Z');
+
+/** Within its validity period at `nowMs`, or CertError expired / not-yet-valid. */
+export function checkValidity(c: Cert, nowMs: number, role: string): void {
+  if (nowMs > c.x509.validToDate.getTime()) {
+    throw new CertError('expired', `${role} "${c.subject}" expired on ${iso(c.x509.validToDate)}`);
+  }
+  if (nowMs < c.x509.validFromDate.getTime()) {
+    throw new CertError(
+      'not-yet-valid',
+      `${role} "${c.subject}" is not valid before ${iso(c.x509.validFromDate)}`,
+    );
+  }
+}
+
+function checkCa(c: Cert, role: string): void {
+  if (!c.x509.ca) {
+    throw new CertError(
+      'not-a-ca',
+      `${role} "${c.subject}" is not a CA (basicConstraints CA:FALSE or absent)`,
+    );
+  }
+  if (c.parts.keyUsage !== undefined && !(c.parts.keyUsage & KeyUsage.keyCertSign)) {
+    throw new CertError('key-usage', `${role} "${c.subject}" has keyUsage without keyCertSign`);
+  }
+}
+
+/**
+ * The chain from `ee` (the peer's end-entity certificate) through `intermediates` (its other CERT
+ * payloads) to one of `trusted` (remote.cacerts): end-entity first, the trust anchor last. Checks
+ * every certificate's validity and signature, CA flags and key usage; throws CertError naming
+ * what is wrong.
+ */
+export function verifyChain(
+  ee: Cert,
+  intermediates: readonly Cert[],
+  trusted: readonly Cert[],
+  nowMs: number,
+): Cert[] {
+  checkValidity(ee, nowMs, 'the peer certificate');
+  if (ee.parts.keyUsage !== undefined && !(ee.parts.keyUsage & KeyUsage.digitalSignature)) {
+    throw new CertError(
+      'key-usage',
+      `the peer certificate "${ee.subject}" has keyUsage without digitalSignature`,
+    );
+  }
+  if (trusted.some((t) => equalBytes(t.der, ee.der))) return [ee]; // the peer's certificate itself is trusted
+  const chain = [ee];
+  let cur = ee;
+  const badSig: string[] = [];
+  for (let depth = 0; depth < 8; depth++) {
+    const issuedBy = (p: Cert): boolean => {
+      if (p === cur || !sameName(cur.parts.issuer, p.parts.subject)) return false;
+      if (cur.x509.verify(p.x509.publicKey)) return true;
+      badSig.push(`"${cur.subject}" is not signed by the key of "${p.subject}"`);
+      return false;
+    };
+    const anchor = trusted.find(issuedBy);
+    if (anchor) {
+      checkValidity(anchor, nowMs, 'the trusted CA certificate');
+      checkCa(anchor, 'the trusted CA certificate');
+      chain.push(anchor);
+      return chain;
+    }
+    const im = intermediates.find((c) => !chain.includes(c) && issuedBy(c));
+    if (!im) break;
+    checkValidity(im, nowMs, 'the intermediate CA certificate');
+    checkCa(im, 'the intermediate CA certificate');
+    chain.push(im);
+    cur = im;
+  }
+  throw new CertError(
+    'untrusted-ca',
+    `no trusted CA for "${cur.subject}" (issuer "${formatDn(cur.parts.issuer)}"); trusted: ${
+      trusted.map((t) => `"${t.subject}"`).join(', ') || 'none'
+    }${intermediates.length ? `; intermediates sent: ${intermediates.map((c) => `"${c.subject}"`).join(', ')}` : ''}${
+      badSig.length ? `; ${badSig.join('; ')}` : ''
+    }`,
+  );
+}
+
+/**
+ * Whether an IKE identity is one the certificate vouches for: a DN equal to its subject, an FQDN,
+ * email or IP address among its subjectAltNames (as strongSwan: the CN is not a host name).
+ */
+export function certHasId(c: Cert, type: number, data: Uint8Array): boolean {
+  const text = (): string => Buffer.from(data).toString('latin1').toLowerCase();
+  switch (type) {
+    case IdType.DER_ASN1_DN:
+      return sameName(data, c.parts.subject);
+    case IdType.FQDN:
+      return c.parts.san.dns.some((d) => d.toLowerCase() === text());
+    case IdType.RFC822_ADDR:
+      return c.parts.san.email.some((d) => d.toLowerCase() === text());
+    case IdType.IPV4_ADDR:
+    case IdType.IPV6_ADDR:
+      return c.parts.san.ip.some((ip) => equalBytes(ip, data));
+    default:
+      return false;
+  }
+}
+
+/** The identities a certificate can be used with, for messages: subject DN and SANs. */
+export function certIds(c: Cert): string {
+  const san = c.parts.san;
+  const ips = san.ip.map((b) =>
+    b.length === 4
+      ? Array.from(b).join('.')
+      : Array.from({ length: 8 }, (_, i) => ((b[2 * i]! << 8) | b[2 * i + 1]!).toString(16)).join(':'),
+  );
+  const alt = [...san.dns, ...san.email, ...ips];
+  return `"${c.subject}"${alt.length ? `, subjectAltName ${alt.join(', ')}` : ''}`;
+}

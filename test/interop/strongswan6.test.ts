@@ -754,13 +754,11 @@ describe.skipIf(!avail.ok)(
         expect(await c.onprem.listSas()).toEqual([]);
       });
 
-      // ikegw bug (RFC 7296 §3.3.6: a proposal with a Transform Type the responder does not
-      // understand MUST be unacceptable; RFC 9370 §2.2.2 relies on it): as responder ikegw drops
-      // the ADDKE1 transform (type 6) and accepts the rest. strongSwan 6 then logs "no acceptable
-      // ADDITIONAL_KEY_EXCHANGE_1 found ... peer's proposal selection invalid" and destroys its
-      // IKE_SA, while ikegw keeps a half-open IKE_SA and logs no failure. Expected: N(NO_PROPOSAL_CHOSEN)
-      // and ikegw's NO_PROPOSAL_CHOSEN line. Remove `.fails` once that is so.
-      test.fails('strongSwan 6 initiator requiring ke1_ecp384: ikegw answers NO_PROPOSAL_CHOSEN', async () => {
+      // RFC 7296 §3.3.6: a proposal with a transform type the responder does not understand is
+      // unacceptable (RFC 9370 §2.2.2 relies on it): a mandatory ADDKE1 (type 6) gets
+      // NO_PROPOSAL_CHOSEN, with ikegw's NO_PROPOSAL_CHOSEN line. (Fixed: ikegw used to drop the
+      // transform and accept the rest, and strongSwan 6 then destroyed its IKE_SA.)
+      test('strongSwan 6 initiator requiring ke1_ecp384: ikegw answers NO_PROPOSAL_CHOSEN', async () => {
         const c = await setUp({
           ikegwInitiates: false,
           proposals: 'aes256-sha256-ecp256',

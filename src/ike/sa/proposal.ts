@@ -81,6 +81,25 @@ export function toWireProposals(cfg: ProposalConfig[], protocolId: number, spi: 
   });
 }
 
+/**
+ * RFC 7296 §3.3.6: a proposal with a transform type we do not understand is rejected, not
+ * accepted without it. The additional key exchanges of RFC 9370 (types 6..12, strongSwan 6's
+ * `keN_`) are the one kind we can still accept: when a type lists NONE (`keN_none`) the peer made
+ * it optional, and we choose NONE by leaving the type out of the answer.
+ */
+function understood(pp: Proposal): boolean {
+  const byType = new Map<number, number[]>();
+  for (const t of pp.transforms) {
+    if (t.type >= TransformType.ENCR && t.type <= TransformType.ESN) continue;
+    byType.set(t.type, [...(byType.get(t.type) ?? []), t.id]);
+  }
+  for (const [type, ids] of byType) {
+    const additionalKe = type >= 6 && type <= 12;
+    if (!additionalKe || !ids.includes(0)) return false;
+  }
+  return true;
+}
+
 function pick<T>(
   peer: Transform[],
   type: number,
@@ -105,7 +124,7 @@ export function selectIke(
   cfg: ProposalConfig[],
 ): { num: number; suite: IkeSuite } | undefined {
   for (const pp of peer) {
-    if (pp.protocolId !== ProtocolId.IKE) continue;
+    if (pp.protocolId !== ProtocolId.IKE || !understood(pp)) continue;
     for (const c of cfg) {
       const encr = pick(pp.transforms, TransformType.ENCR, (t) =>
         c.encr.some((e) => encrMatches(e, t)) ? { id: t.id, keyBits: keyBitsOf(t) } : undefined,
@@ -163,7 +182,7 @@ export function selectEsp(
   opts: EspSelectOptions = {},
 ): { num: number; spi: Uint8Array; suite: EspSuite } | undefined {
   for (const pp of peer) {
-    if (pp.protocolId !== ProtocolId.ESP || pp.spi.length !== 4) continue;
+    if (pp.protocolId !== ProtocolId.ESP || pp.spi.length !== 4 || !understood(pp)) continue;
     for (const c of cfg) {
       const encr = pick(pp.transforms, TransformType.ENCR, (t) =>
         c.encr.some((e) => encrMatches(e, t)) ? { id: t.id, keyBits: keyBitsOf(t) } : undefined,

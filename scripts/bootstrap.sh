@@ -34,6 +34,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
+# strongSwan 6.0.1 (Debian 13) in a chroot, the second strongSwan peer of test/interop/strongswan6
+# (~150 MB, once; the test builds it too when it is missing)
+if [ "$(id -u)" -eq 0 ]; then bash scripts/strongswan6-chroot.sh >/dev/null; fi
+
 # npm dependencies: reinstall when the lock file changed since the last install.
 stamp=node_modules/.ikegw-lock.sha1
 want=$(sha1sum package-lock.json | cut -d' ' -f1)

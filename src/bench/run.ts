@@ -1,7 +1,8 @@
 // `npm run bench`: every benchmark of the project, ratios against strongSwan measured in the same
-// run. BENCH_ONLY=crypto,setup,lifecycle,userspace,kernel picks sections.
+// run. BENCH_ONLY=crypto,setup,loadtester,lifecycle,userspace,kernel picks sections.
 import { runCryptoBench } from './crypto-bench.js';
 import { runKernelPathBench } from './kernel-path.js';
+import { runLoadTester } from './loadtester.js';
 import { runRekeyLatency } from './rekey-latency.js';
 import { runMemory, runSetupRate } from './setup-rate.js';
 import { runUserspaceEspBench } from './userspace-esp.js';
@@ -17,6 +18,10 @@ if (want('crypto')) {
 if (want('setup')) {
   console.log('\n== IKE set-up rate (issue: IKEv2 engine) ==');
   for (const l of await runSetupRate({ count: Number(process.env.BENCH_COUNT ?? 2000) })) console.log(l);
+}
+if (want('loadtester')) {
+  console.log("\n== responders under strongSwan's load-tester (issue: efficiency) ==");
+  await runLoadTester(); // prints its lines as they come
 }
 if (want('lifecycle')) {
   console.log('\n== lifecycle (issue: tunnel lifecycle) ==');

@@ -33,6 +33,15 @@ export const NON_ESP_MARKER = new Uint8Array(4);
 /** RFC 3948 §2.3 NAT-keepalive payload. */
 export const NAT_KEEPALIVE = new Uint8Array([0xff]);
 
+/**
+ * Receive buffer asked for on both IKE sockets. The event loop reads a socket only between
+ * events, and an IKE_SA_INIT or IKE_AUTH takes ~1 ms of CPU: a burst of requests (a load
+ * generator's 128 in flight, a gateway restarting with many peers) overflowed the default ~208 KB
+ * (~100 datagrams) and every dropped IKE_AUTH stalled its IKE_SA for a 4 s retransmission —
+ * the "not CPU-bound" serialization. The kernel caps the request at net.core.rmem_max.
+ */
+export const IKE_RCVBUF = 2 * 1024 * 1024;
+
 export type TransportErrorKind = 'bind' | 'send' | 'socket' | 'resolve';
 
 /** A socket problem, with the system error code ("EACCES", "ENETUNREACH", ...) as `errno`. */
@@ -336,6 +345,11 @@ export class UdpTransport {
       sock.once('error', onBindError);
       const onBound = (fd?: number): void => {
         sock.off('error', onBindError);
+        try {
+          if (sock.getRecvBufferSize() < IKE_RCVBUF) sock.setRecvBufferSize(IKE_RCVBUF);
+        } catch {
+          /* unchanged: the default buffer still works, only bursts overflow it sooner */
+        }
         sock.on('error', (e) => {
           const code = codeOf(e);
           this.report(new TransportError('socket', code, explain(code, `UDP socket ${fmtEp(where)}`), where));

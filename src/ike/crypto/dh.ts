@@ -122,14 +122,22 @@ function toBigInt(b: Uint8Array): bigint {
 
 // ---------------------------------------------------------------------------------------------
 
-const primes = new Map<string, { prime: Buffer; p: bigint }>();
-function modpPrime(name: 'modp14' | 'modp15' | 'modp16'): { prime: Buffer; p: bigint } {
-  let v = primes.get(name);
+// createDiffieHellman(prime) runs OpenSSL's DH_check (a primality test of the 2048-4096-bit
+// prime): ~0.5 s per call at 2048 bits, which turned every MODP IKE_SA_INIT into half a second of
+// blocked event loop. One DiffieHellman per group is created (and checked) once; every exchange
+// sets its own private exponent on it right before generateKeys()/computeSecret(). The engine
+// is synchronous, so nothing runs between the two calls.
+const modpGroups = new Map<string, { dh: ReturnType<typeof createDiffieHellman>; p: bigint }>();
+function modpGroup(name: 'modp14' | 'modp15' | 'modp16'): {
+  dh: ReturnType<typeof createDiffieHellman>;
+  p: bigint;
+} {
+  let v = modpGroups.get(name);
   if (!v) {
     // node's built-in groups are the RFC 3526 primes (generator 2).
     const prime = getDiffieHellman(name).getPrime();
-    v = { prime, p: toBigInt(prime) };
-    primes.set(name, v);
+    v = { dh: createDiffieHellman(prime, 2), p: toBigInt(prime) };
+    modpGroups.set(name, v);
   }
   return v;
 }
@@ -138,6 +146,7 @@ class ModpExchange implements KeyExchange {
   readonly publicKey: Uint8Array;
   private readonly dh: ReturnType<typeof createDiffieHellman>;
   private readonly p: bigint;
+  private readonly x: Uint8Array;
 
   constructor(
     readonly group: number,
@@ -145,14 +154,15 @@ class ModpExchange implements KeyExchange {
     private readonly len: number,
     random: Random,
   ) {
-    const { prime, p } = modpPrime(name);
+    const { dh, p } = modpGroup(name);
     this.p = p;
-    this.dh = createDiffieHellman(prime, 2);
+    this.dh = dh;
     let x = random.bytes(MODP_EXPONENT_BYTES);
     for (let i = 0; toBigInt(x) < 2n; i++) {
       if (i > 16) throw new CryptoSuiteError('random source returns degenerate values');
       x = random.bytes(MODP_EXPONENT_BYTES);
     }
+    this.x = x;
     this.dh.setPrivateKey(x);
     // With the private key set, generateKeys() only computes g^x mod p.
     this.publicKey = leftPad(this.dh.generateKeys(), len);
@@ -163,6 +173,7 @@ class ModpExchange implements KeyExchange {
     // RFC 7296 §5 / RFC 8247: reject 0, 1, p-1 and anything >= p.
     const y = toBigInt(peer);
     if (y <= 1n || y >= this.p - 1n) throw invalid(this.group, 'out of range');
+    this.dh.setPrivateKey(this.x);
     return leftPad(this.dh.computeSecret(peer), this.len);
   }
 }

@@ -1221,6 +1221,7 @@ function validate(ctx: Ctx, doc: unknown): LoadedConfig | undefined {
     halfOpenPerIp: halfOpenPerIp!,
     halfOpenTimeoutMs: Math.round(halfOpen! * 1000),
     keepalive: keepalive!,
+    wallClockOffsetMs: WALL_CLOCK_OFFSET_MS,
   };
   const daemon: DaemonSettings = {
     datapath: datapath!,
@@ -1239,6 +1240,12 @@ function finish(ctx: Ctx, value: LoadedConfig | undefined): ConfigResult {
   return { ok: false, errors: ctx.errors, warnings: ctx.warnings };
 }
 
+/**
+ * The daemon's core runs on performance.now(); certificate validity needs the date. Taken once per
+ * process, so that every load (and reload) of the file gives the same value.
+ */
+const WALL_CLOCK_OFFSET_MS = Date.now() - performance.now();
+
 const defaultReadFile = (p: string): Uint8Array => new Uint8Array(readFileSync(p));
 
 /** Parses and validates a YAML config file's text. `env` supplies psk.env values and VPN_* settings. */
@@ -1253,7 +1260,15 @@ export function loadConfig(text: string, env: Env, opts: LoadOptions = {}): Conf
     }
     return finish(ctx, undefined);
   }
-  const js: unknown = doc.toJS({ maxAliasCount: 100 });
+  let js: unknown;
+  try {
+    js = doc.toJS({ maxAliasCount: 100 });
+  } catch (e) {
+    // yaml throws (ReferenceError) for an alias without its anchor and for an alias bomb (more than
+    // maxAliasCount expansions) instead of listing them in doc.errors.
+    ctx.err('yaml', (e as Error).message);
+    return finish(ctx, undefined);
+  }
   if (js === null || js === undefined) {
     ctx.err('connections', 'is required (the file is empty)');
     return finish(ctx, undefined);

@@ -111,6 +111,11 @@ export interface EngineConfig {
   halfOpenTimeoutMs: number;
   /** Default NAT keepalive interval in seconds. */
   keepalive: number;
+  /**
+   * Added to the core's monotonic `nowMs` gives wall-clock ms since the epoch, for certificate
+   * validity. Absent: `nowMs` is taken as wall-clock time (tests with a ManualClock).
+   */
+  wallClockOffsetMs?: number;
 }
 
 export const defaultRetransmit: RetransmitConfig = {

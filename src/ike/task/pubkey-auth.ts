@@ -230,7 +230,7 @@ export function verifySignature(
   try {
     ee = parseCert(certs[0]!.data);
     const ims = certs.slice(1).map((c) => parseCert(c.data));
-    chain = verifyChain(ee, ims, trustedCas(conn), ctx.now);
+    chain = verifyChain(ee, ims, trustedCas(conn), ctx.now + (ctx.cfg.wallClockOffsetMs ?? 0));
   } catch (e) {
     if (e instanceof CertError) throw new AuthError(e.code, e.message);
     throw e;

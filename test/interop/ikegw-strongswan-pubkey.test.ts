@@ -1,0 +1,416 @@
+// Certificate authentication, ikegw against Debian's strongSwan 5.9.8 in network namespaces, both
+// roles: each key type (RSA-3072, ECDSA P-256/P-384, Ed25519), DN and subjectAltName identities,
+// an intermediate CA sent in CERT (each side trusts only the root), RFC 7427 and the classic
+// methods (strongSwan with signature_authentication = no), RSASSA-PSS, PSK and certificates mixed
+// per direction; refusals with their cause in ikegw's log: unknown CA, expired, an ID the
+// certificate does not hold, a key that does not belong to the certificate. The certificates
+// are made by openssl in the test (test/helpers/pki.ts).
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, onTestFailed, test } from 'vitest';
+import { type Issued, opensslAvailable, Pki } from '../helpers/pki.js';
+import { type IkegwProcess, startIkegw } from './ikegw-daemon.js';
+import { type Charon, createLab, LAB_PSK, type Lab, labAvailable } from './lab.js';
+import { oneTunnel, waitForSas } from './wait.js';
+
+const avail = labAvailable();
+const ok = avail.ok && opensslAvailable();
+const CLUSTER_TS = ['10.10.0.0/16', '10.96.0.0/12'];
+
+let pkiDir: string;
+let pki: Pki;
+const c: Record<string, Issued> = {};
+
+beforeAll(() => {
+  if (!ok) return;
+  pkiDir = mkdtempSync(join(tmpdir(), 'ikegw-interop-pki-'));
+  pki = new Pki(pkiDir);
+  const mk = (name: string, keyType: Parameters<Pki['issue']>[0]['keyType'], issuer = pki.root) =>
+    (c[name] = pki.issue({
+      name,
+      keyType,
+      subject: `C=CH, O=ikegw test, CN=${name}.example`,
+      san: [`DNS:${name}.example`],
+      issuer,
+    }));
+  mk('ikegw-rsa', 'rsa3072');
+  mk('ikegw-p256', 'p256');
+  mk('ikegw-p384', 'p384', pki.intermediate);
+  mk('ikegw-ed', 'ed25519');
+  mk('swan-rsa', 'rsa3072');
+  mk('swan-p256', 'p256', pki.intermediate);
+  mk('swan-p384', 'p384');
+  mk('swan-ed', 'ed25519');
+  mk('swan-other', 'p256', pki.otherRoot);
+  c['swan-expired'] = pki.issue({
+    name: 'swan-expired',
+    keyType: 'p256',
+    subject: 'C=CH, O=ikegw test, CN=swan-expired.example',
+    notBefore: new Date('2020-01-01T00:00:00Z'),
+    notAfter: new Date('2021-01-01T00:00:00Z'),
+  });
+}, 120_000);
+afterAll(() => {
+  if (pkiDir) rmSync(pkiDir, { recursive: true, force: true });
+});
+
+interface Case {
+  lab: Lab;
+  onprem: Charon;
+  ikegw: IkegwProcess;
+}
+let current: Case | undefined;
+afterEach(async () => {
+  await current?.lab.teardown();
+  current = undefined;
+});
+
+interface SideOpts {
+  /** A certificate (pubkey) or 'psk'. */
+  cert: Issued | 'psk';
+  /** The identity to use (default: the certificate's subject DN, or the address with PSK). */
+  id?: string;
+  /** What this side expects of the peer. */
+  peer: 'pubkey' | 'psk';
+  peerId?: string;
+  /** CA certificate(s) this side trusts (default the root). */
+  cacerts?: Issued[];
+}
+
+function swanConf(remote: string, o: SideOpts, sendCert = 'ifasked'): string {
+  const local =
+    o.cert === 'psk'
+      ? 'auth = psk'
+      : `auth = pubkey
+      certs = ${o.cert.cert}`;
+  const remoteAuth =
+    o.peer === 'psk'
+      ? 'auth = psk'
+      : `auth = pubkey
+      cacerts = ${(o.cacerts ?? [pki.root]).map((x) => x.cert).join(',')}`;
+  return `connections {
+  cluster {
+    remote_addrs = ${remote}
+    send_cert = ${sendCert}
+    local {
+      ${local}
+      ${o.id ? `id = "${o.id}"` : ''}
+    }
+    remote {
+      ${remoteAuth}
+      ${o.peerId ? `id = "${o.peerId}"` : ''}
+    }
+    children {
+      net {
+        local_ts = 192.168.100.0/24
+        remote_ts = ${CLUSTER_TS.join(',')}
+      }
+    }
+  }
+}
+${
+  // strongSwan sends the intermediate of its own chain when it has it; otherwise it must not know
+  // it (so that a successful test shows ikegw sent it)
+  o.cert !== 'psk' && o.cert.name === 'swan-p256'
+    ? `authorities {
+  intermediate {
+    cacert = ${pki.intermediate.cert}
+  }
+}
+`
+    : ''
+}secrets {
+  ike-lab {
+    secret = "${LAB_PSK}"
+  }
+}
+`;
+}
+
+function ikegwConf(local: string, remote: string, o: SideOpts, start: boolean, extra = ''): string {
+  const loc =
+    o.cert === 'psk'
+      ? `{ auth: psk${o.id ? `, id: '${o.id}'` : ''} }`
+      : `{ auth: ${o.cert.name === 'ikegw-rsa-pss' ? 'rsa/pss' : 'pubkey'}, certs: [${o.cert.name === 'ikegw-p384' ? `${o.cert.cert}, ${pki.intermediate.cert}` : o.cert.cert}], key: ${o.cert.key}${o.id ? `, id: '${o.id}'` : ''} }`;
+  const rem =
+    o.peer === 'psk'
+      ? `{ auth: psk${o.peerId ? `, id: '${o.peerId}'` : ''} }`
+      : `{ auth: pubkey, cacerts: [${(o.cacerts ?? [pki.root]).map((x) => x.cert).join(', ')}]${o.peerId ? `, id: '${o.peerId}'` : ''} }`;
+  const needPsk = o.cert === 'psk' || o.peer === 'psk';
+  return `connections:
+  onprem:
+    remote_addrs: ['${remote}']
+    local_addrs: ['${local}']
+    local: ${loc}
+    remote: ${rem}
+${needPsk ? "    psk: { file: '@PSK_FILE@' }\n" : ''}${extra}    dpd_delay: 0
+    children:
+      cluster:
+        local_ts: [${CLUSTER_TS.join(', ')}]
+        remote_ts: [192.168.100.0/24]
+        start_action: ${start ? 'start' : 'none'}
+datapath: memory
+listen: { address: '${local}', port: 500, nat_port: 4500 }
+log: { level: debug, format: json }
+`;
+}
+
+async function setUp(o: {
+  ikegw: SideOpts;
+  swan: SideOpts;
+  ikegwInitiates: boolean;
+  swanExtra?: string;
+  swanSendCert?: string;
+  ikegwExtra?: string;
+}): Promise<Case> {
+  const lab = await createLab({ nat: false, endHosts: false });
+  const onprem = await lab.startCharon('onprem', {
+    swanctlConf: swanConf(lab.addr.clusterPublic, o.swan, o.swanSendCert),
+    strongswanExtra: o.swanExtra,
+    logLevels: { cfg: 2, ike: 2 },
+  });
+  if (o.swan.cert !== 'psk') {
+    // charon's private key: from the swanctl/private directory (swanctl loads no key by path)
+    copyFileSync(o.swan.cert.key, join(onprem.dir, 'swanctl', 'private', basename(o.swan.cert.key)));
+    await onprem.swanctl(['--load-creds', '--noprompt']);
+  }
+  const ikegw = startIkegw(
+    lab,
+    'cluster',
+    'ikegw',
+    ikegwConf(
+      lab.addr.clusterWan,
+      o.ikegwInitiates ? lab.addr.onpremWan : '%any',
+      o.ikegw,
+      o.ikegwInitiates,
+      o.ikegwExtra ?? '',
+    ),
+    LAB_PSK,
+  );
+  current = { lab, onprem, ikegw };
+  onTestFailed(() => {
+    console.log(`--- ikegw log ---\n${ikegw.text().slice(-10000)}`);
+    console.log(`--- strongSwan log ---\n${onprem.logTail(150)}`);
+  });
+  await ikegw.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('ikegw started'));
+  if (!o.ikegwInitiates) await onprem.initiate('net').catch(() => undefined);
+  return current;
+}
+
+const msgs = (p: IkegwProcess): string[] => p.lines().map((l) => String(l.msg));
+
+async function up(k: Case): Promise<{ auth: string }> {
+  await k.ikegw.waitFor((l) => l.state === 'INSTALLED', 20_000);
+  await waitForSas(k.onprem, 'one IKE_SA with its CHILD_SA installed', oneTunnel);
+  return { auth: msgs(k.ikegw).find((m) => m.startsWith('peer authenticated')) ?? '(PSK)' };
+}
+
+/** The ikegw failure line (JSON) with a cause. */
+const failure = (k: Case) =>
+  k.ikegw.waitFor((l) => typeof l.cause === 'string' && l.reason === 'AUTHENTICATION_FAILED', 20_000);
+
+describe.skipIf(!ok)(
+  `certificates: ikegw <-> strongSwan 5.9.8${ok ? '' : ` (skipped: ${avail.ok ? 'no openssl' : avail.why})`}`,
+  { timeout: 90_000 },
+  () => {
+    test.each([
+      // [ikegw key, strongSwan key, ikegw initiates]
+      ['ikegw-p256', 'swan-rsa', true, /ECDSA P-256|RSA-3072/],
+      ['ikegw-rsa', 'swan-ed', false, /Ed25519/],
+      ['ikegw-ed', 'swan-p384', true, /ECDSA P-384/],
+      ['ikegw-p384', 'swan-p256', false, /ECDSA P-256/],
+    ])(
+      'RFC 7427: ikegw %s, strongSwan %s (ikegw initiates: %s); DN identities',
+      async (mine, theirs, ikegwInitiates, keyRe) => {
+        const k = await setUp({
+          ikegwInitiates,
+          ikegw: { cert: c[mine]!, peer: 'pubkey' },
+          swan: { cert: c[theirs]!, peer: 'pubkey' },
+        });
+        const { auth } = await up(k);
+        expect(auth).toMatch(keyRe);
+        expect(auth).toMatch(/RFC 7427/);
+        expect(auth).toContain(`"C=CH, O=ikegw test, CN=${theirs}.example"`);
+        const sa = (await k.onprem.listSas())[0]!;
+        expect(sa.state).toBe('ESTABLISHED');
+        // the private key never reaches the log (debug level), not even a line of its PEM
+        const pem = readFileSync(c[mine]!.key, 'latin1')
+          .split('\n')
+          .filter((l) => l && !l.startsWith('-----'));
+        for (const line of pem) expect(k.ikegw.text()).not.toContain(line.slice(0, 40));
+        // strongSwan verified our signature and sees our subject DN as our identity
+        await k.onprem.waitForLog(
+          new RegExp(`authentication of 'C=CH, O=ikegw test, CN=${mine}.example' with .* successful`),
+        );
+        if (theirs === 'swan-p256') {
+          // strongSwan sent its intermediate; ikegw trusts only the root
+          expect(auth).toContain(
+            '<- "C=CH, O=ikegw test, CN=ikegw Intermediate CA" <- "C=CH, O=ikegw test, CN=ikegw Root CA"',
+          );
+        }
+      },
+    );
+
+    test('ikegw sends its intermediate in CERT; strongSwan trusts only the root (ikegw P-384 under the intermediate)', async () => {
+      const k = await setUp({
+        ikegwInitiates: true,
+        ikegw: { cert: c['ikegw-p384']!, peer: 'pubkey' },
+        swan: { cert: c['swan-rsa']!, peer: 'pubkey' },
+      });
+      await up(k);
+      expect(msgs(k.ikegw).some((m) => /sending 2 CERT payload/.test(m))).toBe(true);
+      await k.onprem.waitForLog(/received issuer cert "C=CH, O=ikegw test, CN=ikegw Intermediate CA"/);
+    });
+
+    test('subjectAltName identities (FQDN) both ways', async () => {
+      const k = await setUp({
+        ikegwInitiates: false,
+        ikegw: {
+          cert: c['ikegw-p256']!,
+          id: 'ikegw-p256.example',
+          peer: 'pubkey',
+          peerId: 'swan-p384.example',
+        },
+        swan: {
+          cert: c['swan-p384']!,
+          id: 'swan-p384.example',
+          peer: 'pubkey',
+          peerId: 'ikegw-p256.example',
+        },
+      });
+      await up(k);
+      const sa = (await k.onprem.listSas())[0]!;
+      expect(sa.remoteId).toBe('ikegw-p256.example');
+      expect(sa.localId).toBe('swan-p384.example');
+    });
+
+    test.each([
+      [
+        'ikegw-rsa',
+        'swan-p384',
+        true,
+        'ECDSA_384 (RFC 4754)',
+        /with ECDSA-384 signature successful|with RSA signature successful/,
+      ],
+      [
+        'ikegw-p256',
+        'swan-rsa',
+        false,
+        'RSA_SIG (PKCS#1 v1.5, SHA-1)',
+        /with (ECDSA-256|RSA) signature successful/,
+      ],
+    ])(
+      'classic methods without RFC 7427 (strongSwan signature_authentication = no): ikegw %s, strongSwan %s',
+      async (mine, theirs, ikegwInitiates, scheme, swanRe) => {
+        const k = await setUp({
+          ikegwInitiates,
+          ikegw: { cert: c[mine]!, peer: 'pubkey' },
+          swan: { cert: c[theirs]!, peer: 'pubkey' },
+          swanExtra: 'signature_authentication = no',
+        });
+        const { auth } = await up(k);
+        expect(auth).toContain(scheme);
+        expect(auth).toContain('no RFC 7427');
+        await k.onprem.waitForLog(swanRe);
+      },
+    );
+
+    test('RSASSA-PSS both ways (ikegw local.auth rsa/pss, strongSwan rsa_pss = yes)', async () => {
+      const pss = { ...c['ikegw-rsa']!, name: 'ikegw-rsa-pss' };
+      const k = await setUp({
+        ikegwInitiates: true,
+        ikegw: { cert: pss, peer: 'pubkey' },
+        swan: { cert: c['swan-rsa']!, peer: 'pubkey' },
+        swanExtra: 'rsa_pss = yes',
+      });
+      const { auth } = await up(k);
+      expect(auth).toMatch(/RSASSA-PSS/);
+      await k.onprem.waitForLog(/with RSA_EMSA_PSS.* successful/);
+    });
+
+    test.each([
+      ['ikegw certificate, strongSwan PSK', true],
+      ['ikegw PSK, strongSwan certificate', false],
+    ])('mixed: %s', async (_what, ikegwCert) => {
+      const k = await setUp({
+        ikegwInitiates: ikegwCert,
+        ikegw: ikegwCert ? { cert: c['ikegw-ed']!, peer: 'psk' } : { cert: 'psk', peer: 'pubkey' },
+        swan: ikegwCert ? { cert: 'psk', peer: 'pubkey' } : { cert: c['swan-p256']!, peer: 'psk' },
+      });
+      await up(k);
+    });
+
+    test.each([
+      [
+        'untrusted-ca',
+        'swan-other',
+        undefined,
+        /no trusted CA for "C=CH, O=ikegw test, CN=swan-other.example"/,
+      ],
+      ['expired', 'swan-expired', undefined, /expired on 2021-01-01T00:00:00Z/],
+      [
+        'id-mismatch',
+        'swan-p384',
+        'C=CH, O=ikegw test, CN=somebody else',
+        /remote\.id is "C=CH, O=ikegw test, CN=somebody else"/,
+      ],
+    ])('ikegw refuses strongSwan: %s, the cause in its log', async (cause, theirs, peerId, detail) => {
+      const k = await setUp({
+        ikegwInitiates: false,
+        ikegw: { cert: c['ikegw-p256']!, peer: 'pubkey', ...(peerId ? { peerId } : {}) },
+        swan: { cert: c[theirs]!, peer: 'pubkey' },
+        swanSendCert: 'always',
+      });
+      const f = await failure(k);
+      expect(f.cause).toBe(cause);
+      expect(String(f.msg)).toMatch(new RegExp(`^AUTHENTICATION_FAILED \\(${cause}\\): `));
+      expect(String(f.msg)).toMatch(detail);
+      await k.onprem.waitForLog(/received AUTHENTICATION_FAILED/);
+    });
+
+    test('strongSwan refuses ikegw: a certificate from a CA it does not trust; ikegw names it', async () => {
+      const k = await setUp({
+        ikegwInitiates: true,
+        ikegw: { cert: c['ikegw-p256']!, peer: 'pubkey' },
+        swan: { cert: c['swan-rsa']!, peer: 'pubkey', cacerts: [pki.otherRoot] },
+        ikegwExtra: '    send_cert: always\n',
+      });
+      const f = await failure(k);
+      expect(f.cause).toBe('peer-rejected');
+      expect(String(f.msg)).toMatch(/the peer rejected our AUTH — it does not trust our certificate/);
+      await k.onprem.waitForLog(
+        /no trusted RSA public key found|no issuer certificate found|constraint check failed|no trusted .* public key found/,
+      );
+    });
+  },
+);
+
+describe.skipIf(!opensslAvailable())('wrong key', () => {
+  test('a key that does not belong to the certificate: the daemon does not start and says why (never the key)', async () => {
+    const { loadConfig } = await import('../../src/daemon/config.js');
+    const dir = mkdtempSync(join(tmpdir(), 'ikegw-wrongkey-'));
+    try {
+      const p = new Pki(dir);
+      const a = p.issue({ name: 'a', keyType: 'p256', subject: 'C=CH, O=ikegw test, CN=a' });
+      const b = p.issue({ name: 'b', keyType: 'ed25519', subject: 'C=CH, O=ikegw test, CN=b' });
+      const r = loadConfig(
+        ikegwConf(
+          '10.0.0.1',
+          '10.0.0.2',
+          { cert: { ...a, key: b.key }, peer: 'pubkey', cacerts: [p.root] },
+          false,
+        ),
+        {},
+      );
+      expect(r.ok).toBe(false);
+      const text = r.ok ? '' : r.errors.map((e) => e.message).join('\n');
+      expect(text).toBe(
+        'connections.onprem.local.key: the private key (Ed25519) does not belong to certificate "C=CH, O=ikegw test, CN=a" (ECDSA P-256)',
+      );
+      expect(text).not.toContain(readFileSync(b.key, 'latin1').split('\n')[1]!);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -8,8 +8,9 @@
 //                   times, limits, actions): established SAs stay, their timers and new CHILD_SAs
 //                   take the new values at the next rekey
 //   re-established  something the established SAs were negotiated with changed (addresses,
-//                   identities, PSK, proposals, selectors, children): its SAs are deleted and set up
-//                   again per start_action
+//                   identities, PSK, authentication methods or trusted CAs, proposals, selectors,
+//                   children): its SAs are deleted and set up again per start_action
+//   (our own certificate and key count as an update: the next IKE_SA or IKE_SA rekey uses them)
 import type { ChildConfig, ConnectionConfig, EngineConfig } from './config.js';
 
 export type ConnChange =
@@ -24,6 +25,12 @@ const NEGOTIATED_CONN: readonly (keyof ConnectionConfig)[] = [
   'localId',
   'remoteId',
   'psk',
+  // how each side authenticates and what we trust; a rotated certificate or key of ours is only
+  // used from the next IKE_SA or IKE_SA rekey on (an update), as cert-manager rotations expect
+  'localAuth',
+  'remoteAuth',
+  'rsaPss',
+  'remoteCaCerts',
   'ikeProposals',
   'encap',
 ];
@@ -77,6 +84,12 @@ function fileName(k: string): string {
     ikeProposals: 'proposals',
     localId: 'local.id',
     remoteId: 'remote.id',
+    localAuth: 'local.auth',
+    remoteAuth: 'remote.auth',
+    rsaPss: 'local.auth',
+    remoteCaCerts: 'remote.cacerts',
+    localCerts: 'local.certs',
+    localKey: 'local.key',
     fragmentSize: 'fragment_size',
   };
   return special[k] ?? k.replace(/[A-Z]/g, (m) => `_${m.toLowerCase()}`);

@@ -114,6 +114,16 @@ describe('reload: connections compared one by one', () => {
     expect(diffConnections(configA([connA('one', '192.168.1.0/24')]), psk)).toEqual([
       { conn: 'one', action: 're-established', fields: ['psk'] },
     ]);
+    const one = () => connA('one', '192.168.1.0/24');
+    expect(
+      diffConnections(
+        configA([one()]),
+        configA([{ ...one(), remoteAuth: 'pubkey', remoteCaCerts: [new Uint8Array([1])] }]),
+      ),
+    ).toEqual([{ conn: 'one', action: 're-established', fields: ['remote.auth', 'remote.cacerts'] }]);
+    expect(
+      diffConnections(configA([one()]), configA([{ ...one(), localCerts: [new Uint8Array([2])] }])),
+    ).toEqual([{ conn: 'one', action: 'updated', fields: ['local.certs'] }]);
     expect(diffConnections(cur, structuredClone(cur))).toEqual(
       cur.connections.map((c) => ({ conn: c.name, action: 'unchanged' })),
     );

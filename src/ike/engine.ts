@@ -419,6 +419,7 @@ export class IkeEngine implements EngineCtx {
       this.espSpis.delete(c.spiIn);
     }
     if (sa.offeredSpiIn !== undefined) this.espSpis.delete(sa.offeredSpiIn);
+    for (const spi of sa.offeredChildSpis ?? []) this.espSpis.delete(spi);
     sa.children = [];
     for (const what of [...sa.timers.keys()]) this.cancel(sa, what);
     sa.state = 'DESTROYED';

@@ -118,6 +118,8 @@ export interface IkeSa {
   firstChildCfg?: ChildConfig;
   /** Initiator: the ESP proposals and SPI we offered in IKE_AUTH. */
   offeredSpiIn?: number;
+  /** Our inbound SPIs offered in CREATE_CHILD_SA requests not answered yet (freed with the SA). */
+  offeredChildSpis?: Set<number>;
   peerFragmentation: boolean;
   localIdText: string;
   remoteIdText: string;

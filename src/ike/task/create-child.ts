@@ -178,6 +178,17 @@ function childRequest(
 
 // ------------------------------------------------------------------------------------ CHILD rekey, initiator
 
+/**
+ * A new inbound SPI for a CREATE_CHILD_SA request, remembered on the IKE_SA until the answer comes:
+ * if the IKE_SA goes first (deleted, timed out), destroy() frees it.
+ */
+function offerSpi(ctx: EngineCtx, sa: IkeSa): number {
+  const spi = ctx.newEspSpi();
+  sa.offeredChildSpis ??= new Set();
+  sa.offeredChildSpis.add(spi);
+  return spi;
+}
+
 export function rekeyChild(ctx: EngineCtx, sa: IkeSa, old: ChildSa, tried: number[] = []): void {
   if (sa.state !== 'ESTABLISHED' || old.state !== 'INSTALLED' || old.rekey) return;
   const cfg = old.cfg;
@@ -188,7 +199,7 @@ export function rekeyChild(ctx: EngineCtx, sa: IkeSa, old: ChildSa, tried: numbe
   const proposals = espAttempt(cfg, group);
   const exchangeKe = group ? createKeyExchange(group, ctx.random) : undefined;
   const ni = ctx.random.bytes(NONCE_LEN);
-  const spiIn = ctx.newEspSpi();
+  const spiIn = offerSpi(ctx, sa);
   old.rekey = { nonceI: ni };
   old.state = 'REKEYING';
   ctx.emit({
@@ -203,7 +214,10 @@ export function rekeyChild(ctx: EngineCtx, sa: IkeSa, old: ChildSa, tried: numbe
   const payloads = childRequest(proposals, spiIn, ni, exchangeKe, old.localTs, old.remoteTs, old.spiIn);
   ctx.request(sa, ExchangeType.CREATE_CHILD_SA, payloads, {
     what: `CREATE_CHILD_SA (rekey ${cfg.name})`,
-    onResponse: (_m, ps) => rekeyChildResponse(ctx, sa, old, spiIn, ni, exchangeKe, ps, proposals, tried),
+    onResponse: (_m, ps) => {
+      sa.offeredChildSpis?.delete(spiIn);
+      rekeyChildResponse(ctx, sa, old, spiIn, ni, exchangeKe, ps, proposals, tried);
+    },
   });
 }
 
@@ -463,11 +477,12 @@ export function createChild(ctx: EngineCtx, sa: IkeSa, cfg: ChildConfig, tried: 
   const proposals = espAttempt(cfg, group);
   const exchangeKe = group ? createKeyExchange(group, ctx.random) : undefined;
   const ni = ctx.random.bytes(NONCE_LEN);
-  const spiIn = ctx.newEspSpi();
+  const spiIn = offerSpi(ctx, sa);
   const payloads = childRequest(proposals, spiIn, ni, exchangeKe, cfg.localTs, cfg.remoteTs);
   ctx.request(sa, ExchangeType.CREATE_CHILD_SA, payloads, {
     what: `CREATE_CHILD_SA (${cfg.name})`,
     onResponse: (_m, ps) => {
+      sa.offeredChildSpis?.delete(spiIn);
       const err = errorNotify(ps);
       const sap = find(ps, PayloadType.SA);
       const nr = find(ps, PayloadType.NONCE);

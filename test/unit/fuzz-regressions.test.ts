@@ -1,0 +1,93 @@
+// What `npm run fuzz` found, each with its minimized input: every crash file in
+// test/fixtures/fuzz-crashes replays on a fresh instance of its target without a crash (an
+// exception or a violated invariant), and every fix has a readable test of its own below.
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { MemoryInstaller } from '../../src/esp/memory-installer.js';
+import { CRASH_DIR } from '../../src/fuzz/corpus.js';
+import { replay, signatureOf } from '../../src/fuzz/harness.js';
+import { targetForFile } from '../../src/fuzz/targets/index.js';
+import type { IkeEngine } from '../../src/ike/engine.js';
+import { childConfig, connection, EnginePair, engineConfig } from '../helpers/engine-pair.js';
+
+const files = readdirSync(CRASH_DIR()).filter((f) => f.endsWith('.bin'));
+
+describe('fuzz crash files replay without a crash', () => {
+  for (const f of files) {
+    it(f, async () => {
+      const target = targetForFile(f);
+      expect(target, `no fuzz target for ${f}`).toBeDefined();
+      const err = await replay(target!, new Uint8Array(readFileSync(join(CRASH_DIR(), f))));
+      expect(err === undefined ? 'no crash' : signatureOf(err)).toBe('no crash');
+    });
+  }
+});
+
+const A = '198.51.100.2';
+const B = '198.51.100.1';
+const espSpis = (e: IkeEngine): Set<number> => (e as unknown as { espSpis: Set<number> }).espSpis;
+
+describe('engine: inbound SPIs offered in a CREATE_CHILD_SA request', () => {
+  async function pair(startBoth: boolean) {
+    const child = (name: string, l: string, r: string) =>
+      childConfig({ name, localTs: [l], remoteTs: [r], rekeyTime: 0, lifeTime: 0, startAction: 'start' });
+    const a = connection({
+      name: 'a',
+      localAddrs: [A],
+      remoteAddrs: [B],
+      children: startBoth
+        ? [child('one', '10.10.0.0/16', '192.168.100.0/24'), child('two', '10.11.0.0/16', '192.168.101.0/24')]
+        : [child('one', '10.10.0.0/16', '192.168.100.0/24')],
+    });
+    const b = connection({
+      name: 'b',
+      localAddrs: [B],
+      remoteAddrs: ['%any'],
+      children: [
+        childConfig({ localTs: ['192.168.0.0/16'], remoteTs: ['10.0.0.0/8'], rekeyTime: 0, lifeTime: 0 }),
+      ],
+    });
+    b.psk = a.psk;
+    const p = new EnginePair(
+      engineConfig([a]),
+      engineConfig([b]),
+      { a: A, b: B },
+      { a: new MemoryInstaller(), b: new MemoryInstaller() },
+    );
+    return p;
+  }
+
+  // Found by the engine target (engine-f5457752aa4c.bin): B rekeys a CHILD_SA, the peer deletes
+  // the IKE_SA before answering, and the SPI B had offered stayed reserved for good.
+  it('are freed when the IKE_SA is deleted before the answer (CHILD_SA rekey)', async () => {
+    const p = await pair(false);
+    p.feed(p.a, { kind: 'command', cmd: { cmd: 'initiate', conn: 'a' } });
+    await p.settle();
+    expect(espSpis(p.b.engine).size).toBe(1);
+    p.drop = (d) => d.from === 'b'; // B's rekey request never arrives
+    p.feed(p.b, { kind: 'command', cmd: { cmd: 'rekey', conn: 'b' } });
+    await p.settle();
+    expect(espSpis(p.b.engine).size).toBe(2);
+    p.drop = () => false;
+    p.feed(p.a, { kind: 'command', cmd: { cmd: 'terminate', conn: 'a' } });
+    await p.settle();
+    expect(p.b.engine.list()).toEqual([]);
+    expect([...espSpis(p.b.engine)]).toEqual([]);
+  });
+
+  it('are freed when the IKE_SA is deleted before the answer (new CHILD_SA)', async () => {
+    const p = await pair(true);
+    // The second child's CREATE_CHILD_SA goes unanswered.
+    p.drop = (d) => d.from === 'a' && d.bytes[18] === 36; // CREATE_CHILD_SA
+    p.feed(p.a, { kind: 'command', cmd: { cmd: 'initiate', conn: 'a' } });
+    await p.settle();
+    expect(p.a.engine.list()[0]?.children.map((c) => c.name)).toEqual(['one']);
+    expect(espSpis(p.a.engine).size).toBe(2);
+    p.drop = () => false;
+    p.feed(p.b, { kind: 'command', cmd: { cmd: 'terminate', conn: 'b' } });
+    await p.settle();
+    expect(p.a.engine.list()).toEqual([]);
+    expect([...espSpis(p.a.engine)]).toEqual([]);
+  });
+});

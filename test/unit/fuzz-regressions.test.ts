@@ -4,6 +4,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/daemon/config.js';
 import { MemoryInstaller } from '../../src/esp/memory-installer.js';
 import { CRASH_DIR } from '../../src/fuzz/corpus.js';
 import { replay, signatureOf } from '../../src/fuzz/harness.js';
@@ -89,5 +90,24 @@ describe('engine: inbound SPIs offered in a CREATE_CHILD_SA request', () => {
     await p.settle();
     expect(p.a.engine.list()).toEqual([]);
     expect([...espSpis(p.a.engine)]).toEqual([]);
+  });
+});
+
+// Found by the config target (config-c26e88c03c43.bin, config-0a48a714e4cd.bin): the yaml package
+// throws from toJS() for these instead of listing them in doc.errors, and loadConfig threw.
+describe('config: YAML aliases the yaml package cannot resolve', () => {
+  it.each([
+    ['an alias without its anchor', ': [*c]\ns:\n', 'Unresolved alias'],
+    [
+      'an alias bomb',
+      'a: &a\nb: &b [*a,*a,*a,*a]: &c [*b,*b]\nd: [*c,*c,*c,*c,*c,*c]\ne:\n',
+      'Excessive alias count',
+    ],
+  ])('%s is an error, not an exception', (_what, text, msg) => {
+    const r = loadConfig(text, {});
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.errors.map((e) => e.field)).toEqual(['yaml']);
+    expect(r.errors[0]!.message).toContain(msg);
   });
 });

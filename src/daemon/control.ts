@@ -455,11 +455,18 @@ export class ControlServer {
     const write = (o: unknown): void => {
       if (!sock.destroyed) sock.write(`${JSON.stringify(o)}\n`);
     };
+    let rejected = false;
     sock.on('data', (chunk: string) => {
+      if (rejected) return; // the connection is ending: nothing more is buffered or answered
       buf += chunk;
       if (buf.length > MAX_LINE && !buf.includes('\n')) {
-        write({ ok: false, code: 'bad-request', error: `request longer than ${MAX_LINE} bytes` });
-        sock.end();
+        rejected = true;
+        buf = '';
+        // After the answers to the requests before it; then the connection ends.
+        chain = chain.then(() => {
+          write({ ok: false, code: 'bad-request', error: `request longer than ${MAX_LINE} bytes` });
+          sock.end();
+        });
         return;
       }
       for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {

@@ -1,10 +1,13 @@
 // What `npm run fuzz` found, each with its minimized input: every crash file in
 // test/fixtures/fuzz-crashes replays on a fresh instance of its target without a crash (an
 // exception or a violated invariant), and every fix has a readable test of its own below.
+import { EventEmitter } from 'node:events';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/daemon/config.js';
+import { ControlApi, ControlServer, MAX_LINE } from '../../src/daemon/control.js';
+import { createLogs } from '../../src/daemon/log.js';
 import { MemoryInstaller } from '../../src/esp/memory-installer.js';
 import { CRASH_DIR } from '../../src/fuzz/corpus.js';
 import { replay, signatureOf } from '../../src/fuzz/harness.js';
@@ -109,5 +112,52 @@ describe('config: YAML aliases the yaml package cannot resolve', () => {
     if (r.ok) return;
     expect(r.errors.map((e) => e.field)).toEqual(['yaml']);
     expect(r.errors[0]!.message).toContain(msg);
+  });
+});
+
+// Found by the control target (control-5580a9288c32.bin): after refusing a request longer than
+// MAX_LINE the server went on buffering what the client sent (without bound) and wrote another
+// refusal for every further chunk, after it had ended the connection; an answer to an earlier
+// request on the same connection came after the end too.
+describe('control: a request longer than MAX_LINE', () => {
+  it('is refused once, after the answers before it, and nothing more is read', async () => {
+    const sock = Object.assign(new EventEmitter(), {
+      out: [] as string[],
+      ended: false,
+      writesAfterEnd: 0,
+      destroyed: false,
+      setEncoding: () => undefined,
+      write(s: string) {
+        if (sock.ended) sock.writesAfterEnd++;
+        sock.out.push(s);
+        return true;
+      },
+      end() {
+        sock.ended = true;
+      },
+    });
+    const logs = createLogs({ destination: { write: () => undefined }, isTty: false });
+    const api = new ControlApi({
+      daemon: () => undefined,
+      counters: () => undefined,
+      config: () => {
+        throw new Error('not used');
+      },
+      logs,
+      clock: { now: () => 0 },
+      reload: () => Promise.reject(new Error('not used')),
+      version: '1.2.3',
+    });
+    const server = new ControlServer({ path: '/nonexistent', api, logs });
+    (server as unknown as { serve(s: unknown): void }).serve(sock);
+    sock.emit('data', '{"cmd":"version"}\n');
+    for (let i = 0; i < 4; i++) sock.emit('data', 'a'.repeat(MAX_LINE / 2));
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    expect(sock.out.map((l) => JSON.parse(l))).toEqual([
+      { ok: true, result: { version: '1.2.3', node: process.version } },
+      { ok: false, code: 'bad-request', error: `request longer than ${MAX_LINE} bytes` },
+    ]);
+    expect(sock.ended).toBe(true);
+    expect(sock.writesAfterEnd).toBe(0);
   });
 });

@@ -24,7 +24,18 @@
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { CHARON, type Charon, cpuSeconds, findDescendant, Lab, LIBIPSEC, rss, sleep, tailOf } from './lab.js';
+import {
+  CHARON,
+  type Charon,
+  CLI,
+  cpuSeconds,
+  findDescendant,
+  Lab,
+  LIBIPSEC,
+  rss,
+  sleep,
+  tailOf,
+} from './lab.js';
 
 const PREFIX = process.env.BENCH_LT_PREFIX ?? '/var/tmp/strongswan-lt';
 const LT_CHARON = join(PREFIX, 'libexec/ipsec/charon');
@@ -106,7 +117,7 @@ function generatorConf(o: { proposal: string; count: number; log: string; thread
 `;
 }
 
-function charonConf(fake: boolean, dos: boolean, proposal: string) {
+function charonConf(fake: boolean, dos: boolean) {
   return (p: { vici: string; log: string }): string =>
     fake
       ? `charon {
@@ -116,16 +127,13 @@ function charonConf(fake: boolean, dos: boolean, proposal: string) {
   ikesa_table_segments = 16
   install_routes = no
   plugins {
+    # only its fake kernel interface: no initiators, and its own peer config bound to addresses
+    # that never occur here, so the swanctl connection (same as charon-libipsec's) answers
     load-tester { enable = yes
       initiators = 0
       fake_kernel = yes
-      proposal = ${proposal}
-      esp = ${ESP}
-      initiator_auth = psk
-      responder_auth = psk
-      preshared_key = ${PSK}
-      initiator_tsi = ${TSI}
-      initiator_tsr = ${TSR} }
+      initiator = 203.0.113.1
+      responder = 203.0.113.2 }
     vici { socket = unix://${p.vici} }
   }
   filelog { main { path = ${p.log}
@@ -220,6 +228,13 @@ function udpRcvbufErrors(pid: number): number {
   }
 }
 
+/** The node flags in dist/cli.js's `#!/usr/bin/env -S node ...` line: what `ikegw daemon` runs with. */
+function shebangNodeFlags(): string[] {
+  const first = readFileSync(CLI, 'utf8').split('\n', 1)[0] ?? '';
+  const m = /^#!\S*env -S node (.*)$/.exec(first);
+  return m?.[1] ? m[1].split(' ').filter(Boolean) : [];
+}
+
 /** Whether a UDP socket on :500 is bound in the process's namespace. */
 function udp500Bound(pid: number): boolean {
   try {
@@ -287,12 +302,15 @@ async function one(
       charon = await lab.charon('resp', {
         name: 'resp',
         cpu: '1',
-        strongswanConf: charonConf(responder === 'charon-fake', o.dos, proposal),
-        swanctlConf: responder === 'charon-fake' ? '' : swanctlConf(proposal),
+        strongswanConf: charonConf(responder === 'charon-fake', o.dos),
+        swanctlConf: swanctlConf(proposal),
       });
       pid = charon.pid();
     } else {
-      const extra = process.env.BENCH_LT_IKEGW_ARGS?.split(' ').filter(Boolean) ?? [];
+      const extra = [
+        ...shebangNodeFlags(),
+        ...(process.env.BENCH_LT_IKEGW_ARGS?.split(' ').filter(Boolean) ?? []),
+      ];
       const ik = lab.ikegw(
         'resp',
         'ikegw',

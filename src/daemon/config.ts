@@ -697,7 +697,7 @@ function endpointSide(ctx: Ctx, path: string, v: unknown, remote: boolean, nowMs
   const side: Side = { id: null, auth: 'psk', rsaPss: false };
   if (!o) return side;
   const authOk = remote ? ['psk', 'pubkey'] : ['psk', 'pubkey', 'rsa/pss'];
-  if (o.auth !== undefined && !authOk.includes(String(o.auth))) {
+  if (o.auth !== undefined && !(typeof o.auth === 'string' && authOk.includes(o.auth))) {
     ctx.err(join(path, 'auth'), `must be one of ${authOk.join(', ')}, got ${show(o.auth)}`);
   }
   side.auth = o.auth === 'pubkey' || o.auth === 'rsa/pss' ? 'pubkey' : 'psk';

@@ -115,6 +115,23 @@ describe('config: YAML aliases the yaml package cannot resolve', () => {
   });
 });
 
+// Found by the config target (config-57ff7889a271.bin): `auth` was turned into a string with
+// String(), which throws for a mapping whose toString is not a function.
+describe('config: an auth that is not a string', () => {
+  it.each([
+    ['{ toString: null }', 'toString: null'],
+    ['a list', '[psk]'],
+  ])('%s is an error, not an exception', (_what, auth) => {
+    const r = loadConfig(
+      `connections:\n  c:\n    remote_addrs: [192.0.2.1]\n    remote: { auth: { ${auth} } }\n`,
+      {},
+    );
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.errors.map((e) => e.field)).toContain('connections.c.remote.auth');
+  });
+});
+
 // Found by the control target (control-5580a9288c32.bin): after refusing a request longer than
 // MAX_LINE the server went on buffering what the client sent (without bound) and wrote another
 // refusal for every further chunk, after it had ended the connection; an answer to an earlier

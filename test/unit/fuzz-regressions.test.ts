@@ -9,11 +9,13 @@ import { loadConfig } from '../../src/daemon/config.js';
 import { ControlApi, ControlServer, MAX_LINE } from '../../src/daemon/control.js';
 import { createLogs } from '../../src/daemon/log.js';
 import { MemoryInstaller } from '../../src/esp/memory-installer.js';
+import { EspDatapath } from '../../src/esp/userspace/datapath.js';
 import { CRASH_DIR } from '../../src/fuzz/corpus.js';
 import { replay, signatureOf } from '../../src/fuzz/harness.js';
 import { targetForFile } from '../../src/fuzz/targets/index.js';
 import type { IkeEngine } from '../../src/ike/engine.js';
 import { childConfig, connection, EnginePair, engineConfig } from '../helpers/engine-pair.js';
+import { childPair } from './esp/helpers.js';
 
 const files = readdirSync(CRASH_DIR()).filter((f) => f.endsWith('.bin'));
 
@@ -129,6 +131,35 @@ describe('config: an auth that is not a string', () => {
     expect(r.ok).toBe(false);
     if (r.ok) return;
     expect(r.errors.map((e) => e.field)).toContain('connections.c.remote.auth');
+  });
+});
+
+// Found by the esp-input target (esp-input-c534efd76f4e.bin): the data path remembered which drop
+// kinds it had logged per SA in one set of its own, keyed by the SA, and never forgot them: one
+// more entry per deleted SA that had dropped something (every rekey), and an SA added again under
+// the same SPI never logged its drops.
+describe('userspace ESP: what was logged once per SA', () => {
+  it('goes with the SA', () => {
+    const warnings: string[] = [];
+    const log = {
+      debug() {},
+      info() {},
+      error() {},
+      warn: (_o: object, msg: string) => void warnings.push(msg),
+    };
+    const dp = new EspDatapath({ clock: { now: () => 0 }, emit: () => undefined, log });
+    const spec = childPair().a.in;
+    const forged = new Uint8Array(64); // ICV does not verify: an 'auth' drop
+    new DataView(forged.buffer).setUint32(0, spec.spi);
+    new DataView(forged.buffer).setUint32(4, 1);
+    for (let i = 0; i < 3; i++) {
+      const sa = dp.table.addSa(spec);
+      dp.inbound({ address: spec.dst, port: 4500 }, { address: spec.src, port: 4500 }, forged.slice());
+      expect(sa.drops.auth).toBe(1);
+      dp.table.delSa(sa.key);
+    }
+    expect(warnings).toHaveLength(3);
+    expect((dp as unknown as { logged: Set<string> }).logged.size).toBe(0);
   });
 });
 

@@ -163,6 +163,7 @@ export class EspDatapath {
   private readonly fo = new PacketFields();
   private readonly fi = new PacketFields();
   private readonly pending = new Map<number, Pending>();
+  /** Drop reasons already logged for drops that belong to no SA (the SA's own are on its SaState). */
   private readonly logged = new Set<string>();
   private readonly queueMax: number;
   private readonly queueTimeoutMs: number;
@@ -185,9 +186,9 @@ export class EspDatapath {
   private drop(reason: DropReason, sa: SaState | undefined, detail?: () => object): void {
     const counters: DropCounters = sa ? sa.drops : this.table.drops;
     counters[reason]++;
-    const key = sa ? `${sa.key}|${reason}` : reason;
-    if (this.logged.has(key)) return;
-    this.logged.add(key);
+    const logged = sa ? sa.logged : this.logged;
+    if (logged.has(reason)) return;
+    logged.add(reason);
     const fields = {
       reason,
       ...(sa
@@ -493,9 +494,9 @@ export class EspDatapath {
 
   /** RFC 3948 §3 / XFRM_MSG_MAPPING: authenticated ESP from a new address or port. */
   private mapping(sa: SaState, remote: Endpoint): void {
-    const key = `${sa.key}|map|${remote.address}|${remote.port}`;
-    if (this.logged.has(key)) return;
-    this.logged.add(key);
+    const key = `map|${remote.address}|${remote.port}`;
+    if (sa.logged.has(key)) return;
+    sa.logged.add(key);
     this.emit({ kind: 'mapping', spi: sa.spi, dst: sa.dst, newRemote: { ...remote } });
   }
 }

@@ -295,6 +295,8 @@ export class SaState {
   packets = 0;
   lastUseMs: number | undefined;
   readonly drops: DropCounters = emptyDrops();
+  /** Drop reasons (and NAT mappings) already logged for this SA: they go when the SA goes. */
+  readonly logged = new Set<string>();
   readonly softBytes: number;
   readonly hardBytes: number;
   readonly softPackets: number;

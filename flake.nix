@@ -198,8 +198,10 @@
               ln -s ${nodejs}/bin/node bin/node
             '';
             config = {
+              # the flag dist/cli.js's first line gives node (the Containerfile's entrypoint too)
               Entrypoint = [
                 "${nodejs}/bin/node"
+                "--max-semi-space-size=4"
                 "${ikegw}/lib/node_modules/ikegw/dist/cli.js"
               ];
               User = "65532:65532";

@@ -4,7 +4,7 @@
 // files resolve this checkout's node_modules. Type errors elsewhere in the tree do not stop the
 // emit (noEmitOnError: false); only missing output does.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 export const REPO = resolve(import.meta.dirname, '../..');
@@ -31,6 +31,10 @@ export async function buildDriver(): Promise<{ driver: string; ms: number; tscNo
     }),
   );
   writeFileSync(join(BUILD_DIR, 'dist/package.json'), '{"type":"module"}\n');
+  // dist/common/native.js loads ../../native/build/Release/ikegw_native.node (UDP_ENCAP on the NAT-T
+  // socket, TUN): the checkout's addon, as for dist/
+  const native = join(BUILD_DIR, 'native');
+  if (!lstatSync(native, { throwIfNoEntry: false })) symlinkSync('../../../native', native);
   const tsc = join(REPO, 'node_modules/typescript/bin/tsc');
   const note = await new Promise<string>((res) => {
     execFile(

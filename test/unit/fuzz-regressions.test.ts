@@ -98,6 +98,52 @@ describe('engine: inbound SPIs offered in a CREATE_CHILD_SA request', () => {
   });
 });
 
+// Found by the engine target (engine-9f11034b4027.bin): a peer that proposed, in a CHILD_SA rekey,
+// an SPI one of its CHILD_SAs towards us already used: we accepted, and when the old CHILD_SA was
+// deleted the new outbound SA did not go in (EEXIST), the CHILD_SA INSTALLED without it.
+describe('engine: a CREATE_CHILD_SA with an SPI the peer already uses towards us', () => {
+  it('is refused with NO_PROPOSAL_CHOSEN', async () => {
+    const a = connection({
+      name: 'a',
+      localAddrs: [A],
+      remoteAddrs: [B],
+      children: [
+        childConfig({ localTs: ['10.10.0.0/16'], remoteTs: ['192.168.100.0/24'], rekeyTime: 0, lifeTime: 0 }),
+      ],
+    });
+    const b = connection({
+      name: 'b',
+      localAddrs: [B],
+      remoteAddrs: ['%any'],
+      children: [
+        childConfig({ localTs: ['192.168.0.0/16'], remoteTs: ['10.0.0.0/8'], rekeyTime: 0, lifeTime: 0 }),
+      ],
+    });
+    b.psk = a.psk;
+    const p = new EnginePair(
+      engineConfig([a]),
+      engineConfig([b]),
+      { a: A, b: B },
+      { a: new MemoryInstaller(), b: new MemoryInstaller() },
+    );
+    p.feed(p.a, { kind: 'command', cmd: { cmd: 'initiate', conn: 'a' } });
+    await p.settle();
+    const used = p.a.engine.list()[0]!.children[0]!.spiIn;
+    // A misbehaving peer: the rekey offers the SPI of the CHILD_SA it rekeys.
+    (p.a.engine as unknown as { newEspSpi: () => number }).newEspSpi = () => used;
+    p.b.events.length = 0;
+    p.feed(p.a, { kind: 'command', cmd: { cmd: 'rekey', conn: 'a' } });
+    await p.settle();
+    const out = p.of(p.b, 'message').filter((m) => m.dir === 'out');
+    // (A tries once more with the other PFS choice, and the same SPI.)
+    expect(out.length).toBeGreaterThan(0);
+    expect(new Set(out.map((m) => m.summary))).toEqual(new Set(['[ N(NO_PROP) ]']));
+    expect(new Set(p.of(p.b, 'failure').map((f) => f.reason))).toEqual(new Set(['PEER_ERROR']));
+    expect(p.b.engine.list()[0]!.children.map((c) => c.spiOut)).toEqual([used]);
+    expect(p.b.events.filter((e) => e.ev === 'log' && e.level === 'error')).toEqual([]);
+  });
+});
+
 // Found by the config target (config-c26e88c03c43.bin, config-0a48a714e4cd.bin): the yaml package
 // throws from toJS() for these instead of listing them in doc.errors, and loadConfig threw.
 describe('config: YAML aliases the yaml package cannot resolve', () => {

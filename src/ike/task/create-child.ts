@@ -422,6 +422,27 @@ export function processCreateChildRequest(
     });
     return reply([notify(Notify.NO_PROPOSAL_CHOSEN)]);
   }
+  // The peer picks our outbound SPI. One its other CHILD_SAs towards us still use would collide in
+  // the kernel (SAs are keyed by destination and SPI) — for a rekey only when the old CHILD_SA is
+  // deleted and the new outbound SA goes in: refuse it now, as a CHILD_SA we cannot install.
+  const spiOut = readU32(sel.spi);
+  const inUse = ctx
+    .all()
+    .some(
+      (s) =>
+        s.remote.address === sa.remote.address &&
+        s.children.some((c) => c.spiOut === spiOut && c.state !== 'DELETED'),
+    );
+  if (inUse) {
+    ctx.emit({
+      ev: 'failure',
+      sa: ctx.ref(sa),
+      conn: sa.conn.name,
+      reason: 'PEER_ERROR',
+      detail: `CREATE_CHILD_SA: the peer's SPI ${spiOut.toString(16).padStart(8, '0')} is already used by another of its CHILD_SAs`,
+    });
+    return reply([notify(Notify.NO_PROPOSAL_CHOSEN)]);
+  }
   let shared: Uint8Array | undefined;
   let ourKe: KeyExchange | undefined;
   if (sel.suite.dh) {
@@ -436,7 +457,7 @@ export function processCreateChildRequest(
   }
   const nr = ctx.random.bytes(NONCE_LEN);
   const spiIn = ctx.newEspSpi();
-  const child = newChild(ctx, sa, cfg, sel.suite, spiIn, readU32(sel.spi), localTs, remoteTs);
+  const child = newChild(ctx, sa, cfg, sel.suite, spiIn, spiOut, localTs, remoteTs);
   if (old) {
     child.replaces = old;
     old.rekeyedByPeer = { nonceI: ni.data, nonceR: nr, newChild: child };

@@ -9,6 +9,6 @@ export function parseDuration(v: unknown): number | undefined {
   if (typeof v !== 'string') return undefined;
   const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$/.exec(v.trim());
   if (!m) return undefined;
-  const secs = Number(m[1]) * UNIT_SECONDS[m[2] ?? 's']!;
-  return Math.round(secs * 1000) / 1000;
+  const secs = Math.round(Number(m[1]) * UNIT_SECONDS[m[2] ?? 's']! * 1000) / 1000;
+  return Number.isFinite(secs) ? secs : undefined; // 400 digits are a number, but not a duration
 }

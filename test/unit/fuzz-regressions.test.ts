@@ -5,7 +5,7 @@ import { EventEmitter } from 'node:events';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/daemon/config.js';
+import { loadConfig, parseDuration } from '../../src/daemon/config.js';
 import { ControlApi, ControlServer, MAX_LINE } from '../../src/daemon/control.js';
 import { createLogs } from '../../src/daemon/log.js';
 import { MemoryInstaller } from '../../src/esp/memory-installer.js';
@@ -206,6 +206,24 @@ describe('userspace ESP: what was logged once per SA', () => {
     }
     expect(warnings).toHaveLength(3);
     expect((dp as unknown as { logged: Set<string> }).logged.size).toBe(0);
+  });
+});
+
+// Found by the config target (config-0b21834193a9.bin): a duration of 400 digits is a number to
+// JavaScript — Infinity — and a configuration with life_time: Infinity loaded.
+describe('config: a duration too large to be a number', () => {
+  it('is an error, not Infinity', () => {
+    const digits = '9'.repeat(400);
+    expect(parseDuration(digits)).toBeUndefined();
+    expect(parseDuration(`${digits}d`)).toBeUndefined();
+    expect(parseDuration('4h')).toBe(14400);
+    const r = loadConfig(
+      `connections:\n  c:\n    remote_addrs: [192.0.2.1]\n    psk: { value: "0123456789abcdef0123" }\n    children:\n      n: { local_ts: 10.0.0.0/8, remote_ts: 192.168.0.0/16, life_time: "${digits}" }\n`,
+      {},
+    );
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.errors.map((e) => e.field)).toEqual(['connections.c.children.n.life_time']);
   });
 });
 

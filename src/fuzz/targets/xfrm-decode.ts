@@ -646,7 +646,8 @@ class XfrmInstance implements FuzzInstance {
         onlyDecodeErrors(`decodeBody(${codec.name})`, () => {
           const { body, attrs } = decodeBody(codec, m.payload);
           const fam = (body as { family?: number; sel?: { family: number } }).family;
-          if (fam === AF_INET || fam === AF_INET6) xfrmToAddr(fam, (body as { saddr: Uint8Array }).saddr);
+          const saddr = (body as { saddr?: unknown }).saddr;
+          if ((fam === AF_INET || fam === AF_INET6) && saddr instanceof Uint8Array) xfrmToAddr(fam, saddr);
           for (const a of attrs) decodeAttr(a);
         });
       }

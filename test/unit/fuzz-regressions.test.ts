@@ -12,7 +12,9 @@ import { MemoryInstaller } from '../../src/esp/memory-installer.js';
 import { EspDatapath } from '../../src/esp/userspace/datapath.js';
 import { CRASH_DIR } from '../../src/fuzz/corpus.js';
 import { replay, signatureOf } from '../../src/fuzz/harness.js';
+import { FUZZ_CA_PEM } from '../../src/fuzz/targets/config-pki.js';
 import { targetForFile } from '../../src/fuzz/targets/index.js';
+import { CertError, parseCert } from '../../src/ike/crypto/x509.js';
 import type { IkeEngine } from '../../src/ike/engine.js';
 import { childConfig, connection, EnginePair, engineConfig } from '../helpers/engine-pair.js';
 import { childPair } from './esp/helpers.js';
@@ -224,6 +226,31 @@ describe('config: a duration too large to be a number', () => {
     expect(r.ok).toBe(false);
     if (r.ok) return;
     expect(r.errors.map((e) => e.field)).toEqual(['connections.c.children.n.life_time']);
+  });
+});
+
+// Found by the config target (config-95c595146cdd.bin): a certificate whose public key does not
+// decode parses (X509Certificate decodes the key only when asked), and the chain check then threw
+// out of loadConfig; a peer's CERT in IKE_AUTH would have thrown out of the exchange the same way.
+describe('a certificate whose public key does not decode', () => {
+  const der = Buffer.from(FUZZ_CA_PEM.replace(/-----[^-]+-----|\s+/g, ''), 'base64');
+  const bad = new Uint8Array(der);
+  bad[der.indexOf(Buffer.from('034200', 'hex')) + 3] = 0x05; // EC point form 5: no such thing
+
+  it('does not parse', () => {
+    expect(() => parseCert(bad)).toThrow(CertError);
+  });
+
+  it('is a configuration error, not an exception', () => {
+    const files: Record<string, Uint8Array> = { '/ca.der': bad };
+    const r = loadConfig(
+      'connections:\n  c:\n    remote_addrs: [192.0.2.1]\n    psk: { value: "0123456789abcdef0123" }\n    remote: { auth: pubkey, cacerts: [/ca.der] }\n    children:\n      n: { local_ts: 10.0.0.0/8, remote_ts: 192.168.0.0/16 }\n',
+      {},
+      { readFile: (p) => files[p]! },
+    );
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.errors.map((e) => e.field)).toEqual(['connections.c.remote.cacerts[0]']);
   });
 });
 

@@ -45,6 +45,9 @@ export function parseCert(der: Uint8Array): Cert {
   let c: Cert;
   try {
     const x509 = new X509Certificate(der);
+    // The public key is decoded only when asked for: one that does not decode must fail here,
+    // not later in a signature check (config check, or a peer's CERT in IKE_AUTH).
+    void x509.publicKey;
     const parts = certParts(der);
     c = { der, x509, parts, subject: formatDn(parts.subject) };
   } catch (e) {

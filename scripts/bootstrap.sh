@@ -16,6 +16,9 @@ PKGS=(
   # the image (scripts/build-image.sh: debootstrap'd base + Containerfile) and test/deploy, which
   # runs the chart's pods from it
   podman buildah runc debootstrap
+  # Libreswan 4.10 as a peer in the kernel VM (test/kvm/libreswan.test.ts): its libraries and
+  # certutil; the .deb itself is only unpacked (installing it would remove strongSwan)
+  libldns3 libevent-pthreads-2.1-7 libnss3-tools
   # helmlite (offline Helm renderer) and flake.nix checks
   golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev golang-github-xeipuuv-gojsonschema-dev nix-bin
 )

@@ -5,6 +5,21 @@ import type { Lab, LabProcess } from './lab.js';
 
 export const CLI = resolve(import.meta.dirname, '../../dist/cli.js');
 
+/**
+ * The node flags of dist/cli.js's first line (`#!/usr/bin/env -S node FLAGS`), which the image's
+ * entrypoint passes too: a daemon started as `node dist/cli.js` would run without them (e.g. a
+ * larger young generation, so more RSS than as deployed).
+ */
+export const NODE_FLAGS: string[] = (() => {
+  try {
+    const first = readFileSync(CLI, 'utf8').split('\n', 1)[0] ?? '';
+    const m = /^#!\/usr\/bin\/env -S node(.*)$/.exec(first);
+    return m ? m[1]!.trim().split(/\s+/).filter(Boolean) : [];
+  } catch {
+    return [];
+  }
+})();
+
 export interface LogLine {
   level: number;
   msg: string;
@@ -72,6 +87,6 @@ export function startIkegw(
   writeFileSync(pskFile, psk, { mode: 0o600 });
   writeFileSync(cfg, configYaml.replaceAll('@PSK_FILE@', pskFile));
   const logFile = join(lab.dir, `${name}.log`);
-  const proc = lab.spawn(ns, process.execPath, [CLI, 'daemon', '-c', cfg], { logFile });
+  const proc = lab.spawn(ns, process.execPath, [...NODE_FLAGS, CLI, 'daemon', '-c', cfg], { logFile });
   return new IkegwProcess(proc, logFile);
 }

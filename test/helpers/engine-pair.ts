@@ -1,32 +1,19 @@
 // Two IkeEngines wired back to back in memory (strongSwan's exchange_test_helper, wireguard-go's
 // bindtest): datagrams go straight to the other engine, kernel ops run on a real SaInstaller,
 // time is a ManualClock, randomness is seeded. Optionally a "NAT" rewrites A's source address.
-import { addrToBig, bigToAddr, canonicalAddr } from '../../src/common/addr.js';
+import { canonicalAddr } from '../../src/common/addr.js';
 import { ManualClock } from '../../src/common/clock.js';
 import { SeededRandom } from '../../src/common/random.js';
+import { cidr } from '../../src/fuzz/engine-pair.js';
 import type { ChildConfig, ConnectionConfig, EngineConfig } from '../../src/ike/config.js';
 import { defaultRetransmit } from '../../src/ike/config.js';
 import { IkeEngine } from '../../src/ike/engine.js';
 import type { BusEvent, Effect, IkeEvent, TimerKey } from '../../src/ike/events.js';
-import { applySaOp, type Endpoint, type SaInstaller, type TsRange } from '../../src/ike/ports.js';
+import { applySaOp, type Endpoint, type SaInstaller } from '../../src/ike/ports.js';
 import { parseProposals } from '../../src/ike/sa/proposal-syntax.js';
 
-export function cidr(text: string): TsRange {
-  const [a, lenS] = text.split('/');
-  const family = a!.includes(':') ? 6 : 4;
-  const bits = family === 4 ? 32 : 128;
-  const len = lenS === undefined ? bits : Number(lenS);
-  const base = addrToBig(a!);
-  const host = (1n << BigInt(bits - len)) - 1n;
-  return {
-    family,
-    protocol: 0,
-    startPort: 0,
-    endPort: 65535,
-    startAddr: bigToAddr(base & ~host, family),
-    endAddr: bigToAddr((base & ~host) | host, family),
-  };
-}
+/** A CIDR as a traffic selector (shared with the engine fuzz target). */
+export { cidr };
 
 export function childConfig(
   over: Omit<Partial<ChildConfig>, 'localTs' | 'remoteTs'> & { localTs: string[]; remoteTs: string[] },

@@ -114,6 +114,9 @@ function digest(b: Uint8Array): string {
   return createHash('sha1').update(b).digest('hex');
 }
 
+/** The `byPeer` key: a connection's name (kept across reloads) and the peer's identity. */
+const peerKey = (sa: IkeSa): string => `${sa.conn.name}\0${sa.remoteIdText}`;
+
 export class IkeEngine implements EngineCtx {
   cfg: EngineConfig;
   readonly random: Random;
@@ -122,6 +125,11 @@ export class IkeEngine implements EngineCtx {
   now = 0;
 
   private readonly bySpi = new Map<bigint, IkeSa>();
+  /**
+   * Established IKE_SAs by connection name and peer identity (`peerKey`), so that INITIAL_CONTACT
+   * finds the peer's stale IKE_SAs without scanning every SA (quadratic under a set-up flood).
+   */
+  private readonly byPeer = new Map<string, Set<IkeSa>>();
   /** Responder SAs by (peer endpoint, SPIi) until IKE_AUTH completes: detects retransmitted IKE_SA_INIT. */
   private readonly halfOpen = new Map<string, IkeSa>();
   private readonly espSpis = new Set<number>();
@@ -252,7 +260,12 @@ export class IkeEngine implements EngineCtx {
   }
 
   all(): IkeSa[] {
-    return [...new Set(this.bySpi.values())];
+    return [...this.bySpi.values()];
+  }
+
+  peerSas(connName: string, remoteId: string): IkeSa[] {
+    const peer = this.byPeer.get(`${connName}\0${remoteId}`);
+    return peer ? [...peer] : [];
   }
 
   register(sa: IkeSa): void {
@@ -426,6 +439,8 @@ export class IkeEngine implements EngineCtx {
     sa.pending = undefined;
     this.queues.delete(sa);
     if (this.bySpi.get(localSpi(sa)) === sa) this.bySpi.delete(localSpi(sa));
+    const peer = this.byPeer.get(peerKey(sa));
+    if (peer?.delete(sa) && peer.size === 0) this.byPeer.delete(peerKey(sa));
     this.leaveHalfOpen(sa);
     this.emit({
       ev: 'ike-state',
@@ -440,6 +455,10 @@ export class IkeEngine implements EngineCtx {
 
   established(sa: IkeSa): void {
     sa.state = 'ESTABLISHED';
+    const key = peerKey(sa);
+    const peer = this.byPeer.get(key);
+    if (peer) peer.add(sa);
+    else this.byPeer.set(key, new Set([sa]));
     sa.establishedAtMs = this.now;
     // What only IKE_SA_INIT/IKE_AUTH needed (the DH private key, the signed messages) goes now.
     sa.ke = undefined;

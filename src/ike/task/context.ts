@@ -43,8 +43,10 @@ export interface EngineCtx {
   register(sa: IkeSa): void;
   /** Remove all state of the SA: children (kernel), timers, tables. */
   destroy(sa: IkeSa, reason: string): void;
-  /** All IKE_SAs (for INITIAL_CONTACT handling and duplicates). */
+  /** All IKE_SAs (for duplicates). */
   all(): IkeSa[];
+  /** The established IKE_SAs of a connection with a peer identity (for INITIAL_CONTACT). */
+  peerSas(connName: string, remoteId: string): IkeSa[];
   /** Allocate a fresh IKE SPI unique among our SAs. */
   newIkeSpi(): bigint;
   /** A new IKE_SA object (not registered) sharing `from`'s connection and endpoints. */

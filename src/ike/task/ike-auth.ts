@@ -411,8 +411,8 @@ export function processAuthRequest(
   if (bad) return fail(`AUTHENTICATION_FAILED (${bad[0]}): ${bad[1]}`, bad[0]);
   if (findNotify(ps, Notify.INITIAL_CONTACT)) {
     // RFC 7296 §2.4: the peer has no other SAs with us; delete what we still hold for it.
-    for (const o of ctx.all()) {
-      if (o !== sa && o.conn === conn && o.remoteIdText === sa.remoteIdText && o.state !== 'DESTROYED') {
+    for (const o of ctx.peerSas(conn.name, sa.remoteIdText)) {
+      if (o !== sa && o.state !== 'DESTROYED') {
         ctx.log('info', 'ike', `INITIAL_CONTACT: deleting stale IKE_SA ${o.uid} of the same peer`, sa);
         ctx.destroy(o, 'replaced after INITIAL_CONTACT');
       }

@@ -142,6 +142,41 @@ describe('restart and liveness', () => {
     expect(p.b.engine.list().map((s) => s.state)).toEqual(['ESTABLISHED']);
   });
 
+  it('INITIAL_CONTACT (RFC 7296 §2.4): a restarted peer replaces its old IKE_SA; another identity keeps its own', async () => {
+    const p = pair();
+    const fqdn = (name: string) => ({ type: 2, data: new TextEncoder().encode(name) });
+    const base = p.a.engine.cfg.connections[0]!;
+    const x = { ...base, name: 'x', localId: fqdn('x.example') };
+    const y = { ...base, name: 'y', localId: fqdn('y.example') };
+    p.a.engine.cfg.connections = [x, y];
+    for (const conn of ['x', 'y']) {
+      p.feed(p.a, { kind: 'command', cmd: { cmd: 'initiate', conn } });
+      await p.settle();
+    }
+    const before = p.b.engine.list();
+    expect(before.map((s) => [s.remoteId, s.state])).toEqual([
+      ['x.example', 'ESTABLISHED'],
+      ['y.example', 'ESTABLISHED'],
+    ]);
+    // A restarts: it forgets everything; its first IKE_SA for x carries INITIAL_CONTACT
+    (p as unknown as { a: { engine: IkeEngine } }).a.engine = new IkeEngine(p.a.engine.cfg, {
+      random: new SeededRandom(7),
+    });
+    p.feed(p.a, { kind: 'command', cmd: { cmd: 'initiate', conn: 'x' } });
+    await p.settle();
+    const after = p.b.engine.list();
+    const oldX = before.find((s) => s.remoteId === 'x.example')!;
+    const oldY = before.find((s) => s.remoteId === 'y.example')!;
+    expect(after.some((s) => s.uid === oldX.uid)).toBe(false);
+    expect(after.find((s) => s.uid === oldY.uid)?.state).toBe('ESTABLISHED');
+    expect(after.filter((s) => s.remoteId === 'x.example').map((s) => s.state)).toEqual(['ESTABLISHED']);
+    expect(
+      p
+        .of(p.b, 'ike-state')
+        .some((e) => e.state === 'DESTROYED' && e.detail === 'replaced after INITIAL_CONTACT'),
+    ).toBe(true);
+  });
+
   it('follows a NAT rebinding of the peer: IKE and ESP-in-UDP move to the new port', async () => {
     const p = pair({ nat: true, dpd: 10 });
     p.feed(p.a, { kind: 'command', cmd: { cmd: 'initiate', conn: 'onprem' } });

@@ -19,7 +19,19 @@
 //    a patch that sets a stale metadata.resourceVersion -> 409 Conflict;
 //  - status subresource for pods (the main resource ignores status changes; /status takes only
 //    status); none for ciliumendpoints (…/status is 404), as the CRD defines none;
-//  - Status bodies: kind Status, apiVersion v1, status Failure, message, reason, details, code.
+//  - Status bodies: kind Status, apiVersion v1, status Failure, message, reason, details, code;
+//  - leases (coordination.k8s.io/v1) as the apiserver's lease registry has them: an update (PUT)
+//    must carry metadata.resourceVersion (none -> 422 "must be specified for an update", a stale one
+//    -> 409 Conflict: Lease's strategy allows no unconditional update); acquireTime/renewTime are
+//    MicroTime: only RFC 3339 with exactly six fraction digits is accepted (Go parses them with
+//    "2006-01-02T15:04:05.000000Z07:00": a JavaScript toISOString() with milliseconds is a 400),
+//    stored and returned in UTC, null clears them; leaseDurationSeconds > 0, leaseTransitions >= 0
+//    (422 Invalid otherwise);
+//  - clients: more bearer tokens (addToken) and more listeners (listen: one per simulated node, so a
+//    test can tell the requests of two pods with the same ServiceAccount token apart, and refuse
+//    connections for one of them); fault injection per client: an outage (every request hangs
+//    unanswered, or its connection is reset, or the client's listener refuses connections) and a
+//    random failure ratio (HTTP 500 InternalError or a reset connection), switchable at run time.
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
@@ -27,7 +39,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { applyJsonPatch, applyMergePatch, deepEqual, PatchError } from './json-patch.js';
 import { selfSignedCert } from './self-signed.js';
 
-export type ResourceName = 'pods' | 'configmaps' | 'ciliumendpoints';
+export type ResourceName = 'pods' | 'configmaps' | 'ciliumendpoints' | 'leases';
 
 interface ResourceDef {
   group: string;
@@ -37,6 +49,8 @@ interface ResourceDef {
   statusSubresource: boolean;
   /** Strategic merge patch needs Go struct tags: only built-in types have them. */
   strategicMerge: boolean;
+  /** The registry strategy's AllowUnconditionalUpdate: may a PUT omit metadata.resourceVersion? */
+  unconditionalUpdate: boolean;
 }
 
 const RESOURCES: Record<ResourceName, ResourceDef> = {
@@ -47,6 +61,7 @@ const RESOURCES: Record<ResourceName, ResourceDef> = {
     listKind: 'PodList',
     statusSubresource: true,
     strategicMerge: true,
+    unconditionalUpdate: true,
   },
   configmaps: {
     group: '',
@@ -55,6 +70,7 @@ const RESOURCES: Record<ResourceName, ResourceDef> = {
     listKind: 'ConfigMapList',
     statusSubresource: false,
     strategicMerge: true,
+    unconditionalUpdate: true,
   },
   ciliumendpoints: {
     group: 'cilium.io',
@@ -63,6 +79,16 @@ const RESOURCES: Record<ResourceName, ResourceDef> = {
     listKind: 'CiliumEndpointList',
     statusSubresource: false,
     strategicMerge: false,
+    unconditionalUpdate: true,
+  },
+  leases: {
+    group: 'coordination.k8s.io',
+    version: 'v1',
+    kind: 'Lease',
+    listKind: 'LeaseList',
+    statusSubresource: false,
+    strategicMerge: true,
+    unconditionalUpdate: false,
   },
 };
 
@@ -91,6 +117,9 @@ interface HistoryEntry {
 }
 
 interface Watcher {
+  rec: RequestRecord;
+  /** Frozen by a 'hang' outage of its client: nothing more reaches it (the network is gone). */
+  frozen: boolean;
   resource: ResourceName;
   namespace: string | undefined;
   matches: (o: KubeObj) => boolean;
@@ -104,8 +133,59 @@ export interface RequestRecord {
   path: string;
   query: Record<string, string>;
   contentType?: string;
+  /** 0 while unanswered; stays 0 for a hung or reset request. */
   status: number;
   body?: unknown;
+  /** The listener the request came in through ('default': the one `url` names; see listen()). */
+  client: string;
+  /** Whose bearer token it carried ('default': `token`; see addToken()); '' when none matched. */
+  user: string;
+  /** What fault injection did to it. */
+  fault?: 'hung' | 'reset' | 'failed';
+  headers: IncomingMessage['headers'];
+}
+
+/**
+ * Which requests a fault applies to: a client's name (a listener's from listen(), or a token's from
+ * addToken()), or a predicate on the request.
+ */
+export type ClientMatch = string | ((r: RequestRecord) => boolean);
+
+/**
+ * How a client's outage looks to it:
+ *  - 'hang': requests are read and never answered (packets lost): the client's timeout decides;
+ *    its open watches deliver nothing more. When the outage ends, the hung requests' and frozen
+ *    watches' connections are reset (a dead TCP connection breaks);
+ *  - 'reset': every request's connection is reset at once (ECONNRESET), open watches too;
+ *  - 'refuse': the client's listener (a name from listen()) closes: new connections are refused
+ *    (ECONNREFUSED), open ones are reset; it listens again at the same address when healed.
+ */
+export type OutageMode = 'hang' | 'reset' | 'refuse';
+
+/** A random failure: HTTP 500 InternalError, or the connection reset before any answer. */
+export type FailureMode = '500' | 'reset';
+
+export interface FailureRatioOptions {
+  /** Only these requests (default: all). */
+  match?: ClientMatch;
+  /** Default both, chosen at random per failure. */
+  modes?: FailureMode[];
+  /** A random source in [0, 1) (default Math.random); pass a seeded one for a reproducible run. */
+  random?: () => number;
+}
+
+interface Outage {
+  match: ClientMatch;
+  mode: OutageMode;
+}
+
+interface Listener {
+  name: string;
+  server: Server;
+  /** Where it listens: a port on 127.0.0.1 or a unix socket path. */
+  address: { port: number } | { path: string };
+  url: string;
+  closed: boolean;
 }
 
 export interface FakeApiServerOptions {
@@ -188,6 +268,129 @@ function fieldValue(o: KubeObj, key: string): string | undefined {
   );
 }
 
+// --- Lease (coordination.k8s.io/v1) as the apiserver decodes and validates it ---------------------
+
+const RFC3339_MICRO = '2006-01-02T15:04:05.000000Z07:00';
+const MICRO_TIME = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\.(\d{6})(Z|[+-]\d{2}:\d{2})$/;
+
+/**
+ * metav1.MicroTime as the apiserver reads it (time.Parse with RFC3339Micro: exactly six fraction
+ * digits) and writes it back (UTC, six digits). undefined: not a MicroTime.
+ */
+export function parseMicroTime(v: string): string | undefined {
+  const m = MICRO_TIME.exec(v);
+  if (!m) return undefined;
+  const ms = Date.parse(`${m[1]}${m[3]}`);
+  if (Number.isNaN(ms)) return undefined;
+  return `${new Date(ms).toISOString().slice(0, 19)}.${m[2]}Z`;
+}
+
+function decodeError(kind: string, version: string, message: string): HttpError {
+  return new HttpError(
+    400,
+    'BadRequest',
+    `${kind} in version "${version}" cannot be handled as a ${kind}: ${message}`,
+  );
+}
+
+function invalid(
+  kind: string,
+  group: string,
+  name: string,
+  causes: { field: string; message: string }[],
+): HttpError {
+  return new HttpError(
+    422,
+    'Invalid',
+    `${kind}${group ? `.${group}` : ''} "${name}" is invalid: ${causes.map((c) => `${c.field}: ${c.message}`).join(', ')}`,
+    {
+      name,
+      group,
+      kind,
+      causes: causes.map((c) => ({ reason: 'FieldValueInvalid', message: c.message, field: c.field })),
+    },
+  );
+}
+
+/**
+ * Decodes (400 on what Go's JSON decoding of a v1.Lease rejects; `decodeStatus` 422 for the result
+ * of a patch, which the apiserver reports as an invalid patch) and validates (422) a Lease in place:
+ * MicroTimes normalized to UTC, nulls of pointer fields dropped.
+ */
+function decodeLease(obj: KubeObj, decodeStatus: 400 | 422): void {
+  const fail = (message: string): HttpError =>
+    decodeStatus === 400
+      ? decodeError('Lease', 'v1', message)
+      : new HttpError(422, 'Invalid', `the server rejected our request due to an error in our request`, {
+          causes: [{ reason: 'FieldValueInvalid', message, field: 'patch' }],
+        });
+  if (obj.spec === null || obj.spec === undefined) {
+    delete obj.spec;
+    return;
+  }
+  if (!isObj(obj.spec))
+    throw fail('json: cannot unmarshal into Go struct field Lease.spec of type v1.LeaseSpec');
+  const spec = obj.spec;
+  for (const f of ['acquireTime', 'renewTime'] as const) {
+    const v = spec[f];
+    if (v === null) delete spec[f];
+    else if (typeof v === 'string') {
+      const t = parseMicroTime(v);
+      if (t === undefined) {
+        const frac = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(.*)$/.exec(v)?.[1];
+        throw fail(
+          `parsing time "${v}" as "${RFC3339_MICRO}": cannot parse "${frac ?? v}" as "${frac === undefined ? '2006' : '.000000'}"`,
+        );
+      }
+      spec[f] = t;
+    } else if (v !== undefined) {
+      throw fail(
+        `json: cannot unmarshal ${typeof v} into Go struct field LeaseSpec.spec.${f} of type string`,
+      );
+    }
+  }
+  for (const f of ['leaseDurationSeconds', 'leaseTransitions'] as const) {
+    const v = spec[f];
+    if (v === null) delete spec[f];
+    else if (
+      v !== undefined &&
+      (typeof v !== 'number' || !Number.isInteger(v) || Math.abs(v) > 2 ** 31 - 1)
+    ) {
+      throw fail(
+        `json: cannot unmarshal ${JSON.stringify(v)} into Go struct field LeaseSpec.spec.${f} of type int32`,
+      );
+    }
+  }
+  for (const f of ['holderIdentity', 'preferredHolder', 'strategy'] as const) {
+    const v = spec[f];
+    if (v === null) delete spec[f];
+    else if (v !== undefined && typeof v !== 'string') {
+      throw fail(
+        `json: cannot unmarshal ${typeof v} into Go struct field LeaseSpec.spec.${f} of type string`,
+      );
+    }
+  }
+  const causes: { field: string; message: string }[] = [];
+  const d = spec.leaseDurationSeconds;
+  if (typeof d === 'number' && d <= 0)
+    causes.push({
+      field: 'spec.leaseDurationSeconds',
+      message: `Invalid value: ${d}: must be greater than 0`,
+    });
+  const t = spec.leaseTransitions;
+  if (typeof t === 'number' && t < 0)
+    causes.push({
+      field: 'spec.leaseTransitions',
+      message: `Invalid value: ${t}: must be greater than or equal to 0`,
+    });
+  if (spec.preferredHolder !== undefined && spec.strategy === undefined)
+    causes.push({
+      field: 'spec.strategy',
+      message: 'Forbidden: Strategy must be set if PreferredHolder is set',
+    });
+  if (causes.length > 0) throw invalid('Lease', 'coordination.k8s.io', obj.metadata.name, causes);
+}
+
 export class FakeKubeApiServer {
   readonly token: string;
   readonly caPem: string;
@@ -208,44 +411,110 @@ export class FakeKubeApiServer {
   private readonly historyLimit: number;
   private readonly goneAs: 'event' | 'http';
   private readonly bookmarkIntervalMs: number;
+  private readonly cert: { certPem: string; keyPem: string };
+  /** Bearer token -> client name. */
+  private readonly tokens = new Map<string, string>();
+  private readonly listeners = new Map<string, Listener>();
+  private outages: Outage[] = [];
+  private failure: (Required<FailureRatioOptions> & { ratio: number }) | undefined;
+  /** Requests a 'hang' outage holds unanswered, with the outage. */
+  private readonly hung = new Map<ServerResponse, { rec: RequestRecord; outage: Outage }>();
 
   private constructor(opts: FakeApiServerOptions) {
     this.token = opts.token ?? `test-token-${randomUUID()}`;
+    this.tokens.set(this.token, 'default');
     this.historyLimit = opts.historyLimit ?? 500;
     this.goneAs = opts.goneAs ?? 'event';
     this.bookmarkIntervalMs = opts.bookmarkIntervalMs ?? 1000;
-    const cert = selfSignedCert(opts.certNames ?? ['127.0.0.1', 'localhost']);
-    this.caPem = cert.certPem;
-    this.server = createServer({ cert: cert.certPem, key: cert.keyPem }, (req, res) => {
-      this.handle(req, res).catch((e: unknown) => {
+    this.cert = selfSignedCert(opts.certNames ?? ['127.0.0.1', 'localhost']);
+    this.caPem = this.cert.certPem;
+    this.server = this.httpsServer('default');
+  }
+
+  private httpsServer(client: string): Server {
+    return createServer({ cert: this.cert.certPem, key: this.cert.keyPem }, (req, res) => {
+      this.handle(req, res, client).catch((e: unknown) => {
         if (!res.headersSent) this.sendStatus(res, 500, 'InternalError', String(e));
       });
     });
   }
 
+  private static async listenOn(
+    server: Server,
+    address: { port: number } | { path: string },
+  ): Promise<string> {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      const done = () => {
+        server.off('error', reject);
+        resolve();
+      };
+      if ('path' in address) server.listen(address.path, done);
+      else server.listen(address.port, '127.0.0.1', done);
+    });
+    if ('path' in address) return `unix:${address.path}`;
+    const addr = server.address();
+    if (!isObj(addr) || typeof addr.port !== 'number') throw new Error('no port');
+    return `https://127.0.0.1:${addr.port}`;
+  }
+
   static async start(opts: FakeApiServerOptions = {}): Promise<FakeKubeApiServer> {
     const s = new FakeKubeApiServer(opts);
-    if (opts.socketPath) {
-      const path = opts.socketPath;
-      await new Promise<void>((resolve) => s.server.listen(path, resolve));
-      s.url = `unix:${path}`;
-      return s;
-    }
-    await new Promise<void>((resolve) => s.server.listen(0, '127.0.0.1', resolve));
-    const addr = s.server.address();
-    if (!isObj(addr) || typeof addr.port !== 'number') throw new Error('no port');
-    s.url = `https://127.0.0.1:${addr.port}`;
+    const address = opts.socketPath ? { path: opts.socketPath } : { port: 0 };
+    s.url = await FakeKubeApiServer.listenOn(s.server, address);
+    const port = /:(\d+)$/.exec(s.url)?.[1];
+    s.listeners.set('default', {
+      name: 'default',
+      server: s.server,
+      address: port ? { port: Number(port) } : address,
+      url: s.url,
+      closed: false,
+    });
     return s;
   }
 
+  /**
+   * Another way in for a named client (a simulated node, a replica): the same API server on its own
+   * address (127.0.0.1:<random port>, or a unix socket), so its requests are told apart
+   * (RequestRecord.client) and an outage can refuse its connections alone. Returns the URL.
+   */
+  async listen(client: string, opts: { socketPath?: string } = {}): Promise<string> {
+    if (this.listeners.has(client)) throw new Error(`listener ${client} exists`);
+    const server = this.httpsServer(client);
+    const address = opts.socketPath ? { path: opts.socketPath } : { port: 0 };
+    const url = await FakeKubeApiServer.listenOn(server, address);
+    const port = /:(\d+)$/.exec(url)?.[1];
+    this.listeners.set(client, {
+      name: client,
+      server,
+      address: port ? { port: Number(port) } : address,
+      url,
+      closed: false,
+    });
+    return url;
+  }
+
+  /** The URL of a listener (listen()). */
+  listenerUrl(client: string): string {
+    const l = this.listeners.get(client);
+    if (!l) throw new Error(`no listener ${client}`);
+    return l.url;
+  }
+
+  /** Another bearer token the server accepts, for the client `name` (RequestRecord.user). */
+  addToken(name: string, token = `test-token-${name}-${randomUUID()}`): string {
+    this.tokens.set(token, name);
+    return token;
+  }
+
   /** A KubeConfig like a pod's in-cluster one: server URL, CA, bearer token. */
-  kubeConfig(token = this.token): KubeConfig {
+  kubeConfig(token = this.token, url = this.url): KubeConfig {
     const kc = new KubeConfig();
     kc.loadFromOptions({
       clusters: [
         {
           name: 'fake',
-          server: this.url,
+          server: url,
           caData: Buffer.from(this.caPem).toString('base64'),
           skipTLSVerify: false,
         },
@@ -258,10 +527,104 @@ export class FakeKubeApiServer {
   }
 
   async stop(): Promise<void> {
+    this.outages = [];
+    this.failure = undefined;
     for (const w of this.watchers) w.close();
     this.watchers.clear();
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const res of this.hung.keys()) res.socket?.destroy();
+    this.hung.clear();
+    for (const l of this.listeners.values()) {
+      l.server.closeAllConnections();
+      if (!l.closed) await new Promise<void>((resolve) => l.server.close(() => resolve()));
+      l.closed = true;
+    }
+  }
+
+  // --- fault injection --------------------------------------------------------------------------
+
+  private static matches(m: ClientMatch, r: RequestRecord): boolean {
+    return typeof m === 'string' ? r.client === m || r.user === m : m(r);
+  }
+
+  /**
+   * The client stops reaching the API server (see OutageMode) until the returned function (or
+   * heal()) ends the outage. 'refuse' needs a listener's name (listen()).
+   */
+  async cut(match: ClientMatch, mode: OutageMode = 'hang'): Promise<() => Promise<void>> {
+    const outage: Outage = { match, mode };
+    if (mode === 'refuse') {
+      const l = typeof match === 'string' ? this.listeners.get(match) : undefined;
+      if (!l) throw new Error(`'refuse' needs a listener's name, not ${String(match)}`);
+      if (!l.closed) {
+        l.closed = true;
+        const closed = new Promise<void>((resolve) => l.server.close(() => resolve()));
+        for (const w of [...this.watchers]) if (w.rec.client === l.name) w.close();
+        l.server.closeAllConnections();
+        await closed;
+      }
+    } else {
+      for (const w of [...this.watchers]) {
+        if (!FakeKubeApiServer.matches(match, w.rec)) continue;
+        if (mode === 'reset') {
+          w.res.socket?.destroy();
+          w.close();
+        } else w.frozen = true;
+      }
+    }
+    this.outages.push(outage);
+    return () => this.endOutage(outage);
+  }
+
+  /** Ends every outage. */
+  async heal(): Promise<void> {
+    for (const o of [...this.outages]) await this.endOutage(o);
+  }
+
+  private async endOutage(outage: Outage): Promise<void> {
+    if (!this.outages.includes(outage)) return;
+    this.outages = this.outages.filter((o) => o !== outage);
+    const stillOut = (r: RequestRecord) => this.outages.some((o) => FakeKubeApiServer.matches(o.match, r));
+    for (const [res, h] of [...this.hung]) {
+      if (h.outage !== outage) continue;
+      this.hung.delete(res);
+      res.socket?.destroy();
+    }
+    for (const w of [...this.watchers]) {
+      if (w.frozen && FakeKubeApiServer.matches(outage.match, w.rec) && !stillOut(w.rec)) {
+        w.res.socket?.destroy();
+        w.close();
+      }
+    }
+    if (outage.mode === 'refuse' && typeof outage.match === 'string') {
+      const l = this.listeners.get(outage.match);
+      if (l?.closed && !this.outages.some((o) => o.mode === 'refuse' && o.match === l.name)) {
+        l.server = this.httpsServer(l.name);
+        await FakeKubeApiServer.listenOn(l.server, l.address);
+        l.closed = false;
+      }
+    }
+  }
+
+  /**
+   * From now on, each request (of `match`, default all) fails with probability `ratio`: an HTTP
+   * 500 InternalError Status or a reset connection (FailureRatioOptions.modes). 0 turns it off.
+   */
+  setFailureRatio(ratio: number, opts: FailureRatioOptions = {}): void {
+    if (!(ratio >= 0 && ratio <= 1)) throw new Error(`failure ratio ${ratio} is not in [0, 1]`);
+    this.failure =
+      ratio === 0
+        ? undefined
+        : {
+            ratio,
+            match: opts.match ?? (() => true),
+            modes: opts.modes ?? ['500', 'reset'],
+            random: opts.random ?? Math.random,
+          };
+  }
+
+  /** Requests of this client (by name or predicate) so far. */
+  requestsOf(match: ClientMatch): RequestRecord[] {
+    return this.requests.filter((r) => FakeKubeApiServer.matches(match, r));
   }
 
   // --- direct access (another client writing, without HTTP) -----------------------------------
@@ -285,6 +648,7 @@ export class FakeKubeApiServer {
     if (!cur) throw new Error(`${resource} ${namespace}/${name} not found`);
     const next = structuredClone(cur);
     mutate(next);
+    if (resource === 'leases') decodeLease(next, 400);
     return structuredClone(this.write(resource, cur, next));
   }
 
@@ -367,6 +731,7 @@ export class FakeKubeApiServer {
       });
     }
     const obj = structuredClone(input);
+    if (resource === 'leases') decodeLease(obj, 400);
     obj.apiVersion = def.group ? `${def.group}/${def.version}` : def.version;
     obj.kind = def.kind;
     this.rv++;
@@ -465,33 +830,40 @@ export class FakeKubeApiServer {
         sub: string | undefined;
       }
     | undefined {
-    const core = /^\/api\/v1\/(?:namespaces\/([^/]+)\/)?([a-z]+)(?:\/([^/]+))?(?:\/([a-z]+))?$/.exec(
-      pathname,
-    );
-    const cilium =
-      /^\/apis\/cilium\.io\/v2\/(?:namespaces\/([^/]+)\/)?([a-z]+)(?:\/([^/]+))?(?:\/([a-z]+))?$/.exec(
+    const m =
+      /^\/(?:api\/(v1)|apis\/([^/]+)\/([^/]+))\/(?:namespaces\/([^/]+)\/)?([a-z]+)(?:\/([^/]+))?(?:\/([a-z]+))?$/.exec(
         pathname,
       );
-    const m = core ?? cilium;
     if (!m) return undefined;
-    const resource = m[2] as ResourceName;
-    if (!(resource in RESOURCES)) return undefined;
-    if (core && RESOURCES[resource].group !== '') return undefined;
-    if (cilium && RESOURCES[resource].group !== 'cilium.io') return undefined;
+    const group = m[1] ? '' : (m[2] ?? '');
+    const version = m[1] ?? m[3] ?? '';
+    const resource = m[5] as ResourceName;
+    if (!Object.hasOwn(RESOURCES, resource)) return undefined;
+    if (RESOURCES[resource].group !== group || RESOURCES[resource].version !== version) return undefined;
     return {
       resource,
-      namespace: m[1] ? decodeURIComponent(m[1]) : undefined,
-      name: m[3] ? decodeURIComponent(m[3]) : undefined,
-      sub: m[4],
+      namespace: m[4] ? decodeURIComponent(m[4]) : undefined,
+      name: m[6] ? decodeURIComponent(m[6]) : undefined,
+      sub: m[7],
     };
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async handle(req: IncomingMessage, res: ServerResponse, client: string): Promise<void> {
     const url = new URL(req.url ?? '/', 'https://fake');
     const query = Object.fromEntries(url.searchParams.entries());
     const method = (req.method ?? 'GET').toUpperCase();
     const contentType = req.headers['content-type']?.split(';')[0]?.trim();
-    const rec: RequestRecord = { method, path: url.pathname, query, status: 0 };
+    const auth = req.headers.authorization;
+    const user = auth?.startsWith('Bearer ') ? (this.tokens.get(auth.slice(7)) ?? '') : '';
+    const rec: RequestRecord = {
+      method,
+      path: url.pathname,
+      query,
+      status: 0,
+      client,
+      user,
+      headers: req.headers,
+    };
     if (contentType) rec.contentType = contentType;
     this.requests.push(rec);
     const origWriteHead = res.writeHead.bind(res);
@@ -500,7 +872,40 @@ export class FakeKubeApiServer {
       return (origWriteHead as (c: number, ...r: unknown[]) => ServerResponse)(code, ...rest);
     }) as typeof res.writeHead;
 
-    if (req.headers.authorization !== `Bearer ${this.token}`) {
+    // The network first: an outage or a random failure happens before the server sees anything.
+    const outage = this.outages.find((o) => FakeKubeApiServer.matches(o.match, rec));
+    if (outage) {
+      if (outage.mode === 'hang') {
+        rec.fault = 'hung';
+        this.hung.set(res, { rec, outage });
+        req.resume();
+        res.on('close', () => this.hung.delete(res));
+      } else {
+        rec.fault = 'reset';
+        req.socket.destroy();
+      }
+      return;
+    }
+    const f = this.failure;
+    if (f && FakeKubeApiServer.matches(f.match, rec) && f.random() < f.ratio) {
+      const mode = f.modes[Math.floor(f.random() * f.modes.length)] ?? '500';
+      if (mode === 'reset') {
+        rec.fault = 'reset';
+        req.socket.destroy();
+      } else {
+        rec.fault = 'failed';
+        req.resume();
+        this.sendStatus(
+          res,
+          500,
+          'InternalError',
+          'Internal error occurred: injected failure (the fake API server is flapping)',
+        );
+      }
+      return;
+    }
+
+    if (!user) {
       this.sendStatus(res, 401, 'Unauthorized', 'Unauthorized');
       return;
     }
@@ -561,7 +966,7 @@ export class FakeKubeApiServer {
     }
     if (name === undefined) {
       if (method === 'GET' && (query.watch === 'true' || query.watch === '1')) {
-        this.serveWatch(resource, namespace, query, req, res);
+        this.serveWatch(resource, namespace, query, req, res, rec);
         return;
       }
       if (method === 'GET') {
@@ -615,7 +1020,17 @@ export class FakeKubeApiServer {
         if (!isObj(obj) || !isObj(obj.metadata))
           throw new HttpError(400, 'BadRequest', 'body is not an object');
         const next = obj as KubeObj;
+        if (resource === 'leases') decodeLease(next, 400);
         const sentRv = next.metadata.resourceVersion;
+        if ((sentRv === undefined || sentRv === '') && !def.unconditionalUpdate) {
+          // registry.Store.Update: no resourceVersion and no unconditional update allowed.
+          throw invalid(resource, def.group, name, [
+            {
+              field: 'metadata.resourceVersion',
+              message: 'Invalid value: 0x0: must be specified for an update',
+            },
+          ]);
+        }
         if (sentRv !== undefined && sentRv !== '' && sentRv !== cur.metadata.resourceVersion) {
           throw this.conflict(resource, name);
         }
@@ -657,6 +1072,7 @@ export class FakeKubeApiServer {
         if (!isObj(patched) || !isObj(patched.metadata))
           throw new HttpError(422, 'Invalid', 'patch removed metadata');
         const next = patched as KubeObj;
+        if (resource === 'leases') decodeLease(next, 422);
         if (next.metadata.name !== name)
           throw new HttpError(400, 'BadRequest', 'the name of the object does not match');
         const rv = next.metadata.resourceVersion;
@@ -703,6 +1119,7 @@ export class FakeKubeApiServer {
     query: Record<string, string>,
     req: IncomingMessage,
     res: ServerResponse,
+    rec: RequestRecord,
   ): void {
     const matchField = selectorMatcher(query.fieldSelector, fieldValue);
     const matchLabel = selectorMatcher(query.labelSelector, (o, k) => o.metadata.labels?.[k]);
@@ -722,12 +1139,14 @@ export class FakeKubeApiServer {
     let lastRv = fromRv ?? this.rv;
     const timers: NodeJS.Timeout[] = [];
     const w: Watcher = {
+      rec,
+      frozen: false,
       resource,
       namespace,
       matches,
       res,
       send: (type, object) => {
-        if (closed) return;
+        if (closed || w.frozen) return;
         if (isObj(object) && isObj(object.metadata) && typeof object.metadata.resourceVersion === 'string') {
           lastRv = Number(object.metadata.resourceVersion);
         }

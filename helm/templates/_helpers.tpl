@@ -55,6 +55,33 @@ app.kubernetes.io/part-of: ikegw
 {{- if .Values.ipsec.existingSecret }}{{ default "psk" .Values.ipsec.existingSecretKey }}{{ else }}psk{{ end }}
 {{- end }}
 
+{{/*
+Authentication per direction: "psk" or "cert". localAuth is how this side proves itself
+(ipsec.auth), remoteAuth how the peer must (ipsec.remoteAuth, default: the same).
+*/}}
+{{- define "ikegw-vpn.localAuth" -}}
+{{- default "psk" .Values.ipsec.auth }}
+{{- end }}
+{{- define "ikegw-vpn.remoteAuth" -}}
+{{- default (include "ikegw-vpn.localAuth" .) .Values.ipsec.remoteAuth }}
+{{- end }}
+{{/* "true" when a PSK file is needed (either direction uses psk). */}}
+{{- define "ikegw-vpn.pskUsed" -}}
+{{- if or (eq (include "ikegw-vpn.localAuth" .) "psk") (eq (include "ikegw-vpn.remoteAuth" .) "psk") }}true{{ end }}
+{{- end }}
+{{/* The kubernetes.io/tls Secret with our certificate: ipsec.certSecret, else the one the chart's cert-manager Certificate writes. */}}
+{{- define "ikegw-vpn.certSecret" -}}
+{{- default (printf "%s-ipsec-tls" (include "ikegw-vpn.fullname" .)) .Values.ipsec.certSecret }}
+{{- end }}
+{{/* "true" when the chart renders a cert-manager Certificate. */}}
+{{- define "ikegw-vpn.certManager" -}}
+{{- if dig "certManager" "issuerRef" "name" "" .Values.ipsec }}true{{ end }}
+{{- end }}
+{{/* "true" when the peer's CA bundle comes from ipsec.peerCa (else ca.crt of the certificate Secret). */}}
+{{- define "ikegw-vpn.peerCaSet" -}}
+{{- if or (dig "peerCa" "secret" "" .Values.ipsec) (dig "peerCa" "configMap" "" .Values.ipsec) }}true{{ end }}
+{{- end }}
+
 {{/* MTU as a string; "" when unset (null, "" or removed). */}}
 {{- define "ikegw-vpn.mtu" -}}
 {{- if kindIs "invalid" .Values.mtu }}{{ else }}{{ toString .Values.mtu }}{{ end }}
@@ -97,8 +124,25 @@ values.schema.json is the primary check and reports these first.
 {{- if not .Values.ipsec.peer }}
 {{- fail "ipsec.peer: the address of the on-prem gateway is required" }}
 {{- end }}
-{{- if and (not .Values.ipsec.psk) (not .Values.ipsec.existingSecret) }}
+{{- $localAuth := include "ikegw-vpn.localAuth" . }}
+{{- $remoteAuth := include "ikegw-vpn.remoteAuth" . }}
+{{- if not (has $localAuth (list "psk" "cert")) }}
+{{- fail (printf "ipsec.auth: must be psk or cert, not %q" $localAuth) }}
+{{- end }}
+{{- if not (has $remoteAuth (list "psk" "cert")) }}
+{{- fail (printf "ipsec.remoteAuth: must be psk or cert (or empty: as ipsec.auth), not %q" $remoteAuth) }}
+{{- end }}
+{{- if and (include "ikegw-vpn.pskUsed" .) (not .Values.ipsec.psk) (not .Values.ipsec.existingSecret) }}
 {{- fail "ipsec.psk: a pre-shared key is required (or set ipsec.existingSecret)" }}
+{{- end }}
+{{- if and (eq $localAuth "cert") (not .Values.ipsec.certSecret) (not (include "ikegw-vpn.certManager" .)) }}
+{{- fail "ipsec.certSecret: ipsec.auth cert needs the name of a kubernetes.io/tls Secret (or ipsec.certManager.issuerRef to have cert-manager issue one)" }}
+{{- end }}
+{{- if and (dig "peerCa" "secret" "" .Values.ipsec) (dig "peerCa" "configMap" "" .Values.ipsec) }}
+{{- fail "ipsec.peerCa: set secret or configMap, not both" }}
+{{- end }}
+{{- if and (eq $remoteAuth "cert") (not .Values.ipsec.certSecret) (not (include "ikegw-vpn.certManager" .)) (not (include "ikegw-vpn.peerCaSet" .)) }}
+{{- fail "ipsec.peerCa: ipsec.remoteAuth cert needs the CA bundle of the peer's certificate (ipsec.peerCa.secret or .configMap, or ca.crt of ipsec.certSecret)" }}
 {{- end }}
 {{- if not (has .Values.routes.nodeNetns (list "hostPath" "hostPID")) }}
 {{- fail (printf "routes.nodeNetns: must be hostPath or hostPID, not %q" (toString .Values.routes.nodeNetns)) }}
@@ -165,7 +209,8 @@ prefixes is the same in both.
 
 {{/*
 The daemon's configuration file (config.yaml). The PSK is not in it: it is a separate Secret key
-mounted as a file.
+mounted as a file; so are the certificate files (ipsec.auth cert), projected from their Secret
+under /etc/ikegw/certs/. With PSKs only and no IDs it is what it was before certificates.
 */}}
 {{- define "ikegw-vpn.daemonConfig" -}}
 {{- $child := dict
@@ -175,11 +220,26 @@ mounted as a file.
       "start_action" "trap" }}
 {{- $conn := dict
       "remote_addrs" (list .Values.ipsec.peer)
-      "psk" (dict "file" "/etc/ikegw/secrets/psk")
       "proposals" .Values.ipsec.proposals
       "dpd_delay" .Values.ipsec.dpdDelay
       "dpd_action" .Values.ipsec.dpdAction
       "children" (dict "cluster" $child) }}
+{{- if include "ikegw-vpn.pskUsed" . }}
+{{- $_ := set $conn "psk" (dict "file" "/etc/ikegw/secrets/psk") }}
+{{- end }}
+{{- $local := dict }}
+{{- if eq (include "ikegw-vpn.localAuth" .) "cert" }}
+{{- $local = dict "auth" "pubkey" "certs" (list "/etc/ikegw/certs/tls.crt") "key" "/etc/ikegw/certs/tls.key" }}
+{{- $_ := set $conn "send_cert" (default "always" .Values.ipsec.sendCert) }}
+{{- end }}
+{{- with .Values.ipsec.localId }}{{ $_ := set $local "id" (toString .) }}{{ end }}
+{{- if $local }}{{ $_ := set $conn "local" $local }}{{ end }}
+{{- $remote := dict }}
+{{- if eq (include "ikegw-vpn.remoteAuth" .) "cert" }}
+{{- $remote = dict "auth" "pubkey" "cacerts" (list "/etc/ikegw/certs/peer-ca.crt") }}
+{{- end }}
+{{- with .Values.ipsec.remoteId }}{{ $_ := set $remote "id" (toString .) }}{{ end }}
+{{- if $remote }}{{ $_ := set $conn "remote" $remote }}{{ end }}
 {{- $cfg := dict
       "connections" (dict "onprem" $conn)
       "datapath" (ternary "xfrm" .Values.datapath (eq .Values.datapath "kernel"))

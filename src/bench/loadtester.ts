@@ -21,9 +21,20 @@
 // (charon-libipsec,ikegw-userspace,charon-fake,ikegw-memory), BENCH_LT_SETTLE_MS (3000),
 // BENCH_LT_REPEAT (1), BENCH_LT_IKEGW_ARGS (extra node flags, e.g. --cpu-prof
 // --cpu-prof-dir=/tmp/p), BENCH_KEEP=1 keeps the lab directory.
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type BenchKey, type BenchPki, makeBenchPki } from './bench-pki.js';
 import {
   CHARON,
   type Charon,
@@ -32,7 +43,10 @@ import {
   findDescendant,
   Lab,
   LIBIPSEC,
+  median,
+  must,
   rss,
+  SWANCTL,
   sleep,
   tailOf,
 } from './lab.js';
@@ -46,6 +60,7 @@ const RESP = '192.0.2.2';
 const TSI = '10.201.0.0/16';
 const TSR = '10.202.0.0/16';
 const ESP = 'aes128gcm16';
+const INIT_LIMIT = 128;
 
 export type Responder = 'charon-libipsec' | 'ikegw-userspace' | 'charon-fake' | 'ikegw-memory';
 
@@ -76,6 +91,14 @@ export interface LtResult {
   /** Share of the run the responder was runnable but waiting for its CPU (other load). */
   waitShare: number;
   load: string;
+  /** Authentication: 'psk', or the certificates' key type. */
+  auth: string;
+  /** Held back until the generator was ready (its rate counts from the gate's opening). */
+  gated: boolean;
+  /** Per IKE_SA, initiation (or the gate's opening) to established, ms: median and 95th percentile. */
+  latencyMs: { p50: number; p95: number };
+  /** The generator's CPU time per IKE_SA, ms (is the generator the bottleneck?). */
+  genCpuMsPerSa: number;
 }
 
 const load = (): string =>
@@ -83,10 +106,35 @@ const load = (): string =>
     .map((x) => x.toFixed(2))
     .join(' ');
 
-function generatorConf(o: { proposal: string; count: number; log: string; threads: number }): string {
+/**
+ * The generator's strongswan.conf. With certificates (`pki`) it authenticates with the fixed
+ * lt-client certificate (one identity for all IKE_SAs: the responders run with unique = never),
+ * loaded over vici by runGenerator() before the gate opens; the load-tester's own credentials
+ * (certificates issued on the fly with its RSA issuer key, for every identity it is asked about)
+ * are switched off by pointing issuer_cert/issuer_key at nothing, so that the generator signs
+ * with the same key type as the responder and issues nothing.
+ */
+function generatorConf(o: {
+  proposal: string;
+  count: number;
+  log: string;
+  threads: number;
+  pki?: BenchPki | undefined;
+  vici?: string;
+}): string {
   const iterations = Math.ceil(o.count / o.threads);
+  const auth = o.pki
+    ? `initiator_auth = pubkey
+    responder_auth = pubkey
+    initiator_id = "${o.pki.client.dn}"
+    responder_id = "${o.pki.server.dn}"
+    issuer_cert = /nonexistent/ikegw-bench
+    issuer_key = /nonexistent/ikegw-bench`
+    : `initiator_auth = psk
+    responder_auth = psk
+    preshared_key = ${PSK}`;
   return `charon {
-  load = random nonce aes sha1 sha2 hmac openssl gmp curve25519 pem pkcs1 x509 pubkey kdf gcm load-tester kernel-netlink socket-default
+  load = random nonce aes sha1 sha2 hmac openssl gmp curve25519 pem pkcs1 pkcs8 x509 pubkey kdf gcm ${o.pki ? 'vici ' : ''}load-tester kernel-netlink socket-default
   ikesa_table_size = 1024
   ikesa_table_segments = 16
   reuse_ikesa = no
@@ -95,17 +143,15 @@ function generatorConf(o: { proposal: string; count: number; log: string; thread
     initiators = ${o.threads}
     iterations = ${iterations}
     delay = 1
-    init_limit = 128
+    init_limit = ${INIT_LIMIT}
     fake_kernel = yes
     initiator = ${INIT}
     responder = ${RESP}
     proposal = ${o.proposal}
     esp = ${ESP}
-    initiator_auth = psk
-    responder_auth = psk
-    preshared_key = ${PSK}
+    ${auth}
     initiator_tsi = ${TSI}
-    initiator_tsr = ${TSR} } }
+    initiator_tsr = ${TSR} }${o.vici ? `\n    vici { socket = unix://${o.vici} }` : ''} }
   filelog { main { path = ${o.log}
     time_format = %s
     time_add_ms = yes
@@ -121,7 +167,7 @@ function charonConf(fake: boolean, dos: boolean) {
   return (p: { vici: string; log: string }): string =>
     fake
       ? `charon {
-  load = random nonce aes sha1 sha2 hmac openssl gmp curve25519 pem pkcs1 x509 pubkey kdf gcm load-tester kernel-netlink socket-default vici
+  load = random nonce aes sha1 sha2 hmac openssl gmp curve25519 pem pkcs1 pkcs8 x509 pubkey kdf gcm load-tester kernel-netlink socket-default vici
   dos_protection = ${dos ? 'yes' : 'no'}
   ikesa_table_size = 1024
   ikesa_table_segments = 16
@@ -159,13 +205,20 @@ function charonConf(fake: boolean, dos: boolean) {
 `;
 }
 
-function swanctlConf(proposal: string): string {
+function swanctlConf(proposal: string, pki?: BenchPki): string {
+  const auth = pki
+    ? `unique = never
+  local { auth = pubkey
+    certs = ${pki.server.cert} }
+  remote { auth = pubkey
+    cacerts = ${pki.ca.cert} }`
+    : `local { auth = psk
+    id = srv.strongswan.org }
+  remote { auth = psk }`;
   return `connections { lt {
   local_addrs = ${RESP}
   proposals = ${proposal}
-  local { auth = psk
-    id = srv.strongswan.org }
-  remote { auth = psk }
+  ${auth}
   children { lt { local_ts = ${TSR}
     remote_ts = ${TSI}
     esp_proposals = ${ESP} } }
@@ -179,13 +232,19 @@ function ikegwYaml(
   dos: boolean,
   proposal: string,
   pskFile: string,
+  pki?: BenchPki,
 ): string {
+  const auth = pki
+    ? `    unique: never
+    local: { auth: pubkey, certs: ['${pki.server.cert}'], key: '${pki.server.key}' }
+    remote: { auth: pubkey, cacerts: ['${pki.ca.cert}'] }`
+    : `    local: { id: '@srv.strongswan.org' }
+    psk: { file: '${pskFile}' }`;
   return `connections:
   lt:
     remote_addrs: ['%any']
     local_addrs: ['${RESP}']
-    local: { id: '@srv.strongswan.org' }
-    psk: { file: '${pskFile}' }
+${auth}
     proposals: [${proposal}]
     children:
       lt:
@@ -248,8 +307,13 @@ interface GenLog {
   established: number;
   firstInit?: number;
   lastEst?: number;
+  /** The first retransmission (a gated run: when the datagrams held back by the gate went out). */
+  firstRetransmit?: number;
   cookies: number;
   retransmits: number;
+  /** Per IKE_SA (the generator's unique id): initiation and establishment times, ms. */
+  initAt: Map<string, number>;
+  estAt: Map<string, number>;
 }
 
 function parseGenLog(text: string): GenLog {
@@ -258,31 +322,68 @@ function parseGenLog(text: string): GenLog {
   let retransmits = 0;
   let firstInit: number | undefined;
   let lastEst: number | undefined;
+  let firstRetransmit: number | undefined;
+  const initAt = new Map<string, number>();
+  const estAt = new Map<string, number>();
   for (const line of text.split('\n')) {
     const t = /^(\d+)\.(\d{3}) /.exec(line);
     const ms = t ? Number(t[1]) * 1000 + Number(t[2]) : undefined;
+    const id = /load-test\[(\d+)\]/.exec(line)?.[1];
     if (line.includes('established between')) {
       established++;
       if (ms !== undefined) lastEst = ms;
-    } else if (firstInit === undefined && line.includes('initiating IKE_SA')) firstInit = ms;
-    else if (line.includes('N(COOKIE)') && line.includes('received')) cookies++;
-    else if (line.includes('retransmit ')) retransmits++;
+      if (id && ms !== undefined) estAt.set(id, ms);
+    } else if (line.includes('initiating IKE_SA')) {
+      if (firstInit === undefined) firstInit = ms;
+      if (id && ms !== undefined) initAt.set(id, ms);
+    } else if (line.includes('N(COOKIE)') && line.includes('received')) cookies++;
+    else if (line.includes('retransmit ')) {
+      retransmits++;
+      if (firstRetransmit === undefined) firstRetransmit = ms;
+    }
   }
   return {
     established,
     cookies,
     retransmits,
+    initAt,
+    estAt,
     ...(firstInit !== undefined ? { firstInit } : {}),
     ...(lastEst !== undefined ? { lastEst } : {}),
+    ...(firstRetransmit !== undefined ? { firstRetransmit } : {}),
   };
+}
+
+/** Set-up latency per IKE_SA, counted from `start` for those initiated before it (the gate). */
+function latencies(g: GenLog, start: number): { p50: number; p95: number } {
+  const xs: number[] = [];
+  for (const [id, e] of g.estAt) {
+    const i = g.initAt.get(id);
+    if (i !== undefined) xs.push(e - Math.max(i, start));
+  }
+  if (!xs.length) return { p50: NaN, p95: NaN };
+  xs.sort((a, b) => a - b);
+  return { p50: median(xs), p95: xs[Math.min(xs.length - 1, Math.floor(xs.length * 0.95))]! };
 }
 
 async function one(
   responder: Responder,
   proposalName: string,
   count: number,
-  o: { settleMs: number; dos: boolean; threads: number },
+  o: {
+    settleMs: number;
+    dos: boolean;
+    threads: number;
+    /** Certificates instead of the PSK. */
+    pki?: BenchPki | undefined;
+    /**
+     * Hold the generator's datagrams back (its link down) until it is ready (certificates loaded),
+     * then count from the moment they went out (the first retransmission). Always with `pki`.
+     */
+    gate?: boolean;
+  },
 ): Promise<LtResult> {
+  const gate = o.gate || o.pki !== undefined;
   const proposal = PROPOSALS[proposalName] ?? proposalName;
   const lab = await Lab.create({
     prefix: `iklt${process.pid % 10000}`,
@@ -299,11 +400,17 @@ async function one(
     let charon: Charon | undefined;
     let ikegwLog: string | undefined;
     if (responder.startsWith('charon')) {
+      if (o.pki) {
+        // the responder's key from swanctl's private directory (swanctl --load-all loads it)
+        const priv = join(lab.dir, 'charon-resp', 'swanctl', 'private');
+        mkdirSync(priv, { recursive: true });
+        copyFileSync(o.pki.server.key, join(priv, 'lt-server.key'));
+      }
       charon = await lab.charon('resp', {
         name: 'resp',
         cpu: '1',
         strongswanConf: charonConf(responder === 'charon-fake', o.dos),
-        swanctlConf: swanctlConf(proposal),
+        swanctlConf: swanctlConf(proposal, o.pki),
       });
       pid = charon.pid();
     } else {
@@ -319,6 +426,7 @@ async function one(
           o.dos,
           proposal,
           lab.pskFile(PSK),
+          o.pki,
         ),
         { cpu: '1', nodeArgs: extra },
       );
@@ -338,7 +446,19 @@ async function one(
     const genRun = join(genDir, 'run');
     await lab.exec('init', 'mkdir', ['-p', genRun]);
     const conf = join(genDir, 'strongswan.conf');
-    writeFileSync(conf, generatorConf({ proposal, count, log: genLog, threads: o.threads }));
+    const genVici = join(genDir, 'vici');
+    writeFileSync(
+      conf,
+      generatorConf({
+        proposal,
+        count,
+        log: genLog,
+        threads: o.threads,
+        pki: o.pki,
+        ...(o.pki ? { vici: genVici } : {}),
+      }),
+    );
+    if (gate) await lab.exec('init', 'ip', ['link', 'set', 'lt0', 'down']);
     const loadBefore = load();
     const c0 = cpuSeconds(pid);
     const drops0 = udpRcvbufErrors(pid);
@@ -356,14 +476,31 @@ async function one(
       ],
       { cpu: '0', env: { STRONGSWAN_CONF: conf }, log: 'gen.out' },
     );
-    // wait for all established, or no progress for 15 s
     const total = Math.ceil(count / o.threads) * o.threads;
+    let gateOpen = 0;
+    let heldBack = 0;
+    if (gate) {
+      if (o.pki) await loadGeneratorCreds(genDir, genVici, o.pki, () => gen.exitCode !== null);
+      // open when the generator holds as many IKE_SAs in flight as it may (init_limit): then every
+      // one of them goes out with the first retransmissions, a start like a normal run's
+      const full = Math.min(total, INIT_LIMIT + 1);
+      for (let i = 0; i < 300; i++) {
+        heldBack = existsSync(genLog) ? parseGenLog(readFileSync(genLog, 'utf8')).initAt.size : 0;
+        if (heldBack >= full || gen.exitCode !== null) break;
+        await sleep(20);
+      }
+      await lab.exec('init', 'ip', ['link', 'set', 'lt0', 'up']);
+      gateOpen = Date.now();
+    }
+    let genPid: number | undefined;
+    // wait for all established, or no progress for 15 s
     let last = -1;
     let lastChange = Date.now();
-    let g: GenLog = { established: 0, cookies: 0, retransmits: 0 };
+    let g: GenLog = parseGenLog('');
     let lastSize = -1;
     for (;;) {
       await sleep(200);
+      genPid ??= gen.pid === undefined ? undefined : findDescendant(gen.pid, 'charon');
       const size = existsSync(genLog) ? statSync(genLog).size : -1;
       if (size >= 0 && size !== lastSize) {
         lastSize = size;
@@ -377,13 +514,28 @@ async function one(
       if (gen.exitCode !== null) break;
     }
     const c1 = cpuSeconds(pid);
+    let genCpuS = NaN;
+    try {
+      if (genPid) genCpuS = cpuSeconds(genPid);
+    } catch {
+      /* gone */
+    }
     const rcvbufDrops = udpRcvbufErrors(pid) - drops0;
     const waitS = runqueueWaitSeconds(pid) - wait0;
     const loadAfter = load();
     await sleep(o.settleMs);
     const rssAfter = rss(pid);
-    const seconds =
-      g.firstInit !== undefined && g.lastEst !== undefined ? (g.lastEst - g.firstInit) / 1000 : NaN;
+    // gated: from when the held-back datagrams went out (the first retransmission after the gate
+    // opened, or the opening itself)
+    const start = gate
+      ? Math.max(
+          gateOpen,
+          g.firstRetransmit !== undefined && g.firstRetransmit >= gateOpen - 1000
+            ? g.firstRetransmit
+            : gateOpen,
+        )
+      : g.firstInit;
+    const seconds = start !== undefined && g.lastEst !== undefined ? (g.lastEst - start) / 1000 : NaN;
     const cpuS = c1 - c0;
     if (g.established === 0) {
       console.error(
@@ -406,9 +558,14 @@ async function one(
       rssPerSa: (rssAfter - idleRss) / Math.max(1, g.established),
       cookies: g.cookies,
       rcvbufDrops,
-      retransmits: g.retransmits,
+      // a gated run's held-back IKE_SA_INITs are retransmitted once by design
+      retransmits: Math.max(0, g.retransmits - heldBack),
       waitShare: waitS / seconds,
       load: `${loadBefore} -> ${loadAfter}`,
+      auth: o.pki ? o.pki.keyType : 'psk',
+      gated: gate,
+      latencyMs: latencies(g, start ?? 0),
+      genCpuMsPerSa: (genCpuS * 1000) / Math.max(1, g.established),
     };
   } finally {
     await lab.stopAll();
@@ -416,8 +573,46 @@ async function one(
   }
 }
 
+/**
+ * Loads the generator's certificate, key and CA over vici (swanctl --load-creds) once its vici
+ * socket is up.
+ */
+async function loadGeneratorCreds(
+  genDir: string,
+  vici: string,
+  pki: BenchPki,
+  exited: () => boolean,
+): Promise<void> {
+  const sw = join(genDir, 'swanctl');
+  for (const d of ['x509', 'x509ca', 'private']) mkdirSync(join(sw, d), { recursive: true });
+  copyFileSync(pki.client.cert, join(sw, 'x509', 'lt-client.pem'));
+  copyFileSync(pki.ca.cert, join(sw, 'x509ca', 'ca.pem'));
+  copyFileSync(pki.client.key, join(sw, 'private', 'lt-client.key'));
+  writeFileSync(join(sw, 'swanctl.conf'), '');
+  const client = join(genDir, 'client.conf');
+  writeFileSync(client, 'swanctl { load = random nonce pem pkcs1 pkcs8 x509 pubkey openssl }\n');
+  for (let i = 0; !existsSync(vici); i++) {
+    if (i > 300 || exited())
+      throw new Error(`generator did not start:\n${tailOf(join(genDir, '..', 'gen.out'))}`);
+    await sleep(20);
+  }
+  await must('env', [
+    `STRONGSWAN_CONF=${client}`,
+    `SWANCTL_DIR=${sw}`,
+    SWANCTL,
+    '--load-creds',
+    '--noprompt',
+    '--uri',
+    `unix://${vici}`,
+  ]);
+}
+
 function line(r: LtResult): string {
-  return `  ${r.proposal.padEnd(9)} ${r.responder.padEnd(16)} ${r.rate.toFixed(0).padStart(5)} IKE_SA/s  (${r.established}/${r.total} in ${r.seconds.toFixed(2)} s)  CPU ${r.cpuMsPerSa.toFixed(2)} ms/SA (${(r.cpuShare * 100).toFixed(0)}% of a core, ${(r.waitShare * 100).toFixed(0)}% waiting for it)  RSS idle ${(r.idleRss / 1048576).toFixed(1)} MiB, +${(r.rssPerSa / 1024).toFixed(1)} KiB/SA  ${r.retransmits} retransmits, ${r.rcvbufDrops} rcvbuf drops${r.cookies ? `, ${r.cookies} COOKIEs` : ''}  [load ${r.load}]`;
+  const auth = r.auth === 'psk' && !r.gated ? '' : `${r.auth.padEnd(8)}`;
+  const lat = r.gated
+    ? `  latency ${r.latencyMs.p50.toFixed(0)}/${r.latencyMs.p95.toFixed(0)} ms (median/p95), generator ${r.genCpuMsPerSa.toFixed(2)} ms/SA`
+    : '';
+  return `  ${auth}${r.proposal.padEnd(9)} ${r.responder.padEnd(16)} ${r.rate.toFixed(0).padStart(5)} IKE_SA/s  (${r.established}/${r.total} in ${r.seconds.toFixed(2)} s)  CPU ${r.cpuMsPerSa.toFixed(2)} ms/SA (${(r.cpuShare * 100).toFixed(0)}% of a core, ${(r.waitShare * 100).toFixed(0)}% waiting for it)  RSS idle ${(r.idleRss / 1048576).toFixed(1)} MiB, +${(r.rssPerSa / 1024).toFixed(1)} KiB/SA  ${r.retransmits} retransmits, ${r.rcvbufDrops} rcvbuf drops${r.cookies ? `, ${r.cookies} COOKIEs` : ''}${lat}  [load ${r.load}]`;
 }
 
 export async function runLoadTester(): Promise<string[]> {
@@ -464,6 +659,78 @@ export async function runLoadTester(): Promise<string[]> {
         console.log(l);
       }
     }
+  }
+  return lines;
+}
+
+/**
+ * Certificates (issue: certificate authentication): IKE_SA set-up rate, latency and responder CPU
+ * per IKE_SA with ECDSA P-256 and RSA-3072 certificates against the PSK, ikegw against charon as
+ * responders, same generator, same run. Both ends of each run authenticate with the key type
+ * (one CA, the generator's and the responder's certificates, made by openssl); the generator
+ * asks for the responder's certificate (CERTREQ) and sends its own when asked (the load-tester's
+ * send_cert ifasked). Every run, the PSK ones too, is gated (see `one`) so that all count alike.
+ * `BENCH_ONLY=certs npm run bench`; BENCH_CERT_COUNT (2000), BENCH_CERT_AUTHS (psk,p256,rsa3072),
+ * BENCH_CERT_PROPOSAL (x25519), BENCH_CERT_RESPONDERS (charon-libipsec,ikegw-userspace).
+ */
+export async function runLoadTesterCerts(): Promise<string[]> {
+  if (process.getuid?.() !== 0) return ['certs: skipped (needs root for network namespaces)'];
+  if (!existsSync(CHARON) || !existsSync(LIBIPSEC))
+    return ['certs: skipped (strongSwan/kernel-libipsec not installed)'];
+  if (!existsSync(LT_PLUGIN))
+    return [
+      `certs: skipped (no load-tester in ${PREFIX}; run /work/shared/tools/strongswan-load-tester/build.sh)`,
+    ];
+  const count = Number(process.env.BENCH_CERT_COUNT ?? 2000);
+  const settleMs = Number(process.env.BENCH_LT_SETTLE_MS ?? 3000);
+  const threads = 4;
+  const proposal = process.env.BENCH_CERT_PROPOSAL ?? 'x25519';
+  const auths = (process.env.BENCH_CERT_AUTHS ?? 'psk,p256,rsa3072').split(',');
+  const responders = (process.env.BENCH_CERT_RESPONDERS ?? 'charon-libipsec,ikegw-userspace').split(
+    ',',
+  ) as Responder[];
+  const dir = mkdtempSync(join(tmpdir(), 'ikegw-bench-pki-'));
+  const lines = [
+    `certificates vs PSK, responders driven by strongSwan's load-tester (${count} IKE_SAs + CHILD_SAs, ${proposal}, ${threads} threads, 128 in flight; generator CPU 0, responder CPU 1; both ends sign with the key type shown):`,
+  ];
+  console.log(lines[0]);
+  const out = (l: string) => {
+    lines.push(l);
+    console.log(l);
+  };
+  try {
+    const results = new Map<string, LtResult>();
+    for (const auth of auths) {
+      const pki = auth === 'psk' ? undefined : makeBenchPki(join(dir, auth), auth as BenchKey);
+      for (const responder of responders) {
+        const r = await one(responder, proposal, count, { settleMs, dos: false, threads, pki, gate: true });
+        results.set(`${auth}/${responder}`, r);
+        out(line(r));
+      }
+    }
+    out('');
+    out(
+      `  ${'auth'.padEnd(8)} ${'responder'.padEnd(16)} ${'IKE_SA/s'.padStart(8)} ${'CPU ms/SA'.padStart(9)} ${'latency p50/p95 ms'.padStart(18)} ${'vs psk (CPU/SA)'.padStart(15)}`,
+    );
+    for (const auth of auths)
+      for (const responder of responders) {
+        const r = results.get(`${auth}/${responder}`);
+        const p = results.get(`psk/${responder}`);
+        if (!r) continue;
+        out(
+          `  ${auth.padEnd(8)} ${responder.padEnd(16)} ${r.rate.toFixed(0).padStart(8)} ${r.cpuMsPerSa.toFixed(2).padStart(9)} ${`${r.latencyMs.p50.toFixed(0)}/${r.latencyMs.p95.toFixed(0)}`.padStart(18)} ${(p ? `${(r.cpuMsPerSa / p.cpuMsPerSa).toFixed(2)}x` : '').padStart(15)}`,
+        );
+      }
+    for (const auth of auths) {
+      const a = results.get(`${auth}/charon-libipsec`);
+      const b = results.get(`${auth}/ikegw-userspace`);
+      if (a && b)
+        out(
+          `  ${auth.padEnd(8)} ratio ikegw userspace / charon kernel-libipsec: rate ${(b.rate / a.rate).toFixed(2)}x, CPU/SA ${(a.cpuMsPerSa / b.cpuMsPerSa).toFixed(2)}x as efficient, latency p50 ${(b.latencyMs.p50 / a.latencyMs.p50).toFixed(2)}x`,
+        );
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
   return lines;
 }

@@ -1,8 +1,8 @@
 // `npm run bench`: every benchmark of the project, ratios against strongSwan measured in the same
-// run. BENCH_ONLY=crypto,setup,loadtester,lifecycle,userspace,kernel picks sections.
+// run. BENCH_ONLY=crypto,setup,loadtester,certs,lifecycle,userspace,kernel picks sections.
 import { runCryptoBench } from './crypto-bench.js';
 import { runKernelPathBench } from './kernel-path.js';
-import { runLoadTester } from './loadtester.js';
+import { runLoadTester, runLoadTesterCerts } from './loadtester.js';
 import { runRekeyLatency } from './rekey-latency.js';
 import { runMemory, runSetupRate } from './setup-rate.js';
 import { runUserspaceEspBench } from './userspace-esp.js';
@@ -22,6 +22,12 @@ if (want('setup')) {
 if (want('loadtester')) {
   console.log("\n== responders under strongSwan's load-tester (issue: efficiency) ==");
   await runLoadTester(); // prints its lines as they come
+}
+if (want('certs')) {
+  console.log(
+    "\n== certificates vs PSK under strongSwan's load-tester (issue: certificate authentication) ==",
+  );
+  await runLoadTesterCerts(); // prints its lines as they come
 }
 if (want('lifecycle')) {
   console.log('\n== lifecycle (issue: tunnel lifecycle) ==');

@@ -82,8 +82,18 @@ export function bigToBytes(v: bigint, len: number): Uint8Array {
   return out;
 }
 
+// Traffic-selector narrowing and formatting convert the same few addresses for every CHILD_SA:
+// remember the last few thousand (cleared when full; a bigint is immutable).
+const bigCache = new Map<string, bigint>();
+
 export function addrToBig(text: string): bigint {
-  return bytesToBig(addrToBytes(text));
+  let v = bigCache.get(text);
+  if (v === undefined) {
+    v = bytesToBig(addrToBytes(text));
+    if (bigCache.size >= 4096) bigCache.clear();
+    bigCache.set(text, v);
+  }
+  return v;
 }
 
 export function bigToAddr(v: bigint, family: 4 | 6): string {

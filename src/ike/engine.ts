@@ -628,8 +628,13 @@ export class IkeEngine implements EngineCtx {
       spiIn: child.spiIn,
       spiOut: child.spiOut,
       algorithms: algorithmName(child.suite),
-      localTs: describeTs(child.localTs),
-      remoteTs: describeTs(child.remoteTs),
+      // formatted when read (the log line, `ikegw sas`), not for every CHILD_SA under a flood
+      get localTs() {
+        return describeTs(child.localTs);
+      },
+      get remoteTs() {
+        return describeTs(child.remoteTs);
+      },
       encap: child.encap,
     });
     const cfg = child.cfg;
@@ -1322,7 +1327,7 @@ export class IkeEngine implements EngineCtx {
             if (child.startAction === 'trap') this.installTraps(conn, child, true);
         return;
       case 'reconfigure':
-        return this.reconfigure(cmd.config);
+        return this.reconfigure(cmd.config, cmd.quiet === true);
       case 'rekey':
         for (const sa of this.all()) {
           if (sa.conn.name !== cmd.conn || sa.state !== 'ESTABLISHED') continue;
@@ -1339,7 +1344,7 @@ export class IkeEngine implements EngineCtx {
    * A reloaded configuration (src/ike/reconfigure.ts): removed connections go, added ones start,
    * changed ones are updated in place or set up again, untouched ones are not touched at all.
    */
-  private reconfigure(next: EngineConfig): void {
+  private reconfigure(next: EngineConfig, quiet = false): void {
     const cur = this.cfg;
     carryReqids(cur, next);
     const changes = diffConnections(cur, next);
@@ -1399,7 +1404,7 @@ export class IkeEngine implements EngineCtx {
       }
       this.emit({
         ev: 'log',
-        level: ch.action === 'unchanged' ? 'debug' : 'info',
+        level: ch.action === 'unchanged' || quiet ? 'debug' : 'info',
         subsys: 'ike',
         msg: `reload: connection ${ch.conn} ${ch.action}${'fields' in ch ? ` (${ch.fields.join(', ')})` : ''}`,
         fields: { conn: ch.conn, reload: ch.action },

@@ -463,18 +463,17 @@ export class SaTable {
   addPolicy(p: PolicySpec): void {
     const k = policyKey(p);
     const e = this.policies.get(k);
+    const ref = { ...p };
     if (e) {
-      e.refs.push({ ...p });
-      e.installed = installedOf(e.refs);
+      // installedOf() incrementally (many SAs may share one policy: O(1) per reference)
+      e.refs.push(ref);
+      const before = effPriority(e.installed);
+      if (effPriority(ref) <= before) e.installed = ref;
+      if (effPriority(e.installed) !== before) this.reorder();
     } else {
-      this.policies.set(k, {
-        refs: [{ ...p }],
-        installed: { ...p },
-        src: compileTs(p.src),
-        dst: compileTs(p.dst),
-      });
+      this.policies.set(k, { refs: [ref], installed: ref, src: compileTs(p.src), dst: compileTs(p.dst) });
+      this.reorder();
     }
-    this.reorder();
   }
 
   /** Removes one reference; false when there is none of this user. */
@@ -485,10 +484,14 @@ export class SaTable {
     let i = e.refs.length - 1;
     while (i >= 0 && !sameUse(e.refs[i]!, p)) i--;
     if (i < 0) return 'not-user';
-    e.refs.splice(i, 1);
-    if (e.refs.length === 0) this.policies.delete(k);
-    else e.installed = installedOf(e.refs);
-    this.reorder();
+    const [gone] = e.refs.splice(i, 1);
+    if (e.refs.length === 0) {
+      this.policies.delete(k);
+      this.reorder();
+    } else if (gone === e.installed) {
+      e.installed = installedOf(e.refs);
+      if (effPriority(e.installed) !== effPriority(gone)) this.reorder();
+    }
     return 'ok';
   }
 

@@ -217,7 +217,7 @@ under /etc/ikegw/certs/. With PSKs only and no IDs it is what it was before cert
       "local_ts" (list .Values.podCIDR .Values.serviceCIDR)
       "remote_ts" .Values.peerCIDRs
       "esp_proposals" .Values.ipsec.espProposals
-      "start_action" "trap" }}
+      "start_action" (ternary "start" "trap" (.Values.ha.enabled | default false)) }}
 {{- $conn := dict
       "remote_addrs" (list .Values.ipsec.peer)
       "proposals" .Values.ipsec.proposals
@@ -246,6 +246,10 @@ under /etc/ikegw/certs/. With PSKs only and no IDs it is what it was before cert
       "listen" (dict "address" "0.0.0.0" "port" 500 "nat_port" 4500)
       "log" (dict "level" .Values.logLevel "format" .Values.logFormat)
       "metrics" (dict "listen" (printf "0.0.0.0:%d" (int .Values.metrics.port))) }}
+{{- if .Values.ha.enabled }}
+{{- /* HA: the elected replica starts the tunnel itself (INITIAL_CONTACT), see _ha.tpl. */}}
+{{- $_ := set $cfg "ha" (include "ikegw-vpn.haConfig" . | fromYaml) }}
+{{- end }}
 {{- toYaml $cfg }}
 {{- end }}
 

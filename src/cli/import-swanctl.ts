@@ -6,15 +6,18 @@
 //    `key = value` settings whose value runs to the end of the line (or a `#` or `}`), quoted
 //    strings with escapes, `#` comments, `include <glob>`, sections of the same name merged and the
 //    last of duplicate keys winning — as charon does.
-// 2. A converter: connections, children, PSK secrets, proposals, start/close/dpd actions, lifetimes.
-//    Whatever ikegw cannot express (certificates, EAP/XAUTH, IKEv1, transport mode, virtual IPs,
-//    marks, ...) is an error naming the file, line and setting — nothing is written then. Settings
-//    ikegw does not need (updown scripts, mobike, ...) become warnings.
+// 2. A converter: connections, children, PSK secrets, certificates (auth = pubkey: local.certs
+//    with the intermediates and the matching key from the swanctl directory, remote.cacerts —
+//    import-swanctl-certs.ts), proposals, start/close/dpd actions, lifetimes.
+//    Whatever ikegw cannot express (EAP/XAUTH, IKEv1, transport mode, virtual IPs, marks, raw
+//    public keys, ...) is an error naming the file, line and setting — nothing is written then.
+//    Settings ikegw does not need (updown scripts, mobike, ...) become warnings.
 // 3. The result is run through ikegw's own config loader before it is written.
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { loadConfig } from '../daemon/config.js';
+import { findKey, intermediates, readCert, SwanctlCreds } from './import-swanctl-certs.js';
 
 // ---- parser ----------------------------------------------------------------------------------------
 
@@ -284,6 +287,11 @@ export interface ImportOptions {
   psk: { mode: 'file'; dir: string } | { mode: 'inline' };
   /** Source name in the header comment. */
   source?: string;
+  /**
+   * The swanctl directory (with x509/, x509ca/, private/, ...) that relative certificate names
+   * and key searches use; without it only absolute certificate paths work.
+   */
+  swanctlDir?: string;
 }
 
 export interface ImportResult {
@@ -295,6 +303,8 @@ export interface ImportResult {
   /** PSK files to write (mode 'file'): path -> secret string as in swanctl.conf. */
   pskFiles: Map<string, { secret: string; section: string; conns: string[] }>;
   connections: string[];
+  /** Which key file and intermediates were picked for local.certs / local.key (file names only). */
+  certNotes: string[];
 }
 
 const get = (sec: ConfSection, key: string): ConfSetting | undefined =>
@@ -317,9 +327,7 @@ const CONN_IGNORE: Record<string, string> = {
   dpd_timeout: 'IKEv1 only; IKEv2 liveness uses the retransmission schedule',
   aggressive: 'IKEv1 only',
   pull: 'virtual IPs only',
-  send_certreq: 'no certificates with ikegw',
-  send_cert: 'no certificates with ikegw',
-  ocsp: 'no certificates with ikegw',
+  ocsp: 'ikegw does no OCSP',
   keyingtries: 'ikegw retries by start_action/dpd_action',
   rand_time: 'ikegw applies its own rekey jitter',
   dscp: 'IKE packets are sent with the default DSCP',
@@ -382,6 +390,8 @@ const CHILD_FAIL: Record<string, string> = {
 
 interface ConnDraft {
   name: string;
+  /** A direction authenticates with the PSK (else no secret is looked up). */
+  needsPsk: boolean;
   yaml: Record<string, unknown>;
   localIds: string[];
   remoteIds: string[];
@@ -404,13 +414,27 @@ export function convertSwanctl(root: ConfSection, opts: ImportOptions): ImportRe
   const warn = (x: { file: string; line: number }, path: string, message: string): void => {
     warnings.push({ where: where(x), path, message });
   };
-  const result: ImportResult = { ok: false, errors, warnings, pskFiles: new Map(), connections: [] };
+  const result: ImportResult = {
+    ok: false,
+    errors,
+    warnings,
+    pskFiles: new Map(),
+    connections: [],
+    certNotes: [],
+  };
+  const keyNotes = result.certNotes;
+  const creds = opts.swanctlDir ? new SwanctlCreds(opts.swanctlDir) : undefined;
+  const credDir = (sub: string): string => (creds ? `${creds.dir}/${sub}/` : `swanctl/${sub}/`);
 
   for (const top of root.sections) {
     if (top.name === 'connections' || top.name === 'secrets') continue;
     if (top.name === 'pools') fail(top, 'pools', 'address pools (remote access) are not supported');
     else if (top.name === 'authorities')
-      warn(top, 'authorities', 'certificate authorities are ignored (PSK only)');
+      warn(
+        top,
+        'authorities',
+        'authorities sections are ignored (CA certificates are taken from x509ca/; CRL and OCSP URIs are not fetched)',
+      );
     else warn(top, top.name, 'unknown section ignored');
   }
   for (const s of root.settings) warn(s, s.key, 'top-level setting ignored');
@@ -428,12 +452,97 @@ export function convertSwanctl(root: ConfSection, opts: ImportOptions): ImportRe
     if (d) drafts.push(d);
   }
 
+  /** local.certs + local.key, or remote.cacerts, as charon would find them in the swanctl directory. */
+  function certSide(
+    side: 'local' | 'remote',
+    sp: string,
+    r: ConfSection,
+    given: Array<{ name: string; at: ConfSetting | ConfSection }>,
+  ): Record<string, unknown> {
+    const sub = side === 'local' ? 'x509' : 'x509ca';
+    const key = side === 'local' ? 'certs' : 'cacerts';
+    const load = (g: { name: string; at: ConfSetting | ConfSection }) => {
+      if (!creds && !isAbsolute(g.name)) {
+        fail(g.at, `${sp}.${key}`, `${g.name} is relative to ${credDir(sub)}: pass --swanctl-dir`);
+        return undefined;
+      }
+      const path = creds ? creds.resolve(sub, g.name) : g.name;
+      const x509 = readCert(path);
+      if (!x509) fail(g.at, `${sp}.${key}`, `${path} is missing or holds no certificate`);
+      return x509 ? { path, x509 } : undefined;
+    };
+    if (side === 'remote') {
+      if (given.length === 0) {
+        const cas = (creds?.certs('x509ca') ?? []).filter((c) => c.x509.ca);
+        if (cas.length === 0) {
+          fail(
+            r,
+            `${sp}.cacerts`,
+            `not set, and ${credDir('x509ca')} holds no CA certificate: ikegw needs the CA(s) the peer's certificate must chain to`,
+          );
+          return {};
+        }
+        warn(
+          r,
+          `${sp}.cacerts`,
+          `not set: strongSwan trusts every CA in ${credDir('x509ca')}; all ${cas.length} written out (keep only the peer's CA)`,
+        );
+        return { cacerts: cas.map((c) => c.path) };
+      }
+      const out = given.map(load);
+      return out.every((x) => x) ? { cacerts: out.map((x) => x!.path) } : {};
+    }
+    let chosen = given[0];
+    if (!chosen) {
+      const own = (creds?.certs('x509') ?? []).filter((c) => !c.x509.ca);
+      if (own.length !== 1) {
+        fail(
+          r,
+          `${sp}.certs`,
+          `not set${own.length ? `, and ${credDir('x509')} holds ${own.length} certificates` : ''}: name our certificate (charon picks one by identity; ikegw needs it named)`,
+        );
+        return {};
+      }
+      warn(r, `${sp}.certs`, `not set: the only certificate in ${credDir('x509')}, ${own[0]!.path}, is used`);
+      chosen = { name: own[0]!.path, at: r };
+    } else if (given.length > 1) {
+      warn(
+        given[1]!.at,
+        `${sp}.certs`,
+        `${given.length} certificates: ikegw authenticates with one, the first (${given[0]!.name})`,
+      );
+    }
+    const ee = load(chosen);
+    if (!ee) return {};
+    const chain = creds ? intermediates(creds, ee.x509) : [];
+    if (!creds) {
+      fail(
+        chosen.at,
+        `${sp}.key`,
+        `the private key is found in the swanctl directory's private/: pass --swanctl-dir`,
+      );
+      return {};
+    }
+    const found = findKey(creds, ee.x509, basename(ee.path));
+    if (!found.ok) {
+      fail(chosen.at, `${sp}.key`, found.message);
+      return {};
+    }
+    keyNotes.push(`${sp}.key: ${found.path} (the key of ${basename(ee.path)})`);
+    if (chain.length)
+      keyNotes.push(
+        `${sp}.certs: intermediate(s) from the CA directory after ours: ${chain.map((c) => basename(c.path)).join(', ')}`,
+      );
+    return { certs: [ee.path, ...chain.map((c) => c.path)], key: found.path };
+  }
+
   function convertConnection(c: ConfSection): ConnDraft | undefined {
     const p = `connections.${c.name}`;
     const out: Record<string, unknown> = {};
     const before = errors.length;
     let localIds: string[] = [];
     let remoteIds: string[] = [];
+    let needsPsk = false;
     const addrs = (key: 'local_addrs' | 'remote_addrs'): string[] | undefined => {
       const s = get(c, key);
       if (!s) return undefined;
@@ -502,6 +611,17 @@ export function convertSwanctl(root: ConfSection, opts: ImportOptions): ImportRe
           );
         continue;
       }
+      if (k === 'send_cert') {
+        const v = s.value ?? 'ifasked';
+        if (['always', 'ifasked', 'never'].includes(v)) out.send_cert = v;
+        else fail(s, `${p}.send_cert`, `"${v}" is not one of always, ifasked, never`);
+        continue;
+      }
+      if (k === 'send_certreq') {
+        if (s.value && /^(no|false)$/i.test(s.value))
+          warn(s, `${p}.send_certreq`, 'ignored: ikegw sends CERTREQ whenever remote.auth is pubkey');
+        continue;
+      }
       if (CONN_PASS.has(k)) {
         if (s.value !== undefined) out[k] = k === 'remote_port' ? Number(s.value) : s.value;
         continue;
@@ -537,45 +657,120 @@ export function convertSwanctl(root: ConfSection, opts: ImportOptions): ImportRe
         fail(
           c,
           sp,
-          `no ${side} section: strongSwan then authenticates with public keys (certificates), which ikegw does not support; add "auth = psk"`,
+          `no ${side} section: strongSwan then authenticates with any certificate ${side === 'local' ? 'matching our address' : 'of a trusted CA'}; write ${side} { auth = pubkey ... } or ${side} { auth = psk }`,
         );
         continue;
       }
-      const auth = get(r, 'auth')?.value ?? 'pubkey';
-      if (auth !== 'psk') {
+      const authSetting = get(r, 'auth');
+      const auth = authSetting?.value ?? 'pubkey';
+      // RFC 7427 / classic signature methods: strongSwan's pubkey, rsa/pss, rsa, ecdsa, ed25519
+      // (optionally with "ike:" and "-<hash>..." constraints).
+      const sig = /^(ike:)?(pubkey|rsa\/pss|rsa|ecdsa|ed25519|ed448)(-[a-z0-9-]+)?$/.exec(auth);
+      let sideYaml: Record<string, unknown> = {};
+      if (auth === 'psk') {
+        needsPsk = true;
+      } else if (sig) {
+        const kind = sig[2]!;
+        const constrained = kind !== 'pubkey' && !(kind === 'rsa/pss' && side === 'local');
+        sideYaml.auth = side === 'local' && kind === 'rsa/pss' ? 'rsa/pss' : 'pubkey';
+        if (constrained || sig[1] || sig[3]) {
+          warn(
+            authSetting ?? r,
+            `${sp}.auth`,
+            `"${auth}" written as ${sideYaml.auth}: ${side === 'local' ? 'ikegw signs with the key of the certificate' : "ikegw accepts any signature the peer's certificate key makes"}, with the hash negotiated by RFC 7427 (no key type or hash constraint)`,
+          );
+        }
+        if (!authSetting)
+          warn(r, `${sp}.auth`, "not set: strongSwan's default is pubkey (certificates); written as pubkey");
+      } else {
         const what = /^eap/.test(auth)
           ? 'EAP authentication is not supported'
           : /^xauth/.test(auth)
             ? 'XAUTH (IKEv1) is not supported'
-            : 'public-key/certificate authentication is not supported';
+            : 'this authentication method is not supported';
         fail(
-          get(r, 'auth') ?? r,
+          authSetting ?? r,
           `${sp}.auth`,
-          `"${auth}": ${what}; ikegw authenticates with pre-shared keys only${get(r, 'auth') ? '' : " (strongSwan's default is pubkey; set auth = psk)"}`,
+          `"${auth}": ${what}; ikegw authenticates with pre-shared keys or certificates (psk, pubkey)`,
         );
       }
+      const pubkey = sideYaml.auth !== undefined;
+      const certFiles: Array<{ name: string; at: ConfSetting | ConfSection }> = [];
       for (const s of r.settings) {
         if (s.key === 'auth') continue;
         if (s.key === 'id') {
           if (s.value && s.value !== '%any') {
-            out[side] = { id: s.value };
+            sideYaml = { id: s.value, ...sideYaml };
             if (side === 'local') localIds = [s.value];
             else remoteIds = [s.value];
           }
           continue;
         }
-        if (/^(certs|cacerts|pubkeys|cert_policy|ca_id|revocation|groups)$/.test(s.key)) {
-          fail(s, `${sp}.${s.key}`, 'certificates and public keys are not supported (PSK only)');
+        if ((s.key === 'certs' && side === 'local') || (s.key === 'cacerts' && side === 'remote')) {
+          if (!pubkey) warn(s, `${sp}.${s.key}`, `ignored: ${side}.auth is ${auth}`);
+          else for (const f of listOf(s.value)) certFiles.push({ name: f, at: s });
+          continue;
+        }
+        if (s.key === 'certs' && side === 'remote') {
+          fail(
+            s,
+            `${sp}.certs`,
+            "pinning the peer's certificate is not supported: give the CA in remote.cacerts and the peer's identity in remote.id",
+          );
+          continue;
+        }
+        if (s.key === 'cacerts' && side === 'local') {
+          warn(
+            s,
+            `${sp}.cacerts`,
+            'ignored: ikegw sends the intermediates listed after our certificate in local.certs',
+          );
+          continue;
+        }
+        if (s.key === 'revocation') {
+          if (s.value && s.value !== 'relaxed')
+            warn(
+              s,
+              `${sp}.revocation`,
+              `"${s.value}" not converted: ikegw fetches no CRLs or OCSP over the network`,
+            );
+          continue;
+        }
+        if (/^(pubkeys|cert_policy|ca_id|groups)$/.test(s.key)) {
+          fail(
+            s,
+            `${sp}.${s.key}`,
+            s.key === 'pubkeys'
+              ? 'raw public keys are not supported (certificates only)'
+              : `${s.key} constraints are not supported (ikegw checks the chain to remote.cacerts and remote.id only)`,
+          );
           continue;
         }
         if (/^(eap_id|aaa_id|xauth_id)$/.test(s.key)) {
-          fail(s, `${sp}.${s.key}`, 'EAP/XAUTH identities are not supported (PSK only)');
+          fail(s, `${sp}.${s.key}`, 'EAP/XAUTH identities are not supported');
           continue;
         }
         warn(s, `${sp}.${s.key}`, 'ignored');
       }
-      for (const s of r.sections)
-        fail(s, `${sp}.${s.name}`, 'certificate sections are not supported (PSK only)');
+      for (const s of r.sections) {
+        // local { cert-<name> { file = ... } } is certs = ... written as a section; smartcards not
+        const file = get(s, 'file')?.value;
+        if (side === 'local' && /^cert/.test(s.name) && file && s.settings.length === 1) {
+          if (pubkey) certFiles.push({ name: file, at: s });
+          continue;
+        }
+        if (side === 'remote' && /^cacert/.test(s.name) && file && s.settings.length === 1) {
+          if (pubkey) certFiles.push({ name: file, at: s });
+          continue;
+        }
+        fail(
+          s,
+          `${sp}.${s.name}`,
+          'certificate sections other than a plain file (smartcards, PKCS#11) are not supported',
+        );
+      }
+      if (pubkey) Object.assign(sideYaml, certSide(side, sp, r, certFiles));
+      if (Object.keys(sideYaml).length > 0) out[side] = sideYaml;
     }
     if (localIds.length === 0) localIds = (local ?? []).filter((a) => a !== '%any');
     if (remoteIds.length === 0) remoteIds = (remote ?? []).filter((a) => a !== '%any');
@@ -690,7 +885,7 @@ export function convertSwanctl(root: ConfSection, opts: ImportOptions): ImportRe
     }
     out.children = children;
     if (errors.length > before) return undefined;
-    return { name: c.name, yaml: out, localIds, remoteIds };
+    return { name: c.name, needsPsk, yaml: out, localIds, remoteIds };
   }
 
   // secrets
@@ -721,6 +916,11 @@ export function convertSwanctl(root: ConfSection, opts: ImportOptions): ImportRe
   const yamlConns: Record<string, unknown> = {};
   const used = new Map<Secret, string[]>();
   for (const d of drafts) {
+    if (!d.needsPsk) {
+      yamlConns[d.name] = reorder(d.yaml);
+      result.connections.push(d.name);
+      continue;
+    }
     const score = (s: Secret): number => {
       if (s.ids.length === 0) return 1;
       const remote = s.ids.some((i) => d.remoteIds.includes(i));
@@ -781,7 +981,8 @@ export function convertSwanctl(root: ConfSection, opts: ImportOptions): ImportRe
     {
       readFile: (p) => {
         const f = files.get(p);
-        if (!f) throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' });
+        // certificate and key files: the real ones (the PSK files may not be written yet)
+        if (!f) return new Uint8Array(readFileSync(p));
         return new TextEncoder().encode(f.secret);
       },
     },
@@ -803,6 +1004,7 @@ const KEY_ORDER = [
   'local',
   'remote',
   'psk',
+  'send_cert',
   'proposals',
   'encap',
   'fragmentation',
@@ -827,6 +1029,8 @@ export interface ImportCliOptions {
   output?: string;
   pskDir?: string;
   inlinePsk?: boolean;
+  /** Where x509/, x509ca/, private/ ... are (default: the directory of the file). */
+  swanctlDir?: string;
 }
 
 export interface ImportIo {
@@ -854,7 +1058,7 @@ function makePrivateDir(dir: string): void {
 }
 
 /**
- * `ikegw import-swanctl FILE [-o OUT] [--psk-dir DIR | --inline-psk]`. Exit codes: 0 converted,
+ * `ikegw import-swanctl FILE [-o OUT] [--psk-dir DIR | --inline-psk] [--swanctl-dir DIR]`. Exit codes: 0 converted,
  * 1 a file could not be read or written, 2 the input uses something ikegw cannot express (every
  * such setting is listed; nothing is written).
  */
@@ -881,8 +1085,10 @@ export function importSwanctlMain(o: ImportCliOptions, io: ImportIo): number {
   const r = convertSwanctl(root, {
     psk: o.inlinePsk ? { mode: 'inline' } : { mode: 'file', dir },
     source: basename(o.file),
+    swanctlDir: resolve(o.swanctlDir ?? dirname(o.file)),
   });
   for (const w of r.warnings) io.stderr(`note: ${w.where}: ${w.path}: ${w.message}\n`);
+  if (r.ok) for (const n of r.certNotes) io.stderr(`note: ${n}\n`);
   if (!r.ok || !r.yaml) {
     for (const e of r.errors)
       io.stderr(`error: ${e.where === '-' ? '' : `${e.where}: `}${e.path}: ${e.message}\n`);

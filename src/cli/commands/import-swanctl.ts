@@ -4,13 +4,15 @@ import { defineCommand, PSK_NOTE } from '../command.js';
 
 export const command = defineCommand({
   name: 'import-swanctl',
-  synopsis: 'import-swanctl FILE [-o OUT] [--psk-dir DIR | --inline-psk]',
+  synopsis: 'import-swanctl FILE [-o OUT] [--psk-dir DIR | --inline-psk] [--swanctl-dir DIR]',
   summary: 'convert a strongSwan swanctl.conf (site-to-site subset) to YAML',
   notes: [PSK_NOTE],
   options: {
     output: { type: 'string', short: 'o' },
     'psk-dir': { type: 'string' },
     'inline-psk': { type: 'boolean' },
+    // x509/, x509ca/, private/ of auth = pubkey connections (default: the file's directory)
+    'swanctl-dir': { type: 'string' },
   },
   async run({ values, positionals: [file] }, io) {
     if (!file) {
@@ -29,6 +31,7 @@ export const command = defineCommand({
         file,
         ...(values.output ? { output: values.output } : {}),
         ...(pskDir ? { pskDir } : {}),
+        ...(values['swanctl-dir'] ? { swanctlDir: values['swanctl-dir'] } : {}),
         inlinePsk,
       },
       io,

@@ -398,17 +398,16 @@ secrets { ike { secret = some-secret-value-long-enough } }
       'swanctl.conf:5 connections.rw.remote_addrs: vpn.example.com: ikegw takes IP addresses or %any only (no host names, ranges or subnets)',
       'swanctl.conf:4 connections.rw.version: IKEv1 is not supported; ikegw speaks IKEv2 only',
       'swanctl.conf:6 connections.rw.pools: address pools (remote access) are not supported; ikegw is a site-to-site gateway',
-      'swanctl.conf:8 connections.rw.local.auth: "pubkey": public-key/certificate authentication is not supported; ikegw authenticates with pre-shared keys only',
-      'swanctl.conf:9 connections.rw.local.certs: certificates and public keys are not supported (PSK only)',
-      'swanctl.conf:12 connections.rw.remote.auth: "eap-mschapv2": EAP authentication is not supported; ikegw authenticates with pre-shared keys only',
-      'swanctl.conf:13 connections.rw.remote.eap_id: EAP/XAUTH identities are not supported (PSK only)',
+      'swanctl.conf:9 connections.rw.local.certs: moonCert.pem is relative to swanctl/x509/: pass --swanctl-dir',
+      'swanctl.conf:12 connections.rw.remote.auth: "eap-mschapv2": EAP authentication is not supported; ikegw authenticates with pre-shared keys or certificates (psk, pubkey)',
+      'swanctl.conf:13 connections.rw.remote.eap_id: EAP/XAUTH identities are not supported',
       'swanctl.conf:19 connections.rw.children.t.local_ts: "dynamic": ikegw needs explicit CIDRs here and local_addrs has no single address to use',
       'swanctl.conf:16 connections.rw.children.t.remote_ts: not set (strongSwan uses "dynamic", the IKE address): ikegw needs explicit CIDRs here and remote_addrs has no single address to use',
       'swanctl.conf:17 connections.rw.children.t.mode: "transport": only tunnel mode is supported',
       'swanctl.conf:18 connections.rw.children.t.ah_proposals: AH is not supported (ESP only)',
       'swanctl.conf:20 connections.rw.children.t.mark_in: XFRM marks are not supported',
-      'swanctl.conf:24 connections.nocert.local: no local section: strongSwan then authenticates with public keys (certificates), which ikegw does not support; add "auth = psk"',
-      'swanctl.conf:24 connections.nocert.remote: no remote section: strongSwan then authenticates with public keys (certificates), which ikegw does not support; add "auth = psk"',
+      'swanctl.conf:24 connections.nocert.local: no local section: strongSwan then authenticates with any certificate matching our address; write local { auth = pubkey ... } or local { auth = psk }',
+      'swanctl.conf:24 connections.nocert.remote: no remote section: strongSwan then authenticates with any certificate of a trusted CA; write remote { auth = pubkey ... } or remote { auth = psk }',
       'swanctl.conf:32 connections.rounds.local-2: multiple authentication rounds are not supported (PSK in one round only)',
     ]);
     expect(r.yaml).toBeUndefined();
@@ -509,11 +508,11 @@ describe('ikegw import-swanctl (CLI)', () => {
     const inline = await cli(['import-swanctl', src, '--inline-psk']);
     expect(inline.out).toContain('value: chart-psk-value-0123456789');
     const bad = join(dir, 'bad.conf');
-    writeFileSync(bad, REFERENCE.replace('auth = psk', 'auth = pubkey'));
+    writeFileSync(bad, REFERENCE.replace('auth = psk', 'auth = eap-tls'));
     const out = join(dir, 'never.yaml');
     const b = await cli(['import-swanctl', bad, '-o', out]);
     expect(b.code).toBe(2);
-    expect(b.err).toContain('error: bad.conf:6: connections.net-net.local.auth: "pubkey"');
+    expect(b.err).toContain('error: bad.conf:6: connections.net-net.local.auth: "eap-tls"');
     expect(b.err).toContain(
       `ikegw import-swanctl: ${bad} uses 1 setting ikegw cannot express; nothing written`,
     );

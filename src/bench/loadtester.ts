@@ -22,12 +22,15 @@
 // BENCH_LT_REPEAT (1), BENCH_LT_IKEGW_ARGS (extra node flags, e.g. --cpu-prof
 // --cpu-prof-dir=/tmp/p), BENCH_KEEP=1 keeps the lab directory.
 import {
+  closeSync,
   copyFileSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
+  openSync,
   readdirSync,
   readFileSync,
+  readSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -61,6 +64,7 @@ const TSI = '10.201.0.0/16';
 const TSR = '10.202.0.0/16';
 const ESP = 'aes128gcm16';
 const INIT_LIMIT = 128;
+const METRICS_PORT = 9464;
 
 export type Responder = 'charon-libipsec' | 'ikegw-userspace' | 'charon-fake' | 'ikegw-memory';
 
@@ -91,6 +95,8 @@ export interface LtResult {
   /** Share of the run the responder was runnable but waiting for its CPU (other load). */
   waitShare: number;
   load: string;
+  /** BENCH_LT_DOS=1: the responder's own count of what its DoS protection did. */
+  dosNote: string;
   /** Authentication: 'psk', or the certificates' key type. */
   auth: string;
   /** Held back until the generator was ready (its rate counts from the gate's opening). */
@@ -121,6 +127,8 @@ function generatorConf(o: {
   threads: number;
   pki?: BenchPki | undefined;
   vici?: string;
+  /** Log the parsed messages too (COOKIE notifies show only there). */
+  messages?: boolean;
 }): string {
   const iterations = Math.ceil(o.count / o.threads);
   const auth = o.pki
@@ -157,7 +165,7 @@ function generatorConf(o: {
     time_add_ms = yes
     flush_line = yes
     default = 0
-    ike = 1 } }
+    ike = 1${o.messages ? '\n    enc = 1' : ''} } }
   syslog { daemon { default = -1 } }
 }
 `;
@@ -183,7 +191,7 @@ function charonConf(fake: boolean, dos: boolean) {
     vici { socket = unix://${p.vici} }
   }
   filelog { main { path = ${p.log}
-    default = 0 } }
+    default = 0${dos ? '\n    net = 1\n    ike = 1' : ''} } }
   syslog { daemon { default = -1 } }
 }
 `
@@ -199,7 +207,7 @@ function charonConf(fake: boolean, dos: boolean) {
     vici { socket = unix://${p.vici} }
   }
   filelog { main { path = ${p.log}
-    default = 0 } }
+    default = 0${dos ? '\n    net = 1\n    ike = 1' : ''} } }
   syslog { daemon { default = -1 } }
 }
 `;
@@ -254,7 +262,7 @@ ${auth}
         start_action: none
 datapath: ${datapath}
 listen: { address: '${RESP}', port: 500, nat_port: 4500 }
-${dos ? '' : 'dos: { cookie_threshold: -1, half_open_per_ip: 0 }\n'}log: { level: warn, format: json }
+${dos ? `metrics: { listen: '${RESP}:${METRICS_PORT}' }\n` : 'dos: { cookie_threshold: -1, half_open_per_ip: 0 }\n'}log: { level: warn, format: json }
 `;
 }
 
@@ -336,7 +344,7 @@ function parseGenLog(text: string): GenLog {
     } else if (line.includes('initiating IKE_SA')) {
       if (firstInit === undefined) firstInit = ms;
       if (id && ms !== undefined) initAt.set(id, ms);
-    } else if (line.includes('N(COOKIE)') && line.includes('received')) cookies++;
+    } else if (line.includes('N(COOKIE)') && line.includes('parsed IKE_SA_INIT response')) cookies++;
     else if (line.includes('retransmit ')) {
       retransmits++;
       if (firstRetransmit === undefined) firstRetransmit = ms;
@@ -456,6 +464,7 @@ async function one(
         threads: o.threads,
         pki: o.pki,
         ...(o.pki ? { vici: genVici } : {}),
+        messages: o.dos,
       }),
     );
     if (gate) await lab.exec('init', 'ip', ['link', 'set', 'lt0', 'down']);
@@ -493,27 +502,41 @@ async function one(
       gateOpen = Date.now();
     }
     let genPid: number | undefined;
-    // wait for all established, or no progress for 15 s
+    // wait for all established, or no progress for 15 s (with DoS protection, whose dropped
+    // IKE_SA_INITs wait for the generator's retransmissions, 4 s x 1.8^n: 50 s, and at most 90 s
+    // in all). The log is read incrementally (the bench shares the CPUs it measures).
+    const quiet = o.dos ? 50_000 : 15_000;
+    const began = Date.now();
     let last = -1;
     let lastChange = Date.now();
-    let g: GenLog = parseGenLog('');
-    let lastSize = -1;
+    let established = 0;
+    let offset = 0;
+    let rest = '';
     for (;;) {
-      await sleep(200);
+      await sleep(250);
       genPid ??= gen.pid === undefined ? undefined : findDescendant(gen.pid, 'charon');
-      const size = existsSync(genLog) ? statSync(genLog).size : -1;
-      if (size >= 0 && size !== lastSize) {
-        lastSize = size;
-        g = parseGenLog(readFileSync(genLog, 'utf8'));
+      const size = existsSync(genLog) ? statSync(genLog).size : 0;
+      if (size > offset) {
+        const fd = openSync(genLog, 'r');
+        const buf = Buffer.alloc(size - offset);
+        readSync(fd, buf, 0, buf.length, offset);
+        closeSync(fd);
+        offset = size;
+        const text = rest + buf.toString('utf8');
+        const cut = text.lastIndexOf('\n') + 1;
+        rest = text.slice(cut);
+        established += text.slice(0, cut).split('established between').length - 1;
       }
-      if (g.established >= total) break;
-      if (g.established !== last) {
-        last = g.established;
+      if (established >= total) break;
+      if (established !== last) {
+        last = established;
         lastChange = Date.now();
-      } else if (Date.now() - lastChange > 15_000) break;
+      } else if (Date.now() - lastChange > quiet) break;
+      if (o.dos && Date.now() - began > 90_000) break;
       if (gen.exitCode !== null) break;
     }
     const c1 = cpuSeconds(pid);
+    const g = parseGenLog(readFileSync(genLog, 'utf8'));
     let genCpuS = NaN;
     try {
       if (genPid) genCpuS = cpuSeconds(genPid);
@@ -525,6 +548,30 @@ async function one(
     const loadAfter = load();
     await sleep(o.settleMs);
     const rssAfter = rss(pid);
+    // DoS defaults: what the responder says it did about the flood
+    let dosNote = '';
+    if (o.dos) {
+      if (charon) {
+        const t = charon.log();
+        const perIp = t.split('\n').filter((l) => l.includes('half-open IKE_SA limit')).length;
+        const cookie = t.split('\n').filter((l) => /COOKIE|cookie/.test(l)).length;
+        dosNote = `responder log: ${perIp} IKE_SA_INITs ignored at the per-IP half-open limit, ${cookie} COOKIE lines`;
+      } else {
+        const m = await lab
+          .exec('init', 'curl', ['-s', `http://${RESP}:${METRICS_PORT}/metrics`])
+          .catch(() => '');
+        dosNote = `responder metrics: ${
+          m
+            .split('\n')
+            .filter(
+              (l) =>
+                /^ikegw_ike_(cookie_challenges_total|dropped_total)\{/.test(l) || /^ikegw_ike_cookie/.test(l),
+            )
+            .map((l) => l.replace(/^ikegw_/, ''))
+            .join(', ') || '(none)'
+        }`;
+      }
+    }
     // gated: from when the held-back datagrams went out (the first retransmission after the gate
     // opened, or the opening itself)
     const start = gate
@@ -564,6 +611,7 @@ async function one(
       load: `${loadBefore} -> ${loadAfter}`,
       auth: o.pki ? o.pki.keyType : 'psk',
       gated: gate,
+      dosNote,
       latencyMs: latencies(g, start ?? 0),
       genCpuMsPerSa: (genCpuS * 1000) / Math.max(1, g.established),
     };
@@ -612,7 +660,7 @@ function line(r: LtResult): string {
   const lat = r.gated
     ? `  latency ${r.latencyMs.p50.toFixed(0)}/${r.latencyMs.p95.toFixed(0)} ms (median/p95), generator ${r.genCpuMsPerSa.toFixed(2)} ms/SA`
     : '';
-  return `  ${auth}${r.proposal.padEnd(9)} ${r.responder.padEnd(16)} ${r.rate.toFixed(0).padStart(5)} IKE_SA/s  (${r.established}/${r.total} in ${r.seconds.toFixed(2)} s)  CPU ${r.cpuMsPerSa.toFixed(2)} ms/SA (${(r.cpuShare * 100).toFixed(0)}% of a core, ${(r.waitShare * 100).toFixed(0)}% waiting for it)  RSS idle ${(r.idleRss / 1048576).toFixed(1)} MiB, +${(r.rssPerSa / 1024).toFixed(1)} KiB/SA  ${r.retransmits} retransmits, ${r.rcvbufDrops} rcvbuf drops${r.cookies ? `, ${r.cookies} COOKIEs` : ''}${lat}  [load ${r.load}]`;
+  return `  ${auth}${r.proposal.padEnd(9)} ${r.responder.padEnd(16)} ${r.rate.toFixed(0).padStart(5)} IKE_SA/s  (${r.established}/${r.total} in ${r.seconds.toFixed(2)} s)  CPU ${r.cpuMsPerSa.toFixed(2)} ms/SA (${(r.cpuShare * 100).toFixed(0)}% of a core, ${(r.waitShare * 100).toFixed(0)}% waiting for it)  RSS idle ${(r.idleRss / 1048576).toFixed(1)} MiB, +${(r.rssPerSa / 1024).toFixed(1)} KiB/SA  ${r.retransmits} retransmits, ${r.rcvbufDrops} rcvbuf drops${r.cookies ? `, ${r.cookies} COOKIEs` : ''}${lat}  [load ${r.load}]${r.dosNote ? `\n      ${r.dosNote}` : ''}`;
 }
 
 export async function runLoadTester(): Promise<string[]> {

@@ -16,13 +16,21 @@ export interface CertCtx {
   err(path: string, msg: string): undefined;
   readonly warnings: string[];
   readFile(path: string): Uint8Array;
+  /** Told of every file read here (the daemon watches them: src/daemon/cert-watch.ts). */
+  onCredentialFile?: (file: string, field: string, bytes: Uint8Array) => void;
 }
 
 const PEM_CERT = /-----BEGIN CERTIFICATE-----([\s\S]*?)-----END CERTIFICATE-----/g;
 
+/**
+ * Every certificate, key and CRL file is read here: what it reads, the daemon watches for rotation
+ * (a new kind of credential file is watched as soon as it is read through this function).
+ */
 function read(ctx: CertCtx, path: string, file: string): Uint8Array | undefined {
   try {
-    return ctx.readFile(file);
+    const bytes = ctx.readFile(file);
+    ctx.onCredentialFile?.(file, path, bytes);
+    return bytes;
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
     return ctx.err(path, `cannot read ${JSON.stringify(file)}: ${code}`);

@@ -104,6 +104,11 @@ export type Env = Record<string, string | undefined>;
 export interface LoadOptions {
   /** Reads a PSK file (default fs.readFileSync). */
   readFile?: (path: string) => Uint8Array;
+  /**
+   * Told of every certificate, key or CRL file the load read (certs.ts), with the field that named
+   * it: the daemon watches these files and reloads when they change (src/daemon/cert-watch.ts).
+   */
+  onCredentialFile?: (file: string, field: string, bytes: Uint8Array) => void;
 }
 
 /** Names the reference chart's swanctl.conf uses; --from-env builds the same shape. */
@@ -116,6 +121,7 @@ type Obj = Record<string, unknown>;
 class Ctx {
   readonly errors: ConfigError[] = [];
   readonly warnings: string[] = [];
+  onCredentialFile?: LoadOptions['onCredentialFile'];
   constructor(
     readonly env: Env,
     readonly readFile: (path: string) => Uint8Array,
@@ -1251,6 +1257,7 @@ const defaultReadFile = (p: string): Uint8Array => new Uint8Array(readFileSync(p
 /** Parses and validates a YAML config file's text. `env` supplies psk.env values and VPN_* settings. */
 export function loadConfig(text: string, env: Env, opts: LoadOptions = {}): ConfigResult {
   const ctx = new Ctx(env, opts.readFile ?? defaultReadFile);
+  ctx.onCredentialFile = opts.onCredentialFile;
   const lines = new LineCounter();
   const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false, lineCounter: lines });
   if (doc.errors.length > 0) {
@@ -1332,8 +1339,11 @@ export interface ConfigSource {
 }
 
 /** Loads the configuration `ikegw daemon` / `ikegw config check` were pointed at. */
-export function loadFromOptions(o: ConfigSource): ConfigResult | { ok: false; fatal: string } {
-  if (o.fromEnv) return loadEnvConfig(o.env);
+export function loadFromOptions(
+  o: ConfigSource,
+  opts: LoadOptions = {},
+): ConfigResult | { ok: false; fatal: string } {
+  if (o.fromEnv) return loadEnvConfig(o.env, opts);
   const path = o.configPath ?? DEFAULT_CONFIG_PATH;
   let text: string;
   try {
@@ -1344,7 +1354,7 @@ export function loadFromOptions(o: ConfigSource): ConfigResult | { ok: false; fa
       fatal: `cannot read config file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e instanceof Error ? e.message : String(e))}`,
     };
   }
-  return loadConfig(text, o.env);
+  return loadConfig(text, o.env, opts);
 }
 
 /** Warnings and errors of a load, one line each (before any logging exists). */

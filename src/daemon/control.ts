@@ -602,6 +602,8 @@ export interface OperationsOptions {
   clock?: Clock;
   /** Node.js process metrics (default true). */
   processMetrics?: boolean;
+  /** A reload's configuration (the result `load` returned) is now running. */
+  onApplied?: (result: LoadResult & { ok: true }) => void;
 }
 
 /** The daemon as the operations side sees it (Daemon satisfies it). */
@@ -782,14 +784,18 @@ export class Operations {
     };
   }
 
-  /** `ikegw reload` and SIGHUP: re-reads the configuration; throws ControlError when it is invalid. */
-  async reload(): Promise<ReloadOutcome> {
+  /**
+   * `ikegw reload` and SIGHUP: re-reads the configuration; throws ControlError when it is invalid.
+   * `quiet` (the certificate watcher, src/daemon/cert-watch.ts): the caller logs the outcome in
+   * its own line, so neither this nor the engine logs one at info.
+   */
+  async reload(opts: { quiet?: boolean } = {}): Promise<ReloadOutcome> {
     const log = this.o.logs.get('config');
     const r = this.o.load();
     if (!r.ok) {
       this.metrics.reloaded('invalid');
       const text = 'fatal' in r ? r.fatal : r.errors.map((e) => e.message).join('\n');
-      log.warn(`reload: configuration invalid, nothing changed:\n${text}`);
+      if (!opts.quiet) log.warn(`reload: configuration invalid, nothing changed:\n${text}`);
       throw new ControlError('invalid-config', `configuration invalid, nothing changed:\n${text}`);
     }
     const next = r.value;
@@ -809,7 +815,8 @@ export class Operations {
       }
       carryReqids(this.cfg.engine, engine);
       connections = diffConnections(this.cfg.engine, engine);
-      this.daemon.command({ cmd: 'reconfigure', config: engine });
+      this.daemon.command({ cmd: 'reconfigure', config: engine, ...(opts.quiet ? { quiet: true } : {}) });
+      this.metrics.setConfig(engine);
     }
     const l = next.daemon.log;
     for (const s of SUBSYSTEMS) this.o.logs.setLevel(s, l.subsystems[s] ?? l.level);
@@ -829,10 +836,12 @@ export class Operations {
     ];
     if (applied.length === 0) applied.push('nothing changed');
     for (const w of r.warnings) log.warn(`reload: ${w}`);
-    log.info(
-      { applied, pending: plan.pending },
-      `reload: applied ${applied.join('; ')}${plan.pending.length ? `; needs a restart: ${plan.pending.join('; ')}` : ''}`,
-    );
+    if (this.daemon) this.o.onApplied?.(r);
+    if (!opts.quiet)
+      log.info(
+        { applied, pending: plan.pending },
+        `reload: applied ${applied.join('; ')}${plan.pending.length ? `; needs a restart: ${plan.pending.join('; ')}` : ''}`,
+      );
     return { applied, connections, pending: plan.pending, warnings: r.warnings };
   }
 }

@@ -31,6 +31,7 @@ import type { BusEvent, Command, Effect, IkeEvent } from '../ike/events.js';
 import { applySaOp, type Endpoint, type KernelEvent, type SaInstaller, type SaOp } from '../ike/ports.js';
 import { enableEspInUdp } from '../net/udp-encap.js';
 import { LocalAddressResolver, TransportError, UdpTransport } from '../net/udp-transport.js';
+import { CertWatcher, recordCredentialFiles } from './cert-watch.js';
 import {
   type DaemonSettings,
   type Datapath,
@@ -495,7 +496,10 @@ export async function runDaemon(o: RunOptions): Promise<number> {
 }
 
 async function runDaemonWith(o: RunOptions, hup: { reload?: () => void }): Promise<number> {
-  const r = loadFromOptions(o);
+  // every load records the certificate/key files it reads: they are watched (cert-watch.ts)
+  const load = () => recordCredentialFiles((opts) => loadFromOptions(o, opts));
+  let certWatch: CertWatcher | undefined;
+  const r = load();
   if (!r.ok) {
     printConfigProblems(r, o.stderr);
     return 2;
@@ -529,7 +533,8 @@ async function runDaemonWith(o: RunOptions, hup: { reload?: () => void }): Promi
       config: r.value,
       logs,
       version: version(),
-      load: () => loadFromOptions(o),
+      load,
+      onApplied: (loaded) => certWatch?.applied(loaded, loaded.value.engine),
     });
   } catch (e) {
     log.fatal(`cannot start the metrics endpoint: ${errorText(e)}`);
@@ -596,10 +601,16 @@ async function runDaemonWith(o: RunOptions, hup: { reload?: () => void }): Promi
   );
   daemon.start();
   void ops.startupDone();
+  // certificate rotation: changed certificate/key files are applied as by `ikegw reload`
+  const running = ops;
+  certWatch = new CertWatcher({ apply: () => running.reload({ quiet: true }), log: logs.get('config') });
+  certWatch.applied(r, engineCfg);
+  certWatch.start();
   o.onReady?.({ daemon, ports, settings });
   const why = await (o.stop ?? signalStop());
   log.info(`stop requested${typeof why === 'string' ? ` (${why})` : ''}`);
   ops.shuttingDown();
+  certWatch.close();
   await daemon.shutdown();
   await ops.close();
   return 0;

@@ -11,9 +11,11 @@
 //
 // Secrets: nothing here reads key material; label values are names, algorithm names and selectors.
 // docs/operations.md has the full table; keep it in step with this file.
+import { X509Certificate } from 'node:crypto';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, type LabelValues, Registry } from 'prom-client';
 import { type Clock, monotonicClock } from '../common/clock.js';
 import type { EngineConfig } from '../ike/config.js';
+import { parseCert } from '../ike/crypto/x509.js';
 import type { IkeSaInfo } from '../ike/engine.js';
 import type { BusEvent, ChildState, FailureReason, IkeState, SaRef } from '../ike/events.js';
 import type { SaCounters, SaId } from '../ike/ports.js';
@@ -451,6 +453,52 @@ export class Metrics {
   reloaded(result: 'applied' | 'invalid' | 'restart_needed' | 'failed'): void {
     this.reloads.inc({ result });
   }
+
+  // ---- certificates: when each configured certificate expires (read at scrape time) --------------
+  // One series per certificate in the running configuration: conn; which = local (our end entity,
+  // local.certs[0]), intermediate (the rest of local.certs) or cacert (remote.cacerts); the
+  // certificate's subject and serial. Bounded by the configuration; a rotated certificate replaces
+  // its series (new serial). Alert on `ikegw_certificate_not_after_seconds - time() < 14 * 86400`.
+  private readonly certCache = new WeakMap<
+    Uint8Array,
+    { subject: string; serial: string; notAfter: number }
+  >();
+  private readonly certNotAfter = new Gauge<'conn' | 'which' | 'subject' | 'serial'>({
+    name: `${PREFIX}certificate_not_after_seconds`,
+    help: 'Expiry (notAfter, Unix seconds) of each certificate in the configuration: which="local" (ours), "intermediate" (sent with it), "cacert" (trusted for the peer)',
+    labelNames: ['conn', 'which', 'subject', 'serial'],
+    registers: [this.registry],
+    collect: () => {
+      this.certNotAfter.reset();
+      for (const c of this.config.connections) {
+        const conn = this.conn(c.name);
+        const all: [string, Uint8Array][] = [
+          ...(c.localCerts ?? []).map((d, i): [string, Uint8Array] => [
+            i === 0 ? 'local' : 'intermediate',
+            d,
+          ]),
+          ...(c.remoteCaCerts ?? []).map((d): [string, Uint8Array] => ['cacert', d]),
+        ];
+        for (const [which, der] of all) {
+          let info = this.certCache.get(der);
+          if (!info) {
+            try {
+              const x = new X509Certificate(der);
+              info = {
+                subject: parseCert(der).subject,
+                serial: x.serialNumber,
+                notAfter: x.validToDate.getTime() / 1000,
+              };
+            } catch {
+              continue; // the loader refuses such a certificate; nothing to show
+            }
+            this.certCache.set(der, info);
+          }
+          this.certNotAfter.set({ conn, which, subject: info.subject, serial: info.serial }, info.notAfter);
+        }
+      }
+    },
+  });
 
   /** Zero rows for every configured connection and child, so dashboards see 0 rather than nothing. */
   private reset(): void {

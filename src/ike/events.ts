@@ -17,7 +17,12 @@ export type Command =
   | { cmd: 'rekey'; conn: string; child?: string; ike?: boolean }
   | { cmd: 'shutdown' }
   /** A reloaded configuration (src/ike/reconfigure.ts says what changes for each connection). */
-  | { cmd: 'reconfigure'; config: EngineConfig };
+  | {
+      cmd: 'reconfigure';
+      config: EngineConfig;
+      /** The daemon logs the outcome in one line of its own (certificate rotation): debug here. */
+      quiet?: boolean;
+    };
 
 export type IkeEvent =
   | { kind: 'datagram'; local: Endpoint; remote: Endpoint; bytes: Uint8Array }

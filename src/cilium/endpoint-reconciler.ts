@@ -14,6 +14,13 @@
 //     recorded in the annotation ikegw.io/non-masquerade-cidrs so that they, and only they, are
 //     removed again when the CIDR list shrinks.
 //
+// High availability (ha.enabled, `haLease`): the frontend pod is not fixed but the holder of the
+// Lease the frontend replicas are elected on (spec.holderIdentity = the active pod's name). The
+// operator watches that Lease and the namespace's pods and CiliumEndpoints, patches the holder's
+// CEP, and takes the on-prem CIDRs out of any other CEP it finds them in (the previous holder's),
+// so that only the active replica's endpoint claims them in Cilium's ipcache. With no holder (the
+// Lease released, nobody elected yet) no CEP claims them.
+//
 // Level-triggered: three list+watch reflectors (the pod, its CEP, the ConfigMap, each by
 // metadata.name field selector) feed one cache; any change, a periodic resync or a failure retry
 // schedules one reconcile pass that compares the cached state with the desired state.
@@ -49,6 +56,11 @@ export interface OperatorOptions {
   namespace: string;
   /** The frontend pod (VPN_FRONTEND_POD, `<fullname>-frontend-0`); its CiliumEndpoint has the same name. */
   podName: string;
+  /**
+   * HA (VPN_HA_LEASE): the coordination.k8s.io/v1 Lease in `namespace` whose holderIdentity is the
+   * frontend pod to address; podName is then not used.
+   */
+  haLease?: string;
   /** On-prem CIDRs (VPN_PEER_CIDRS). */
   peerCidrs: string[];
   /** The ip-masq-agent ConfigMap; default kube-system/ip-masq-agent key "config"; false = leave it alone. */
@@ -67,7 +79,17 @@ export interface OperatorStatus {
   /** Both objects are as desired (or the ConfigMap does not exist). */
   converged: boolean;
   podIps: string[];
-  endpoint: 'waiting-for-pod' | 'waiting-for-endpoint' | 'waiting-for-status' | 'in-sync' | 'error';
+  endpoint:
+    | 'waiting-for-leader'
+    | 'waiting-for-pod'
+    | 'waiting-for-endpoint'
+    | 'waiting-for-status'
+    | 'in-sync'
+    | 'error';
+  /** The frontend pod whose CiliumEndpoint carries the CIDRs (with HA: the Lease holder, if any). */
+  target?: string;
+  /** HA: CiliumEndpoints of former holders the CIDRs were taken out of. */
+  endpointReleases: number;
   ipMasqAgent: 'disabled' | 'absent' | 'in-sync' | 'error';
   /** Patches sent (successful). */
   endpointPatches: number;
@@ -157,6 +179,7 @@ class EndpointOperator implements Operator {
   private readonly pods: Reflector;
   private readonly ceps: Reflector;
   private readonly cms: Reflector | undefined;
+  private readonly leases: Reflector | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
   private readonly loop: PassLoop;
   private st: OperatorStatus;
@@ -200,14 +223,18 @@ class EndpointOperator implements Operator {
       onChange: (why: string) => this.kick(why),
       ...(opts.watchTimeoutSeconds !== undefined ? { watchTimeoutSeconds: opts.watchTimeoutSeconds } : {}),
     };
-    const byName = `metadata.name=${opts.podName}`;
-    this.pods = new Reflector({ ...common, kind: 'pods', namespace: opts.namespace, fieldSelector: byName });
-    this.ceps = new Reflector({
-      ...common,
-      kind: 'ciliumendpoints',
-      namespace: opts.namespace,
-      fieldSelector: byName,
-    });
+    // With HA the pod changes: watch the namespace's pods and CEPs (the Role allows list/watch there).
+    const byName = opts.haLease ? {} : { fieldSelector: `metadata.name=${opts.podName}` };
+    this.pods = new Reflector({ ...common, kind: 'pods', namespace: opts.namespace, ...byName });
+    this.ceps = new Reflector({ ...common, kind: 'ciliumendpoints', namespace: opts.namespace, ...byName });
+    this.leases = opts.haLease
+      ? new Reflector({
+          ...common,
+          kind: 'leases',
+          namespace: opts.namespace,
+          fieldSelector: `metadata.name=${opts.haLease}`,
+        })
+      : undefined;
     this.cms = this.masq
       ? new Reflector({
           ...common,
@@ -222,6 +249,7 @@ class EndpointOperator implements Operator {
       endpoint: 'waiting-for-pod',
       ipMasqAgent: this.masq ? 'absent' : 'disabled',
       endpointPatches: 0,
+      endpointReleases: 0,
       configMapPatches: 0,
       retries: 0,
       passes: 0,
@@ -230,7 +258,7 @@ class EndpointOperator implements Operator {
   }
 
   status(): OperatorStatus {
-    const apiErrors = [this.pods, this.ceps, this.cms].flatMap((r) =>
+    const apiErrors = [this.pods, this.ceps, this.cms, this.leases].flatMap((r) =>
       r?.lastError ? [r.lastError.message] : [],
     );
     return { ...structuredClone(this.st), apiErrors };
@@ -240,6 +268,7 @@ class EndpointOperator implements Operator {
     this.pods.start();
     this.ceps.start();
     this.cms?.start();
+    this.leases?.start();
     this.resyncTimer = setInterval(() => this.kick('resync'), this.opts.resyncIntervalMs ?? 60_000);
     this.opts.signal?.addEventListener('abort', () => void this.stop(), { once: true });
   }
@@ -281,9 +310,81 @@ class EndpointOperator implements Operator {
 
   // --- CiliumEndpoint ---------------------------------------------------------------------------
 
+  /** The pod to address: the fixed one, or with HA the Lease holder (undefined: none, or not known yet). */
+  private target(): string | undefined {
+    if (!this.leases) return this.opts.podName;
+    const lease = this.leases.get(this.opts.haLease ?? '');
+    const spec = lease?.spec;
+    const holder = isRecord(spec) && typeof spec.holderIdentity === 'string' ? spec.holderIdentity : '';
+    return holder || undefined;
+  }
+
   private async reconcileEndpoint(): Promise<void> {
     if (!this.pods.hasSynced || !this.ceps.hasSynced) return;
-    const pod = this.pods.get(this.opts.podName);
+    if (this.leases && !this.leases.hasSynced) return;
+    const target = this.target();
+    if (target !== this.st.target) {
+      this.log.info(
+        { from: this.st.target ?? null, to: target ?? null, lease: this.opts.haLease },
+        'operator: frontend pod to address changed (Lease holder)',
+      );
+      if (target === undefined) delete this.st.target;
+      else this.st.target = target;
+    }
+    if (target === undefined) {
+      this.st.endpoint = 'waiting-for-leader';
+      this.st.podIps = [];
+    } else {
+      await this.reconcileTarget(target);
+    }
+    if (this.leases) await this.releaseOthers(target);
+  }
+
+  /** HA: the CIDRs out of every other CEP that has them (a former holder's), the pod's own IPs kept. */
+  private async releaseOthers(target: string | undefined): Promise<void> {
+    const isOurs = (e: unknown) =>
+      isRecord(e) &&
+      Object.keys(e).length === 1 &&
+      ((typeof e.ipv4 === 'string' && this.cidrs.includes(e.ipv4)) ||
+        (typeof e.ipv6 === 'string' && this.cidrs.includes(e.ipv6)));
+    for (const listed of this.ceps.list()) {
+      const name = listed.metadata.name;
+      if (name === target) continue;
+      let cep: KubeObject | undefined = listed;
+      for (let attempt = 1; cep; attempt++) {
+        const networking = isRecord(cep.status) ? cep.status.networking : undefined;
+        const current = isRecord(networking) ? networking.addressing : undefined;
+        if (!Array.isArray(current) || !current.some(isOurs)) break;
+        const want = current.filter((e) => !isOurs(e));
+        try {
+          const updated = await this.client.jsonPatch('ciliumendpoints', this.opts.namespace, name, [
+            { op: 'test', path: '/status/networking/addressing', value: current },
+            { op: 'replace', path: '/status/networking/addressing', value: want },
+          ]);
+          this.ceps.observe(updated);
+          this.st.endpointReleases++;
+          this.log.info(
+            { endpoint: `${this.opts.namespace}/${name}`, addressing: want },
+            'operator: on-prem CIDRs taken out of a former frontend CiliumEndpoint',
+          );
+          break;
+        } catch (e) {
+          if (!(e instanceof KubeApiError)) throw e;
+          if (e.status === 404) break;
+          if ((e.status === 422 || e.status === 409) && attempt < MAX_ATTEMPTS) {
+            this.st.retries++;
+            cep = await this.client.get('ciliumendpoints', this.opts.namespace, name);
+            if (cep) this.ceps.observe(cep);
+            continue;
+          }
+          throw e;
+        }
+      }
+    }
+  }
+
+  private async reconcileTarget(podName: string): Promise<void> {
+    const pod = this.pods.get(podName);
     const podIps = podIpsOf(pod);
     this.st.podIps = podIps;
     if (podIps.length === 0) {
@@ -291,7 +392,7 @@ class EndpointOperator implements Operator {
       return;
     }
     const want = desiredAddressing(podIps, this.cidrs);
-    let cep = this.ceps.get(this.opts.podName);
+    let cep = this.ceps.get(podName);
     for (let attempt = 1; ; attempt++) {
       if (!cep) {
         this.st.endpoint = 'waiting-for-endpoint';
@@ -320,18 +421,13 @@ class EndpointOperator implements Operator {
               { op: 'replace', path: '/status/networking/addressing', value: want },
             ];
       try {
-        const updated = await this.client.jsonPatch(
-          'ciliumendpoints',
-          this.opts.namespace,
-          this.opts.podName,
-          ops,
-        );
+        const updated = await this.client.jsonPatch('ciliumendpoints', this.opts.namespace, podName, ops);
         this.ceps.observe(updated);
         this.st.endpointPatches++;
         this.st.endpoint = 'in-sync';
         this.log.info(
           {
-            endpoint: `${this.opts.namespace}/${this.opts.podName}`,
+            endpoint: `${this.opts.namespace}/${podName}`,
             addressing: want,
             resourceVersion: updated.metadata.resourceVersion,
           },
@@ -351,7 +447,7 @@ class EndpointOperator implements Operator {
             { status: e.status, attempt },
             'operator: CiliumEndpoint changed under us; re-reading',
           );
-          cep = await this.client.get('ciliumendpoints', this.opts.namespace, this.opts.podName);
+          cep = await this.client.get('ciliumendpoints', this.opts.namespace, podName);
           if (cep) this.ceps.observe(cep);
           continue;
         }
@@ -465,7 +561,7 @@ class EndpointOperator implements Operator {
     if (this.loop.isStopped) return;
     clearInterval(this.resyncTimer);
     const passes = this.loop.stop();
-    await Promise.all([this.pods.stop(), this.ceps.stop(), this.cms?.stop()]);
+    await Promise.all([this.pods.stop(), this.ceps.stop(), this.cms?.stop(), this.leases?.stop()]);
     await passes;
   }
 }

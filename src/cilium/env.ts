@@ -25,6 +25,7 @@ function required(env: Env, name: string): string {
  * POD_NAMESPACE     its namespace (downward API metadata.namespace)      (required)
  * VPN_PEER_CIDRS    on-prem CIDRs                                        (required)
  * IKEGW_IP_MASQ_AGENT  "<namespace>/<name>[:<key>]" (default kube-system/ip-masq-agent:config) or "none"
+ * VPN_HA_LEASE      with ha.enabled: the Lease (in POD_NAMESPACE) whose holder is the frontend pod
  */
 export function operatorOptionsFromEnv(env: Env, kubeConfig: KubeConfig): OperatorOptions {
   const peerCidrs = list(env.VPN_PEER_CIDRS);
@@ -36,6 +37,8 @@ export function operatorOptionsFromEnv(env: Env, kubeConfig: KubeConfig): Operat
     namespace: required(env, 'POD_NAMESPACE'),
     peerCidrs,
   };
+  const lease = env.VPN_HA_LEASE?.trim();
+  if (lease) opts.haLease = lease;
   const m = env.IKEGW_IP_MASQ_AGENT?.trim();
   if (m === 'none') opts.ipMasqAgent = false;
   else if (m) {

@@ -7,13 +7,20 @@
 // the resourceVersion from every event and bookmark, resume the watch from it when the stream ends,
 // and relist on 410 Gone (in-stream ERROR event or HTTP status). Unlike ListWatch, which stops for
 // good on any other error, it retries with backoff (and relists after repeated failures).
-import { ApiException, CoreV1Api, CustomObjectsApi, type KubeConfig, Watch } from '@kubernetes/client-node';
+import {
+  ApiException,
+  CoordinationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  type KubeConfig,
+  Watch,
+} from '@kubernetes/client-node';
 import { IkegwError } from '../common/errors.js';
 import { isRecord, type Log, silentLog } from './log.js';
 
 export { isRecord, type Log, silentLog };
 
-export type ResourceKind = 'pods' | 'configmaps' | 'ciliumendpoints';
+export type ResourceKind = 'pods' | 'configmaps' | 'ciliumendpoints' | 'leases';
 
 interface ResourcePath {
   group: string;
@@ -26,6 +33,8 @@ const RESOURCES: Record<ResourceKind, ResourcePath> = {
   configmaps: { group: '', version: 'v1', plural: 'configmaps' },
   // CiliumEndpoint CRD (cilium.io/v2). It has no status subresource: status is patched on the object.
   ciliumendpoints: { group: 'cilium.io', version: 'v2', plural: 'ciliumendpoints' },
+  // The frontend replicas' election (ha.enabled): read only.
+  leases: { group: 'coordination.k8s.io', version: 'v1', plural: 'leases' },
 };
 
 export interface ObjectMeta {
@@ -132,11 +141,13 @@ export interface WatchParams {
 export class KubeClient {
   private readonly core: CoreV1Api;
   private readonly custom: CustomObjectsApi;
+  private readonly coordination: CoordinationV1Api;
   private readonly watcher: Watch;
 
   constructor(readonly kc: KubeConfig) {
     this.core = kc.makeApiClient(CoreV1Api);
     this.custom = kc.makeApiClient(CustomObjectsApi);
+    this.coordination = kc.makeApiClient(CoordinationV1Api);
     this.watcher = new Watch(kc);
   }
 
@@ -149,6 +160,8 @@ export class KubeClient {
           return plain(await this.core.readNamespacedPod({ name, namespace }), op);
         case 'configmaps':
           return plain(await this.core.readNamespacedConfigMap({ name, namespace }), op);
+        case 'leases':
+          return plain(await this.coordination.readNamespacedLease({ name, namespace }), op);
         case 'ciliumendpoints': {
           const r = RESOURCES.ciliumendpoints;
           return plain(
@@ -183,6 +196,8 @@ export class KubeClient {
           return plainList(await this.core.listNamespacedPod({ namespace, ...sel }), op);
         case 'configmaps':
           return plainList(await this.core.listNamespacedConfigMap({ namespace, ...sel }), op);
+        case 'leases':
+          return plainList(await this.coordination.listNamespacedLease({ namespace, ...sel }), op);
         case 'ciliumendpoints': {
           const r = RESOURCES.ciliumendpoints;
           return plainList(
@@ -216,6 +231,8 @@ export class KubeClient {
           return plain(await this.core.patchNamespacedPod({ name, namespace, body: ops }), op);
         case 'configmaps':
           return plain(await this.core.patchNamespacedConfigMap({ name, namespace, body: ops }), op);
+        case 'leases':
+          throw new KubeApiError(op, 0, undefined, 'the operator does not write Leases');
         case 'ciliumendpoints': {
           const r = RESOURCES.ciliumendpoints;
           return plain(

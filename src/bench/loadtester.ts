@@ -296,7 +296,7 @@ function udpRcvbufErrors(pid: number): number {
 }
 
 /** The node flags in dist/cli.js's `#!/usr/bin/env -S node ...` line: what `ikegw daemon` runs with. */
-function shebangNodeFlags(): string[] {
+export function shebangNodeFlags(): string[] {
   const first = readFileSync(CLI, 'utf8').split('\n', 1)[0] ?? '';
   const m = /^#!\S*env -S node (.*)$/.exec(first);
   return m?.[1] ? m[1].split(' ').filter(Boolean) : [];

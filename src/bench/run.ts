@@ -1,10 +1,12 @@
 // `npm run bench`: every benchmark of the project, ratios against strongSwan measured in the same
-// run. BENCH_ONLY=crypto,setup,loadtester,certs,lifecycle,userspace,kernel picks sections.
+// run. BENCH_ONLY=crypto,setup,loadtester,certs,idle,lifecycle,trap,userspace,kernel picks sections.
 import { runCryptoBench } from './crypto-bench.js';
+import { runIdleBench } from './idle.js';
 import { runKernelPathBench } from './kernel-path.js';
 import { runLoadTester, runLoadTesterCerts } from './loadtester.js';
 import { runRekeyLatency } from './rekey-latency.js';
 import { runMemory, runSetupRate } from './setup-rate.js';
+import { runTrapLatency } from './trap-latency.js';
 import { runUserspaceEspBench } from './userspace-esp.js';
 
 const only = process.env.BENCH_ONLY?.split(',');
@@ -29,10 +31,18 @@ if (want('certs')) {
   );
   await runLoadTesterCerts(); // prints its lines as they come
 }
+if (want('idle')) {
+  console.log('\n== memory at rest (issue: efficiency) ==');
+  await runIdleBench(); // prints its lines as they come
+}
 if (want('lifecycle')) {
   console.log('\n== lifecycle (issue: tunnel lifecycle) ==');
   for (const l of await runRekeyLatency()) console.log(l);
   for (const l of await runMemory(Number(process.env.BENCH_MEMORY_COUNT ?? 10_000))) console.log(l);
+}
+if (want('trap')) {
+  console.log('\n== trap to traffic, initiator side (issue: efficiency) ==');
+  for (const l of await runTrapLatency()) console.log(l);
 }
 if (want('userspace')) {
   console.log('\n== userspace ESP data path (issue: data path) ==');

@@ -13,7 +13,8 @@
 // translated at the node, the `kubernetes` Service at 10.96.0.1:443 (the fake API server), the
 // Cilium agent's socket, and the kubelet's probes. The fake API server serves the Pod, the
 // CiliumEndpoint (written by a simulated Cilium agent) and the ip-masq-agent ConfigMap.
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createPrivateKey } from 'node:crypto';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +23,7 @@ import { FakeCiliumAgent } from '../fakes/cilium-agent.js';
 import { FakeKubeApiServer, type KubeObj, SimulatedCiliumAgent } from '../fakes/kube-apiserver.js';
 import { waitFor } from '../fakes/wait.js';
 import { detectRenderer, ensureRenderer, type K8sObject, render } from '../helm/render.js';
+import { Pki } from '../helpers/pki.js';
 import { type Charon, createLab, LAB_PSK, type Lab, run } from '../interop/lab.js';
 import { deploySkipReason, ensureImage } from './image.js';
 import { find, type PodSandbox, podTemplate, type RunningPod, SimNode } from './kubelet.js';
@@ -48,7 +50,7 @@ function saToken(namespace: string, serviceAccount: string): string {
 }
 
 /** The reference chart's values, as a user fills them in (`helm inspect values` + edits). */
-function referenceValues(image: string, psk: string, peer: string): string {
+function referenceValues(image: string, psk: string, peer: string, ipsecExtra = ''): string {
   return `podCIDR: "10.10.0.0/16"
 serviceCIDR: "10.96.0.0/12"
 peerCIDRs:
@@ -57,7 +59,7 @@ mtu: 1300
 ipsec:
   psk: "${psk}"
   peer: "${peer}"
-image: "${image}"
+${ipsecExtra}image: "${image}"
 `;
 }
 
@@ -104,8 +106,8 @@ describe.skipIf(skipReason !== undefined)('the chart as deployed (image + pods o
   /** The StatefulSet's pod: `<statefulset>-0`. */
   let frontendName: string;
 
-  function renderChart(psk: string): K8sObject[] {
-    const r = render(renderer, referenceValues(image, psk, lab.addr.onpremPublic), {
+  function renderChart(psk: string, ipsecExtra = ''): K8sObject[] {
+    const r = render(renderer, referenceValues(image, psk, lab.addr.onpremPublic, ipsecExtra), {
       release: RELEASE,
       namespace: NAMESPACE,
     });
@@ -172,8 +174,16 @@ add rule ip k8s lb iifname "wan0" ip daddr ${NODE_IP} udp dport { 500, 4500 } dn
     await lab.exec('cluster', 'conntrack', ['-D', '-p', 'udp', '--orig-dst', NODE_IP], { check: false });
   }
 
-  async function startFrontend(psk = LAB_PSK): Promise<RunningPod> {
-    objects = renderChart(psk);
+  /**
+   * Starts the frontend pod from the chart rendered with the reference values (and `ipsecExtra`,
+   * indented lines under ipsec:); `extraObjects` are objects the cluster already has (Secrets).
+   */
+  async function startFrontend(
+    psk = LAB_PSK,
+    ipsecExtra = '',
+    extraObjects: K8sObject[] = [],
+  ): Promise<RunningPod> {
+    objects = [...renderChart(psk, ipsecExtra), ...extraObjects];
     const ip = FRONTEND_IPS[ipIndex++ % FRONTEND_IPS.length]!;
     frontendSb = await node.createSandbox(frontendName, NAMESPACE, ip);
     announcePod(frontendSb);
@@ -537,4 +547,103 @@ table inet apicut {
     expect(m.body).toMatch(/^ikegw_tunnel_up\{[^}]*\} 0$/m);
     await stopFrontend();
   }, 120_000);
+  it('with ipsec.auth cert: a kubernetes.io/tls Secret, strongSwan on-prem with certificates — tunnel up, traffic flows', async () => {
+    if (frontend) await stopFrontend();
+    // The cluster's certificate from an intermediate (tls.crt = ours + intermediate, as
+    // cert-manager writes it), the on-prem gateway's from another CA (ipsec.peerCa).
+    const pki = new Pki(join(dir, 'pki'));
+    const clusterDn = 'C=CH, O=ikegw test, CN=vpn.vpn';
+    const onpremDn = 'C=CH, O=onprem, CN=gw.onprem.example';
+    const ours = pki.issue({
+      name: 'cluster',
+      keyType: 'p256',
+      subject: clusterDn,
+      issuer: pki.intermediate,
+    });
+    const gw = pki.issue({ name: 'onprem-gw', keyType: 'p256', subject: onpremDn, issuer: pki.otherRoot });
+    const pem = (f: string) => readFileSync(f, 'latin1');
+    const b64 = (s: string) => Buffer.from(s).toString('base64');
+    const tls: K8sObject = {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'ikegw-tls', namespace: NAMESPACE },
+      type: 'kubernetes.io/tls',
+      data: {
+        'tls.crt': b64(pem(ours.cert) + pem(pki.intermediate.cert)),
+        // cert-manager's default encoding for ECDSA (PKCS1): a SEC1 "EC PRIVATE KEY"
+        'tls.key': b64(
+          createPrivateKey(readFileSync(ours.key)).export({ format: 'pem', type: 'sec1' }).toString(),
+        ),
+        'ca.crt': b64(pem(pki.root.cert)),
+      },
+    };
+    const onpremCa: K8sObject = {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'onprem-ca', namespace: NAMESPACE },
+      data: { 'ca.crt': pem(pki.otherRoot.cert) },
+    };
+    // strongSwan: the same connection, now with certificates (swanctl --load-all replaces it)
+    copyFileSync(gw.key, join(charon.dir, 'swanctl', 'private', 'onprem-gw.key'));
+    const conf = join(charon.dir, 'swanctl', 'swanctl.conf');
+    writeFileSync(
+      conf,
+      `connections {
+  cluster {
+    remote_addrs = ${NODE_IP}
+    local {
+      auth = pubkey
+      certs = ${gw.cert}
+      id = "${onpremDn}"
+    }
+    remote {
+      auth = pubkey
+      cacerts = ${pki.root.cert}
+      id = "${clusterDn}"
+    }
+    children {
+      cluster {
+        local_ts = ${PEER_CIDR}
+        remote_ts = 10.10.0.0/16,10.96.0.0/12
+        start_action = trap
+      }
+    }
+  }
+}
+`,
+    );
+    await charon.swanctl(['--load-all', '--noprompt', '--file', conf]);
+    await waitFor(async () => (await charon.listSas()).length, {
+      timeoutMs: 20_000,
+      ok: (n) => n === 0,
+      what: 'no SA at strongSwan',
+    });
+    const before = charon.log().length;
+
+    const pod = await startFrontend(
+      '',
+      `  auth: cert\n  certSecret: ikegw-tls\n  remoteId: "${onpremDn}"\n  peerCa:\n    configMap: onprem-ca\n`,
+      [tls, onpremCa],
+    );
+    // no PSK anywhere in what the chart rendered for this pod
+    const cfgSecret = objects.find((o) => o.kind === 'Secret' && o.metadata.name.endsWith('-config'))!;
+    expect(Object.keys(cfgSecret.data as Record<string, string>)).toEqual(['config.yaml']);
+
+    const s = await pingUntil(workload, lab.addr.onhost, 60_000);
+    console.log(`deploy: certificate tunnel: first packet -> reply in ${s.toFixed(1)} s`);
+    expect(await lab.ping('onhost', WORKLOAD_IP, { count: 3 })).toBe(3);
+    const sas = await charon.listSas();
+    expect(sas).toHaveLength(1);
+    expect(sas[0]!.state).toBe('ESTABLISHED');
+    expect(sas[0]!.remoteId).toBe(clusterDn);
+    const log = charon.log().slice(before);
+    // strongSwan verified our certificate chain (intermediate sent in CERT) and our signature
+    expect(log).toMatch(/received end entity cert "C=CH, O=ikegw test, CN=vpn\.vpn"/);
+    expect(log).toMatch(/received issuer cert "C=CH, O=ikegw test, CN=ikegw Intermediate CA"/);
+    expect(log).toMatch(/authentication of 'C=CH, O=ikegw test, CN=vpn\.vpn' with [^ ]+ successful/);
+    const logs = await pod.logs('ikegw');
+    expect(logs).not.toContain('PRIVATE KEY');
+    expect((await pod.exec('ikegw', ['ikegw', 'sas'])).stdout).toMatch(/onprem.*ESTABLISHED/);
+    await stopFrontend();
+  }, 180_000);
 });

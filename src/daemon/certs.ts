@@ -6,7 +6,17 @@
 import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
 import type { IdConfig } from '../ike/config.js';
 import { describeKey, keyKind, SignatureError } from '../ike/crypto/signature.js';
-import { type Cert, certHasId, certIds, isSelfSigned, parseCert } from '../ike/crypto/x509.js';
+import {
+  type Cert,
+  type Crl,
+  certHasId,
+  certIds,
+  crlSignatureProblem,
+  isSelfSigned,
+  parseCert,
+  parseCrl,
+  sameName,
+} from '../ike/crypto/x509.js';
 
 /** Warn when a certificate expires within this many days. */
 export const EXPIRY_WARNING_DAYS = 14;
@@ -21,6 +31,7 @@ export interface CertCtx {
 }
 
 const PEM_CERT = /-----BEGIN CERTIFICATE-----([\s\S]*?)-----END CERTIFICATE-----/g;
+const PEM_CRL = /-----BEGIN X509 CRL-----([\s\S]*?)-----END X509 CRL-----/g;
 
 /**
  * Every certificate, key and CRL file is read here: what it reads, the daemon watches for rotation
@@ -61,6 +72,67 @@ export function certsFromFile(ctx: CertCtx, path: string, file: string): Cert[] 
     }
   }
   return out;
+}
+
+/**
+ * The CRLs in a file: PEM (one or more "X509 CRL" blocks) or one DER CRL. `inCacerts`: a
+ * remote.cacerts file, whose CRL blocks (if any) count too — no error when it has none.
+ */
+export function crlsFromFile(ctx: CertCtx, path: string, file: string, inCacerts = false): Crl[] | undefined {
+  const raw = read(ctx, path, file);
+  if (!raw) return undefined;
+  const text = Buffer.from(raw).toString('latin1');
+  const ders: Uint8Array[] = [];
+  if (text.includes('-----BEGIN')) {
+    for (const m of text.matchAll(PEM_CRL))
+      ders.push(new Uint8Array(Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64')));
+    if (ders.length === 0 && !inCacerts)
+      return ctx.err(path, `${JSON.stringify(file)} holds no PEM X509 CRL block`);
+  } else if (inCacerts) return [];
+  else ders.push(raw);
+  const out: Crl[] = [];
+  for (const [i, der] of ders.entries()) {
+    try {
+      out.push(parseCrl(der));
+    } catch (e) {
+      return ctx.err(
+        path,
+        `${JSON.stringify(file)}: ${ders.length > 1 ? `CRL ${i + 1}` : 'the CRL'} does not parse (${(e as Error).message.replace(/^the CRL does not parse: /, '')})`,
+      );
+    }
+    const crl = out[out.length - 1]!;
+    if (crl.parts.unknownCritical.length) {
+      return ctx.err(
+        path,
+        `${JSON.stringify(file)}: the CRL of "${crl.issuer}" has critical extension(s) ikegw does not implement: ${crl.parts.unknownCritical.join(', ')}`,
+      );
+    }
+  }
+  return out;
+}
+
+/**
+ * A CRL against the trusted CAs: signed by the one it names (an error when that CA is in
+ * remote.cacerts and the signature does not verify), stale (a warning: it is applied anyway).
+ * A CRL of a CA not in remote.cacerts is checked when that CA arrives as an intermediate in CERT.
+ */
+export function checkCrl(ctx: CertCtx, path: string, crl: Crl, cas: Cert[], nowMs: number): void {
+  const named = cas.filter((c) => sameName(c.parts.subject, crl.parts.issuer));
+  if (named.length && !named.some((c) => crlSignatureProblem(crl, c) === undefined)) {
+    ctx.err(path, `the CRL of "${crl.issuer}": ${crlSignatureProblem(crl, named[0]!)}`);
+    return;
+  }
+  if (!named.length) {
+    ctx.warnings.push(
+      `${path}: the CRL of "${crl.issuer}" names no CA in remote.cacerts; it applies when the peer sends that CA as an intermediate`,
+    );
+  }
+  const next = crl.parts.nextUpdate;
+  if (next !== undefined && nowMs > next) {
+    ctx.warnings.push(
+      `${path}: the CRL of "${crl.issuer}" is stale (nextUpdate ${new Date(next).toISOString()}); it is applied anyway — replace it`,
+    );
+  }
 }
 
 /** The private key file (PEM or DER; PKCS#8, PKCS#1 RSA or SEC1 EC; not encrypted). */

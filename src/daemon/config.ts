@@ -43,7 +43,15 @@ import { parseCert } from '../ike/crypto/x509.js';
 import type { TsRange } from '../ike/ports.js';
 import { ProposalSyntaxError, parseProposal } from '../ike/sa/proposal-syntax.js';
 import { IdType } from '../ike/wire/constants.js';
-import { certsFromFile, checkLocalChain, expiryWarnings, keyFromFile, localIdForCert } from './certs.js';
+import {
+  certsFromFile,
+  checkCrl,
+  checkLocalChain,
+  crlsFromFile,
+  expiryWarnings,
+  keyFromFile,
+  localIdForCert,
+} from './certs.js';
 import type { LogFormat } from './log.js';
 
 export { DEFAULT_CONFIG_PATH, DEFAULT_CONTROL_SOCKET } from '../common/control-protocol.js';
@@ -685,6 +693,8 @@ interface Side {
   certs?: Uint8Array[];
   /** local: PKCS#8 DER of the private key. */
   key?: SecretBytes;
+  /** remote: CRLs (remote.crls, and CRL blocks in remote.cacerts files), DER. */
+  crls?: Uint8Array[];
 }
 
 const fileList = (ctx: Ctx, path: string, v: unknown): string[] | undefined => {
@@ -696,10 +706,15 @@ const fileList = (ctx: Ctx, path: string, v: unknown): string[] | undefined => {
 
 /**
  * local / remote: id, auth (psk | pubkey, local also rsa/pss), and for pubkey local.certs +
- * local.key (files; the key never inline) or remote.cacerts (files).
+ * local.key (files; the key never inline) or remote.cacerts + remote.crls (files).
  */
 function endpointSide(ctx: Ctx, path: string, v: unknown, remote: boolean, nowMs: number, cas?: Side): Side {
-  const o = mapping(ctx, path, v, remote ? ['id', 'auth', 'cacerts'] : ['id', 'auth', 'certs', 'key']);
+  const o = mapping(
+    ctx,
+    path,
+    v,
+    remote ? ['id', 'auth', 'cacerts', 'crls'] : ['id', 'auth', 'certs', 'key'],
+  );
   const side: Side = { id: null, auth: 'psk', rsaPss: false };
   if (!o) return side;
   const authOk = remote ? ['psk', 'pubkey'] : ['psk', 'pubkey', 'rsa/pss'];
@@ -711,7 +726,7 @@ function endpointSide(ctx: Ctx, path: string, v: unknown, remote: boolean, nowMs
   side.id = identity(ctx, join(path, 'id'), o.id, remote);
   const certKey = remote ? 'cacerts' : 'certs';
   if (side.auth !== 'pubkey') {
-    for (const k of [certKey, 'key']) {
+    for (const k of [certKey, 'key', 'crls']) {
       if (o[k] !== undefined) ctx.err(join(path, k), `needs ${join(path, 'auth')}: pubkey`);
     }
     return side;
@@ -733,6 +748,25 @@ function endpointSide(ctx: Ctx, path: string, v: unknown, remote: boolean, nowMs
     for (const c of certs) {
       if (!c.x509.ca) ctx.warnings.push(`${join(path, 'cacerts')}: "${c.subject}" is not a CA certificate`);
     }
+    // CRLs: remote.crls files, and "X509 CRL" blocks in the cacerts files (as one PEM bundle)
+    const crlPaths: Array<[string, string, boolean]> = (files ?? []).map((f, i) => [
+      `${join(path, certKey)}[${i}]`,
+      f,
+      true,
+    ]);
+    if (o.crls !== undefined) {
+      const crlFiles = fileList(ctx, join(path, 'crls'), o.crls);
+      for (const [i, f] of (crlFiles ?? []).entries())
+        crlPaths.push([`${join(path, 'crls')}[${i}]`, f, false]);
+    }
+    const crls: Uint8Array[] = [];
+    for (const [p, f, inCacerts] of crlPaths) {
+      for (const crl of crlsFromFile(ctx, p, f, inCacerts) ?? []) {
+        checkCrl(ctx, p, crl, certs, nowMs);
+        crls.push(crl.der);
+      }
+    }
+    if (crls.length) side.crls = crls;
     return side;
   }
   if (o.key === undefined || o.key === null) {
@@ -987,6 +1021,7 @@ function connection(
   if (remoteSide.auth === 'pubkey') {
     cfg.remoteAuth = 'pubkey';
     cfg.remoteCaCerts = remoteSide.certs!;
+    if (remoteSide.crls) cfg.remoteCrls = remoteSide.crls;
   }
   if (localSide.auth === 'pubkey' || remoteSide.auth === 'pubkey') cfg.sendCert = sendCert!;
   return { cfg, children: childDrafts };

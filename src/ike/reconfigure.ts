@@ -10,7 +10,8 @@
 //   re-established  something the established SAs were negotiated with changed (addresses,
 //                   identities, PSK, authentication methods or trusted CAs, proposals, selectors,
 //                   children): its SAs are deleted and set up again per start_action
-//   (our own certificate and key count as an update: the next IKE_SA or IKE_SA rekey uses them)
+//   (our own certificate and key count as an update: the next IKE_SA or IKE_SA rekey uses them;
+//   so do CRLs: the next authentication checks the new ones, established SAs stay, as strongSwan)
 import type { ChildConfig, ConnectionConfig, EngineConfig } from './config.js';
 
 export type ConnChange =
@@ -88,6 +89,7 @@ function fileName(k: string): string {
     remoteAuth: 'remote.auth',
     rsaPss: 'local.auth',
     remoteCaCerts: 'remote.cacerts',
+    remoteCrls: 'remote.crls',
     localCerts: 'local.certs',
     localKey: 'local.key',
     fragmentSize: 'fragment_size',

@@ -1,12 +1,13 @@
 // A test PKI made with the openssl command line (Debian's OpenSSL 3): a root CA, an intermediate
 // CA, another root nobody trusts, and end-entity certificates with RSA-3072, ECDSA P-256/P-384 and
 // Ed25519 keys and subjectAltNames, issued with `openssl ca` so validity dates can lie in the past
-// (expired certificates). Everything lands in one directory; keys are PEM (PKCS#8).
+// (expired certificates); revocation with `openssl ca -revoke` and CRLs with `-gencrl`, one per
+// issuing CA. Everything lands in one directory; keys are PEM (PKCS#8).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-export type KeyType = 'rsa3072' | 'rsa2048' | 'p256' | 'p384' | 'ed25519';
+export type KeyType = 'rsa3072' | 'rsa2048' | 'p256' | 'p384' | 'p521' | 'ed25519';
 
 export interface Issued {
   name: string;
@@ -40,6 +41,8 @@ export class Pki {
   readonly intermediate: Issued;
   readonly otherRoot: Issued;
   private serial = 1;
+  /** Serial -> name of the issuing CA: each CA's CRL lists only its own. */
+  private readonly issuerOf = new Map<number, string>();
 
   constructor(readonly dir: string) {
     mkdirSync(join(dir, 'newcerts'), { recursive: true });
@@ -63,6 +66,7 @@ export class Pki {
       rsa2048: ['-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048'],
       p256: ['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256'],
       p384: ['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-384'],
+      p521: ['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-521'],
       ed25519: ['-algorithm', 'ED25519'],
     };
     openssl(['genpkey', ...alg[type], '-out', key], this.dir);
@@ -117,6 +121,8 @@ export class Pki {
     notAfter?: Date;
     /** Sign with this key instead of a new one for `name`. */
     keyFrom?: string;
+    /** More extension lines in openssl syntax ("crlDistributionPoints=URI:http://..."). */
+    ext?: string[];
   }): Issued {
     const key = o.keyFrom ?? this.keyFile(o.name, o.keyType);
     const issuer = o.issuer ?? this.root;
@@ -127,29 +133,13 @@ export class Pki {
       'subjectKeyIdentifier=hash',
       'authorityKeyIdentifier=keyid',
       ...(o.san?.length ? [`subjectAltName=${o.san.join(',')}`] : []),
+      ...(o.ext ?? []),
     ];
     writeFileSync(join(this.dir, `${o.name}.ext`), `${ext.join('\n')}\n`);
-    writeFileSync(join(this.dir, 'serial'), `${(this.serial++).toString(16).padStart(4, '0')}\n`);
-    writeFileSync(
-      join(this.dir, 'ca.cnf'),
-      `[ca]
-default_ca = ca_default
-[ca_default]
-dir = ${this.dir}
-database = ${this.dir}/index.txt
-new_certs_dir = ${this.dir}/newcerts
-serial = ${this.dir}/serial
-default_md = sha256
-policy = policy_any
-unique_subject = no
-email_in_dn = no
-[policy_any]
-commonName = supplied
-countryName = optional
-organizationName = optional
-organizationalUnitName = optional
-`,
-    );
+    const serial = this.serial++;
+    writeFileSync(join(this.dir, 'serial'), `${serial.toString(16).padStart(4, '0')}\n`);
+    this.issuerOf.set(serial, issuer.name);
+    this.caConf();
     const now = Date.now();
     openssl(
       [
@@ -177,5 +167,89 @@ organizationalUnitName = optional
       this.dir,
     );
     return this.result(o.name, key, o.subject);
+  }
+
+  /** openssl ca's configuration (database index.txt, or `database` for a CRL of one CA). */
+  private caConf(database = 'index.txt'): void {
+    writeFileSync(
+      join(this.dir, 'ca.cnf'),
+      `[ca]
+default_ca = ca_default
+[ca_default]
+dir = ${this.dir}
+database = ${this.dir}/${database}
+new_certs_dir = ${this.dir}/newcerts
+serial = ${this.dir}/serial
+crlnumber = ${this.dir}/crlnumber
+default_md = sha256
+policy = policy_any
+unique_subject = no
+email_in_dn = no
+crl_extensions = crl_ext
+[crl_ext]
+authorityKeyIdentifier = keyid:always
+[policy_any]
+commonName = supplied
+countryName = optional
+organizationName = optional
+organizationalUnitName = optional
+`,
+    );
+    if (!existsSync(join(this.dir, 'crlnumber'))) writeFileSync(join(this.dir, 'crlnumber'), '1000\n');
+  }
+
+  /** Revokes a certificate (`openssl ca -revoke`); it appears in its issuer's next crl(). */
+  revoke(cert: Issued, reason = 'keyCompromise', issuer: Issued = this.root): void {
+    this.caConf();
+    openssl(
+      [
+        'ca',
+        '-config',
+        'ca.cnf',
+        '-revoke',
+        cert.cert,
+        '-crl_reason',
+        reason,
+        '-cert',
+        issuer.cert,
+        '-keyfile',
+        issuer.key,
+      ],
+      this.dir,
+    );
+  }
+
+  /**
+   * A CRL of `issuer` (`openssl ca -gencrl`), PEM, listing the certificates it issued that were
+   * revoked; valid for `hours` (nextUpdate). Returns the file's path.
+   */
+  crl(issuer: Issued = this.root, o: { hours?: number; file?: string } = {}): string {
+    const own = readFileSync(join(this.dir, 'index.txt'), 'latin1')
+      .split('\n')
+      .filter((l) => l && this.issuerOf.get(Number.parseInt(l.split('\t')[3] ?? '', 16)) === issuer.name);
+    const db = `index-${issuer.name}.txt`;
+    writeFileSync(join(this.dir, db), own.map((l) => `${l}\n`).join(''));
+    writeFileSync(join(this.dir, `${db}.attr`), 'unique_subject = no\n');
+    this.caConf(db);
+    const file = o.file ?? join(this.dir, `${issuer.name}.crl.pem`);
+    openssl(
+      [
+        'ca',
+        '-config',
+        'ca.cnf',
+        '-gencrl',
+        '-cert',
+        issuer.cert,
+        '-keyfile',
+        issuer.key,
+        '-crlhours',
+        String(o.hours ?? 24),
+        '-out',
+        file,
+      ],
+      this.dir,
+    );
+    this.caConf();
+    return file;
   }
 }

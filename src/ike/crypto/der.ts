@@ -1,8 +1,10 @@
 // The little ASN.1 DER that certificate authentication needs beyond node:crypto's X509Certificate:
 // the subject Name (ID_DER_ASN1_DN, RFC 7296 §3.5) and SubjectPublicKeyInfo (CERTREQ, §3.7) as
 // raw bytes, keyUsage and subjectAltName entries, distinguished names as text and back, and the
-// AlgorithmIdentifiers of RFC 7427. A reader of definite-length DER with single-byte tags (all that
-// X.509 uses) and a writer for SEQUENCE/SET/OID/strings; everything else is X509Certificate's.
+// AlgorithmIdentifiers of RFC 7427, CRLs (RFC 5280 §5: issuer, dates, revoked serials) and the
+// CRL distribution point / OCSP URIs of a certificate (logged, never fetched). A reader of
+// definite-length DER with single-byte tags (all that X.509 uses) and a writer for
+// SEQUENCE/SET/OID/strings; everything else is X509Certificate's.
 import { DecodeError } from '../../common/errors.js';
 
 export const Tag = {
@@ -131,18 +133,66 @@ export interface CertParts {
   keyUsage?: number;
   /** subjectAltName entries. */
   san: { dns: string[]; email: string[]; ip: Uint8Array[] };
+  /** serialNumber as lower-case hex without leading zero bytes (as a CRL entry's, crlParts). */
+  serial: string;
+  /** URIs of cRLDistributionPoints and of authorityInfoAccess OCSP (logged, never fetched). */
+  crlUris: string[];
+  ocspUris: string[];
 }
 
 export const KeyUsage = { digitalSignature: 0x8000, keyCertSign: 0x0400 } as const;
 
 const OID_KEY_USAGE = '2.5.29.15';
 const OID_SAN = '2.5.29.17';
+const OID_CRL_DP = '2.5.29.31';
+const OID_AIA = '1.3.6.1.5.5.7.1.1';
+const OID_OCSP = '1.3.6.1.5.5.7.48.1';
+
+/** An INTEGER's value as lower-case hex, leading zero bytes dropped: serial numbers compare so. */
+export function serialHex(v: Uint8Array): string {
+  let i = 0;
+  while (i < v.length - 1 && v[i] === 0) i++;
+  return Buffer.from(v.subarray(i)).toString('hex');
+}
+
+/** uniformResourceIdentifier [6] entries of a GeneralNames list. */
+function uris(buf: Uint8Array, names: Tlv): string[] {
+  return children(buf, names)
+    .filter((g) => g.tag === 0x86)
+    .map((g) => Buffer.from(value(buf, g)).toString('latin1'));
+}
+
+/**
+ * cRLDistributionPoints (RFC 5280 §4.2.1.13): SEQUENCE OF DistributionPoint { [0] EXPLICIT
+ * DistributionPointName { fullName [0] IMPLICIT GeneralNames | ... } ... } — the fullName URIs.
+ */
+function crlDpUris(buf: Uint8Array, ext: Tlv): string[] {
+  const out: string[] = [];
+  for (const dp of children(buf, expect(ext, Tag.SEQUENCE, 'CRLDistributionPoints'))) {
+    const name = children(buf, dp).find((t) => t.tag === 0xa0);
+    if (!name) continue;
+    for (const n of children(buf, name)) if (n.tag === 0xa0) out.push(...uris(buf, n));
+  }
+  return out;
+}
+
+/** authorityInfoAccess (RFC 5280 §4.2.2.1): the id-ad-ocsp accessLocation URIs. */
+function ocspUris(buf: Uint8Array, ext: Tlv): string[] {
+  const out: string[] = [];
+  for (const ad of children(buf, expect(ext, Tag.SEQUENCE, 'AuthorityInfoAccessSyntax'))) {
+    const [method, loc] = children(buf, ad);
+    if (!method || method.tag !== Tag.OID || loc?.tag !== 0x86) continue;
+    if (decodeOid(value(buf, method)) === OID_OCSP) out.push(Buffer.from(value(buf, loc)).toString('latin1'));
+  }
+  return out;
+}
 
 export function certParts(der: Uint8Array): CertParts {
   const cert = expect(readTlv(der, 0), Tag.SEQUENCE, 'Certificate');
   const tbs = expect(children(der, cert)[0], Tag.SEQUENCE, 'TBSCertificate');
   const f = children(der, tbs);
   let i = f[0]?.tag === 0xa0 ? 1 : 0; // [0] version
+  const serial = expect(f[i], Tag.INTEGER, 'serialNumber');
   i += 2; // serialNumber, signature
   const issuer = expect(f[i++], Tag.SEQUENCE, 'issuer');
   i++; // validity
@@ -153,6 +203,9 @@ export function certParts(der: Uint8Array): CertParts {
     issuer: whole(der, issuer),
     spki: whole(der, spki),
     san: { dns: [], email: [], ip: [] },
+    serial: serialHex(value(der, serial)),
+    crlUris: [],
+    ocspUris: [],
   };
   const exts = f.slice(i).find((t) => t.tag === 0xa3);
   if (!exts) return out;
@@ -171,9 +224,155 @@ export function certParts(der: Uint8Array): CertParts {
         else if (g.tag === 0x82) out.san.dns.push(Buffer.from(v).toString('latin1'));
         else if (g.tag === 0x87) out.san.ip.push(Uint8Array.from(v));
       }
+    } else if (oid === OID_CRL_DP || oid === OID_AIA) {
+      // informational only (logged, not fetched): a malformed one does not fail the certificate
+      try {
+        if (oid === OID_CRL_DP) out.crlUris.push(...crlDpUris(der, inner));
+        else out.ocspUris.push(...ocspUris(der, inner));
+      } catch {
+        /* ignored */
+      }
     }
   }
   return out;
+}
+
+// ------------------------------------------------------------------------------------ CRLs
+
+/** A revokedCertificates entry (RFC 5280 §5.1.2.6). */
+export interface RevokedEntry {
+  /** userCertificate as serialHex. */
+  serial: string;
+  /** revocationDate, ms since the epoch. */
+  date: number;
+  /** reasonCode (RFC 5280 §5.3.1), when the entry has one. */
+  reason?: number;
+}
+
+/** What revocation checking reads from a CRL (RFC 5280 §5.1 CertificateList). */
+export interface CrlParts {
+  /** tbsCertList, DER: what the signature covers. */
+  tbs: Uint8Array;
+  /** signatureAlgorithm, DER AlgorithmIdentifier. */
+  sigAlg: Uint8Array;
+  signature: Uint8Array;
+  issuer: Uint8Array;
+  thisUpdate: number;
+  nextUpdate?: number;
+  revoked: RevokedEntry[];
+  /** cRLNumber, when present (hex). */
+  crlNumber?: string;
+  /** Critical CRL extensions this reader does not implement (RFC 5280 §5.2: such a CRL is unusable). */
+  unknownCritical: string[];
+}
+
+const OID_CRL_NUMBER = '2.5.29.20';
+const OID_DELTA_CRL = '2.5.29.27';
+const OID_ISSUING_DP = '2.5.29.28';
+const OID_AKI = '2.5.29.35';
+const OID_REASON = '2.5.29.21';
+
+/** UTCTime (RFC 5280 §4.1.2.5.1: YY >= 50 is 19YY) or GeneralizedTime, "Z" only, as ms. */
+export function decodeTime(buf: Uint8Array, t: Tlv | undefined, what: string): number {
+  if (!t || (t.tag !== Tag.UTC_TIME && t.tag !== Tag.GENERALIZED_TIME)) {
+    throw new DecodeError(`DER: ${what} expected (UTCTime or GeneralizedTime)`);
+  }
+  const s = Buffer.from(value(buf, t)).toString('latin1');
+  const m =
+    t.tag === Tag.UTC_TIME
+      ? /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(s)
+      : /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(?:\.\d+)?Z$/.exec(s);
+  if (!m) throw new DecodeError(`DER: ${what} ${JSON.stringify(s)} is not a valid time`);
+  let year = Number(m[1]);
+  if (t.tag === Tag.UTC_TIME) year += year >= 50 ? 1900 : 2000;
+  const [mo, d, h, mi, se] = m.slice(2, 7).map(Number) as [number, number, number, number, number];
+  const ms = Date.UTC(year, mo - 1, d, h, mi, se);
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60 || Number.isNaN(ms)) {
+    throw new DecodeError(`DER: ${what} ${JSON.stringify(s)} is not a valid time`);
+  }
+  return ms;
+}
+
+/** The Extensions of a CRL or CRL entry: [oid, critical, extnValue's inner TLV]. */
+function extensions(buf: Uint8Array, seq: Tlv): Array<{ oid: string; critical: boolean; inner: Tlv }> {
+  return children(buf, expect(seq, Tag.SEQUENCE, 'Extensions')).map((ext) => {
+    const e = children(buf, expect(ext, Tag.SEQUENCE, 'Extension'));
+    const oid = decodeOid(value(buf, expect(e[0], Tag.OID, 'extnID')));
+    const critical = e.length === 3 && e[1]!.tag === Tag.BOOLEAN && buf[e[1]!.start] !== 0;
+    const octets = expect(e[e.length - 1], Tag.OCTET_STRING, 'extnValue');
+    return { oid, critical, inner: readTlv(buf, octets.start, octets.end) };
+  });
+}
+
+/**
+ * Reads a DER CRL (RFC 5280 §5.1): v1 or v2, the revoked serials with their dates and reasons,
+ * this/next update. Throws DecodeError naming the element that is wrong; the signature is checked
+ * by the caller (x509.ts), with the issuer's key.
+ */
+export function crlParts(der: Uint8Array): CrlParts {
+  if (der[0] !== Tag.SEQUENCE) throw new DecodeError('DER: CertificateList expected (tag 0x30)');
+  const outer = expect(readTlv(der, 0), Tag.SEQUENCE, 'CertificateList');
+  if (outer.end !== der.length) throw new DecodeError('DER: trailing bytes after CertificateList');
+  const [tbs, alg, sigBits, ...extra] = children(der, outer);
+  expect(tbs, Tag.SEQUENCE, 'tbsCertList');
+  expect(alg, Tag.SEQUENCE, 'signatureAlgorithm');
+  expect(sigBits, Tag.BIT_STRING, 'signatureValue');
+  if (extra.length) throw new DecodeError('DER: CertificateList has more than three elements');
+  const f = children(der, tbs!);
+  let i = 0;
+  if (f[0]?.tag === Tag.INTEGER) {
+    const v = value(der, f[0]);
+    if (v.length !== 1 || v[0]! > 1) throw new DecodeError('DER: CRL version is neither v1 nor v2');
+    i++;
+  }
+  const innerAlg = expect(f[i++], Tag.SEQUENCE, 'tbsCertList signature');
+  if (!equalArrays(whole(der, innerAlg), whole(der, alg!))) {
+    throw new DecodeError('DER: the CRL signature algorithm differs from the one in tbsCertList');
+  }
+  const issuer = expect(f[i++], Tag.SEQUENCE, 'CRL issuer');
+  const out: CrlParts = {
+    tbs: whole(der, tbs!),
+    sigAlg: whole(der, alg!),
+    signature: value(der, sigBits!).subarray(1),
+    issuer: whole(der, issuer),
+    thisUpdate: decodeTime(der, f[i++], 'thisUpdate'),
+    revoked: [],
+    unknownCritical: [],
+  };
+  if (value(der, sigBits!)[0] !== 0) throw new DecodeError('DER: signatureValue has unused bits');
+  if (f[i]?.tag === Tag.UTC_TIME || f[i]?.tag === Tag.GENERALIZED_TIME) {
+    out.nextUpdate = decodeTime(der, f[i++], 'nextUpdate');
+  }
+  if (f[i]?.tag === Tag.SEQUENCE) {
+    for (const entry of children(der, f[i++]!)) {
+      const e = children(der, expect(entry, Tag.SEQUENCE, 'revokedCertificates entry'));
+      const r: RevokedEntry = {
+        serial: serialHex(value(der, expect(e[0], Tag.INTEGER, 'userCertificate'))),
+        date: decodeTime(der, e[1], 'revocationDate'),
+      };
+      if (e[2]) {
+        for (const x of extensions(der, e[2])) {
+          if (x.oid === OID_REASON && x.inner.tag === 0x0a) r.reason = der[x.inner.start];
+          else if (x.critical) out.unknownCritical.push(`entry extension ${x.oid}`);
+        }
+      }
+      out.revoked.push(r);
+    }
+  }
+  if (f[i]?.tag === 0xa0) {
+    for (const x of extensions(der, children(der, f[i++]!)[0]!)) {
+      if (x.oid === OID_CRL_NUMBER && x.inner.tag === Tag.INTEGER)
+        out.crlNumber = serialHex(value(der, x.inner));
+      else if (x.oid === OID_DELTA_CRL) out.unknownCritical.push('deltaCRLIndicator (delta CRLs)');
+      else if (x.critical && x.oid !== OID_ISSUING_DP && x.oid !== OID_AKI) out.unknownCritical.push(x.oid);
+    }
+  }
+  if (i !== f.length) throw new DecodeError('DER: unexpected element in tbsCertList');
+  return out;
+}
+
+function equalArrays(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, k) => x === b[k]);
 }
 
 // ------------------------------------------------------------------------------------ names

@@ -248,26 +248,63 @@ export function verifyAuth(
     return bad(`AUTH method ${method} is not a signature method`);
   const len = data[0] ?? 0;
   if (data.length < 1 + len + 1) bad('RFC 7427 AUTH data is truncated');
+  return verifyWithAlgorithm(
+    key,
+    data.subarray(1, 1 + len),
+    data.subarray(1 + len),
+    octets,
+    accepted,
+    'RFC 7427',
+  );
+}
+
+/** Hashes a CRL's (or certificate's) signature may use: SHA-1 too (old CAs), and Ed25519's. */
+export const X509_SIG_HASHES: readonly number[] = [SigHash.SHA1, ...OUR_SIG_HASHES];
+
+/**
+ * A signature given by its DER AlgorithmIdentifier (RFC 7427 AUTH data, an X.509 signature such as
+ * a CRL's) over `octets` with `key`; `label` starts the scheme's words, `signer` names who signed
+ * and whose key it is in messages. Throws
+ * SignatureError('bad-signature', why) when it does not verify or the algorithm is not accepted.
+ */
+export function verifyWithAlgorithm(
+  key: KeyObject,
+  algDer: Uint8Array,
+  sig: Uint8Array,
+  octets: Uint8Array,
+  accepted: readonly number[],
+  label: string,
+  signer: { who: string; keyOf: string } = { who: 'the peer', keyOf: "the peer's certificate" },
+): string {
+  const kind = keyKind(key);
+  const bad = (why: string): never => {
+    throw new SignatureError('bad-signature', why);
+  };
+  const check = (ok: boolean, scheme: string): string => {
+    if (!ok) bad(`the ${scheme} signature does not verify with the public key of ${signer.keyOf}`);
+    return scheme;
+  };
   let alg: ReturnType<typeof parseAlgorithmIdentifier>;
   try {
-    alg = parseAlgorithmIdentifier(data.subarray(1, 1 + len));
+    alg = parseAlgorithmIdentifier(algDer);
   } catch (e) {
-    return bad(`RFC 7427 AlgorithmIdentifier does not parse: ${(e as Error).message}`);
+    return bad(`${label} AlgorithmIdentifier does not parse: ${(e as Error).message}`);
   }
-  const sig = data.subarray(1 + len);
   const hashOk = (h: number | undefined, what: string): number => {
     if (h === undefined || !accepted.includes(h)) {
-      bad(`the peer signed with ${what}, whose hash we did not announce (${describeHashes(accepted)})`);
+      bad(
+        `${signer.who} signed with ${what}, whose hash ${signer.who === 'the peer' ? 'we did not announce' : 'is not accepted'} (${describeHashes(accepted)})`,
+      );
     }
     return h!;
   };
   if (alg.oid === OID.ED25519) {
-    if (kind !== 'ed25519') bad(`the peer signed with Ed25519, but its certificate holds a ${kind} key`);
+    if (kind !== 'ed25519') bad(`${signer.who} signed with Ed25519, but ${signer.keyOf} holds a ${kind} key`);
     hashOk(SigHash.IDENTITY, 'Ed25519');
-    return check(verify(null, octets, key, sig), 'RFC 7427 Ed25519');
+    return check(verify(null, octets, key, sig), `${label} Ed25519`);
   }
   if (alg.oid === OID.RSA_PSS) {
-    if (kind !== 'rsa') bad(`the peer signed with RSASSA-PSS, but its certificate holds a ${kind} key`);
+    if (kind !== 'rsa') bad(`${signer.who} signed with RSASSA-PSS, but ${signer.keyOf} holds a ${kind} key`);
     let p: ReturnType<typeof parsePssParams>;
     try {
       p = parsePssParams(alg.params);
@@ -283,26 +320,27 @@ export function verifyAuth(
         { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: p.saltLength },
         sig,
       ),
-      `RFC 7427 RSASSA-PSS ${HASHES[h]!.name}`,
+      `${label} RSASSA-PSS ${HASHES[h]!.name}`,
     );
   }
   for (const [hs, oid] of Object.entries(OID.RSA_SHA)) {
     if (oid !== alg.oid) continue;
-    if (kind !== 'rsa') bad(`the peer signed with RSA, but its certificate holds a ${kind} key`);
+    if (kind !== 'rsa') bad(`${signer.who} signed with RSA, but ${signer.keyOf} holds a ${kind} key`);
     const h = hashOk(Number(hs), `RSA ${HASHES[Number(hs)]!.name}`);
     return check(
       verify(HASHES[h]!.name, octets, { key, padding: constants.RSA_PKCS1_PADDING }, sig),
-      `RFC 7427 ${HASHES[h]!.name}WithRSAEncryption`,
+      `${label} ${HASHES[h]!.name}WithRSAEncryption`,
     );
   }
   for (const [hs, oid] of Object.entries(OID.ECDSA_SHA)) {
     if (oid !== alg.oid) continue;
-    if (!kind.startsWith('ecdsa')) bad(`the peer signed with ECDSA, but its certificate holds a ${kind} key`);
+    if (!kind.startsWith('ecdsa'))
+      bad(`${signer.who} signed with ECDSA, but ${signer.keyOf} holds a ${kind} key`);
     const h = hashOk(Number(hs), `ECDSA ${HASHES[Number(hs)]!.name}`);
     return check(
       verify(HASHES[h]!.name, octets, { key, dsaEncoding: 'der' }, sig),
-      `RFC 7427 ecdsa-with-${HASHES[h]!.name}`,
+      `${label} ecdsa-with-${HASHES[h]!.name}`,
     );
   }
-  return bad(`RFC 7427 signature algorithm ${alg.oid} is not supported`);
+  return bad(`${label} signature algorithm ${alg.oid} is not supported`);
 }

@@ -1,12 +1,24 @@
 // Certificates for IKE_AUTH: the trust chain of a peer's certificate to a configured CA (validity,
 // basic constraints, key usage), identities against the certificate (subject DN, subjectAltName),
-// CERTREQ data (SHA-1 of the trusted CAs' SubjectPublicKeyInfo, RFC 7296 §3.7). X.509 parsing and
-// signature checks are node:crypto's X509Certificate; der.ts reads what it does not expose.
-// No I/O: the certificates come as DER from the configuration or CERT payloads, time as `nowMs`.
+// CERTREQ data (SHA-1 of the trusted CAs' SubjectPublicKeyInfo, RFC 7296 §3.7), revocation by
+// CRLs from files (RFC 5280 §6.3, the subset without delta CRLs, indirect CRLs or fetching).
+// X.509 parsing and certificate signature checks are node:crypto's X509Certificate; der.ts reads
+// what it does not expose, and CRLs, which node:crypto does not parse at all.
+// No I/O: certificates and CRLs come as DER from the configuration or CERT payloads, time as `nowMs`.
 import { createHash, X509Certificate } from 'node:crypto';
 import { concat, equalBytes } from '../../common/bytes.js';
 import { IdType } from '../wire/constants.js';
-import { type CertParts, certParts, dnMatches, formatDn, KeyUsage, parseDn } from './der.js';
+import {
+  type CertParts,
+  type CrlParts,
+  certParts,
+  crlParts,
+  dnMatches,
+  formatDn,
+  KeyUsage,
+  parseDn,
+} from './der.js';
+import { verifyWithAlgorithm, X509_SIG_HASHES } from './signature.js';
 
 /** Why a certificate was refused: the words in logs, failures and metrics' detail. */
 export type CertFailure =
@@ -17,7 +29,8 @@ export type CertFailure =
   | 'not-yet-valid'
   | 'not-a-ca'
   | 'key-usage'
-  | 'id-mismatch';
+  | 'id-mismatch'
+  | 'revoked';
 
 export class CertError extends Error {
   constructor(
@@ -71,7 +84,8 @@ export function isSelfSigned(c: Cert): boolean {
   return sameName(c.parts.issuer, c.parts.subject) && c.x509.verify(c.x509.publicKey);
 }
 
-function sameName(a: Uint8Array, b: Uint8Array): boolean {
+/** Two DER Names are the same (byte-equal, or equal as strongSwan compares DNs). */
+export function sameName(a: Uint8Array, b: Uint8Array): boolean {
   if (equalBytes(a, b)) return true;
   try {
     return dnMatches(parseDn(a), parseDn(b));
@@ -107,17 +121,141 @@ function checkCa(c: Cert, role: string): void {
   }
 }
 
+// ------------------------------------------------------------------------------------ CRLs
+
+export interface Crl {
+  der: Uint8Array;
+  parts: CrlParts;
+  /** Issuer DN in strongSwan's form. */
+  issuer: string;
+}
+
+const crlCache = new WeakMap<Uint8Array, Crl>();
+
+/** Parses a DER CRL (cached per array); throws an Error saying what does not parse. */
+export function parseCrl(der: Uint8Array): Crl {
+  const hit = crlCache.get(der);
+  if (hit) return hit;
+  let c: Crl;
+  try {
+    const parts = crlParts(der);
+    c = { der, parts, issuer: formatDn(parts.issuer) };
+  } catch (e) {
+    throw new Error(`the CRL does not parse: ${(e as Error).message}`);
+  }
+  crlCache.set(der, c);
+  return c;
+}
+
+const crlSigCache = new WeakMap<Uint8Array, Map<Uint8Array, string | undefined>>();
+
+/**
+ * Why the CRL's signature does not verify with `issuer`'s public key (undefined: it verifies, so
+ * the CRL is that CA's). Cached per CRL and issuer certificate.
+ */
+export function crlSignatureProblem(crl: Crl, issuer: Cert): string | undefined {
+  let m = crlSigCache.get(crl.der);
+  if (!m) {
+    m = new Map();
+    crlSigCache.set(crl.der, m);
+  }
+  if (m.has(issuer.der)) return m.get(issuer.der);
+  let why: string | undefined;
+  if (!sameName(crl.parts.issuer, issuer.parts.subject)) {
+    why = `its issuer "${crl.issuer}" is not "${issuer.subject}"`;
+  } else {
+    try {
+      verifyWithAlgorithm(
+        issuer.x509.publicKey,
+        crl.parts.sigAlg,
+        crl.parts.signature,
+        crl.parts.tbs,
+        X509_SIG_HASHES,
+        'CRL',
+        { who: 'the CRL', keyOf: `"${issuer.subject}"` },
+      );
+    } catch (e) {
+      // SignatureError, or node:crypto refusing the key for the algorithm
+      why = (e as Error).message;
+    }
+  }
+  m.set(issuer.der, why);
+  return why;
+}
+
+const REASONS = [
+  'unspecified',
+  'keyCompromise',
+  'cACompromise',
+  'affiliationChanged',
+  'superseded',
+  'cessationOfOperation',
+  'certificateHold',
+  '(7)',
+  'removeFromCRL',
+  'privilegeWithdrawn',
+  'aACompromise',
+];
+
+/** A note from chain verification for the log (a stale CRL, a CRL that is not its CA's, ...). */
+export type ChainNote = (level: 'debug' | 'warn', msg: string) => void;
+
+/**
+ * RFC 5280 §6.3 for one link: `c` issued by `issuer`. Every CRL naming `c`'s issuer whose signature
+ * verifies with `issuer`'s key is consulted; `c`'s serial in one is CertError revoked. A CRL past
+ * its nextUpdate still counts (as strongSwan: revoked stays revoked; the log says it is stale); no
+ * CRL for the issuer means no revocation information, which is accepted (no network fetching).
+ */
+function checkRevocation(
+  c: Cert,
+  issuer: Cert,
+  crls: readonly Crl[],
+  nowMs: number,
+  role: string,
+  note: ChainNote,
+): void {
+  let used = 0;
+  for (const crl of crls) {
+    if (!sameName(crl.parts.issuer, c.parts.issuer)) continue;
+    const problem = crlSignatureProblem(crl, issuer);
+    if (problem) {
+      note('warn', `CRL of "${crl.issuer}" ignored for "${c.subject}": ${problem}`);
+      continue;
+    }
+    used++;
+    const p = crl.parts;
+    if (p.nextUpdate !== undefined && nowMs > p.nextUpdate) {
+      note(
+        'warn',
+        `CRL of "${crl.issuer}" is stale (nextUpdate ${iso(new Date(p.nextUpdate))}); applied anyway — replace the file in remote.crls`,
+      );
+    }
+    const hit = p.revoked.find((r) => r.serial === c.parts.serial);
+    if (hit) {
+      throw new CertError(
+        'revoked',
+        `${role} "${c.subject}" (serial ${c.parts.serial}) is revoked by the CRL of "${crl.issuer}" since ${iso(
+          new Date(hit.date),
+        )}${hit.reason !== undefined ? ` (${REASONS[hit.reason] ?? hit.reason})` : ''}`,
+      );
+    }
+  }
+  if (!used && crls.length) note('debug', `no CRL of "${issuer.subject}" for "${c.subject}": not checked`);
+}
+
 /**
  * The chain from `ee` (the peer's end-entity certificate) through `intermediates` (its other CERT
  * payloads) to one of `trusted` (remote.cacerts): end-entity first, the trust anchor last. Checks
- * every certificate's validity and signature, CA flags and key usage; throws CertError naming
- * what is wrong.
+ * every certificate's validity and signature, CA flags and key usage, and revocation by `crls`
+ * (remote.crls; `note` hears about stale CRLs); throws CertError naming what is wrong.
  */
 export function verifyChain(
   ee: Cert,
   intermediates: readonly Cert[],
   trusted: readonly Cert[],
   nowMs: number,
+  crls: readonly Crl[] = [],
+  note: ChainNote = () => {},
 ): Cert[] {
   checkValidity(ee, nowMs, 'the peer certificate');
   if (ee.parts.keyUsage !== undefined && !(ee.parts.keyUsage & KeyUsage.digitalSignature)) {
@@ -142,6 +280,10 @@ export function verifyChain(
       checkValidity(anchor, nowMs, 'the trusted CA certificate');
       checkCa(anchor, 'the trusted CA certificate');
       chain.push(anchor);
+      for (let k = 0; k + 1 < chain.length; k++) {
+        const role = k === 0 ? 'the peer certificate' : 'the intermediate CA certificate';
+        checkRevocation(chain[k]!, chain[k + 1]!, crls, nowMs, role, note);
+      }
       return chain;
     }
     const im = intermediates.find((c) => !chain.includes(c) && issuedBy(c));

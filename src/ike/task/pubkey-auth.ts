@@ -23,6 +23,7 @@ import {
   certreqData,
   isSelfSigned,
   parseCert,
+  parseCrl,
   verifyChain,
 } from '../crypto/x509.js';
 import type { IkeSa } from '../sa/ike-sa.js';
@@ -80,6 +81,7 @@ function readHashes(ps: Payload[]): number[] | undefined {
 }
 
 const trustedCas = (c: ConnectionConfig): Cert[] => (c.remoteCaCerts ?? []).map(parseCert);
+const crls = (c: ConnectionConfig) => (c.remoteCrls ?? []).map(parseCrl);
 
 function certreqs(conn: ConnectionConfig): Payload[] {
   if (conn.remoteAuth !== 'pubkey') return [];
@@ -230,10 +232,31 @@ export function verifySignature(
   try {
     ee = parseCert(certs[0]!.data);
     const ims = certs.slice(1).map((c) => parseCert(c.data));
-    chain = verifyChain(ee, ims, trustedCas(conn), ctx.now + (ctx.cfg.wallClockOffsetMs ?? 0));
+    chain = verifyChain(
+      ee,
+      ims,
+      trustedCas(conn),
+      ctx.now + (ctx.cfg.wallClockOffsetMs ?? 0),
+      crls(conn),
+      (level, msg) => ctx.log(level, 'ike', msg, sa),
+    );
   } catch (e) {
     if (e instanceof CertError) throw new AuthError(e.code, e.message);
     throw e;
+  }
+  // RFC 5280 §4.2.1.13, §4.2.2.1: where revocation information could be fetched; ikegw does not
+  for (const c of chain.length > 1 ? chain.slice(0, -1) : chain) {
+    const { crlUris, ocspUris } = c.parts;
+    if (crlUris.length || ocspUris.length) {
+      ctx.log(
+        'debug',
+        'ike',
+        `certificate "${c.subject}" names${crlUris.length ? ` CRL distribution point(s) ${crlUris.join(', ')}` : ''}${
+          ocspUris.length ? ` OCSP responder(s) ${ocspUris.join(', ')}` : ''
+        } — not fetched (ikegw checks the CRL files in remote.crls only)`,
+        sa,
+      );
+    }
   }
   if (!certHasId(ee, idp.idType, idp.data)) {
     throw new AuthError(

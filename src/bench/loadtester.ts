@@ -782,3 +782,51 @@ export async function runLoadTesterCerts(): Promise<string[]> {
   }
   return lines;
 }
+
+/**
+ * Memory per SA (issue: efficiency): the responders' RSS per IKE_SA + CHILD_SA at 2k and 10k SAs
+ * (x25519, the load-tester as generator, all SAs kept), each measured after a settle
+ * (BENCH_MEM_SETTLE_MS, 10 s), and per additional SA between the two runs:
+ * (RSS at 10k - RSS at 2k) / (10k - 2k). `BENCH_ONLY=memory npm run bench`; BENCH_MEM_COUNTS
+ * (2000,10000), BENCH_MEM_RESPONDERS (charon-libipsec,ikegw-userspace).
+ */
+export async function runLoadTesterMemory(): Promise<string[]> {
+  if (process.getuid?.() !== 0) return ['memory: skipped (needs root for network namespaces)'];
+  if (!existsSync(CHARON) || !existsSync(LIBIPSEC) || !existsSync(LT_PLUGIN))
+    return ['memory: skipped (strongSwan/kernel-libipsec or the load-tester not installed)'];
+  const settleMs = Number(process.env.BENCH_MEM_SETTLE_MS ?? 10_000);
+  const counts = (process.env.BENCH_MEM_COUNTS ?? '2000,10000').split(',').map(Number);
+  const responders = (process.env.BENCH_MEM_RESPONDERS ?? 'charon-libipsec,ikegw-userspace').split(
+    ',',
+  ) as Responder[];
+  const lines = [
+    `RSS per IKE_SA + CHILD_SA (x25519, load-tester generator, settled ${settleMs / 1000} s after the last SA):`,
+  ];
+  console.log(lines[0]);
+  const out = (l: string) => {
+    lines.push(l);
+    console.log(l);
+  };
+  const rs = new Map<string, LtResult>();
+  for (const count of counts)
+    for (const responder of responders) {
+      const r = await one(responder, 'x25519', count, { settleMs, dos: false, threads: 4 });
+      rs.set(`${responder}/${count}`, r);
+      out(line(r));
+    }
+  const [lo, hi] = [counts[0]!, counts[counts.length - 1]!];
+  for (const responder of responders) {
+    const a = rs.get(`${responder}/${lo}`);
+    const b = rs.get(`${responder}/${hi}`);
+    if (!a || !b) continue;
+    const per = (x: LtResult) => `${(x.rssPerSa / 1024).toFixed(1)} KiB/SA at ${x.established}`;
+    const marginal =
+      hi > lo
+        ? ` — ${((b.rssAfter - a.rssAfter) / (b.established - a.established) / 1024).toFixed(1)} KiB per additional SA ${lo}->${hi}`
+        : '';
+    out(
+      `  ${responder.padEnd(16)} idle ${(a.idleRss / 1048576).toFixed(1)} MiB, ${(a.rssAfter / 1048576).toFixed(1)} MiB at ${a.established}, ${(b.rssAfter / 1048576).toFixed(1)} MiB at ${b.established}: ${per(a)}, ${per(b)}${marginal}`,
+    );
+  }
+  return lines;
+}

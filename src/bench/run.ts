@@ -1,9 +1,9 @@
 // `npm run bench`: every benchmark of the project, ratios against strongSwan measured in the same
-// run. BENCH_ONLY=crypto,setup,loadtester,certs,idle,lifecycle,trap,userspace,kernel picks sections.
+// run. BENCH_ONLY=crypto,setup,loadtester,certs,memory,idle,lifecycle,trap,userspace,kernel picks sections.
 import { runCryptoBench } from './crypto-bench.js';
 import { runIdleBench } from './idle.js';
 import { runKernelPathBench } from './kernel-path.js';
-import { runLoadTester, runLoadTesterCerts } from './loadtester.js';
+import { runLoadTester, runLoadTesterCerts, runLoadTesterMemory } from './loadtester.js';
 import { runRekeyLatency } from './rekey-latency.js';
 import { runMemory, runSetupRate } from './setup-rate.js';
 import { runTrapLatency } from './trap-latency.js';
@@ -30,6 +30,10 @@ if (want('certs')) {
     "\n== certificates vs PSK under strongSwan's load-tester (issue: certificate authentication) ==",
   );
   await runLoadTesterCerts(); // prints its lines as they come
+}
+if (want('memory')) {
+  console.log("\n== memory per SA at 2k and 10k under strongSwan's load-tester (issue: efficiency) ==");
+  await runLoadTesterMemory(); // prints its lines as they come
 }
 if (want('idle')) {
   console.log('\n== memory at rest (issue: efficiency) ==');

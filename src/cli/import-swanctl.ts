@@ -893,6 +893,14 @@ export function convertSwanctl(root: ConfSection, opts: ImportOptions): ImportRe
   const sec = sub(root, 'secrets');
   for (const s of sec?.sections ?? []) {
     const type = /^[a-z0-9]+/.exec(s.name)?.[0] ?? '';
+    if (['private', 'rsa', 'ecdsa', 'pkcs8', 'pkcs12', 'token'].includes(type)) {
+      warn(
+        s,
+        `secrets.${s.name}`,
+        'ignored: ikegw takes no key passphrases or tokens; local.key must be an unencrypted key file (protected by its mode)',
+      );
+      continue;
+    }
     if (type !== 'ike') {
       warn(
         s,

@@ -144,9 +144,17 @@ describe.skipIf(!haveOpenssl)('import-swanctl: auth = pubkey', () => {
     const r = convert(
       dir,
       `${CONN('      auth = psk', '      auth = pubkey')}
-secrets { ike-1 { secret = a-long-enough-shared-secret-42 } }`,
+secrets {
+  ike-1 { secret = a-long-enough-shared-secret-42 }
+  private-moon { file = moon.pem
+                 secret = "passphrase" }
+}`,
     );
     expect(problems(r)).toEqual([]);
+    expect(notes(r)).toContain(
+      'secrets.private-moon: ignored: ikegw takes no key passphrases or tokens; local.key must be an unencrypted key file (protected by its mode)',
+    );
+    expect(r.yaml).not.toContain('passphrase"');
     const conn = (parseYaml(r.yaml!) as { connections: { gw: Record<string, unknown> } }).connections.gw;
     expect(conn.local).toBeUndefined();
     expect(conn.remote).toEqual({

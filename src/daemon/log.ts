@@ -355,6 +355,7 @@ export function busLine(ev: AnyBusEvent): LogLine | undefined {
       const fields = {
         ...(ev.sa ? saFields(ev.sa) : ev.conn ? { conn: ev.conn } : {}),
         reason: ev.reason,
+        ...(ev.cause ? { cause: ev.cause } : {}),
         ...(ev.fields ?? {}),
         hint: ev.hint ?? FAILURE_HINTS[ev.reason],
       };

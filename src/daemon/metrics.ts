@@ -197,7 +197,7 @@ export class Metrics {
   // event counters
   private readonly handshakes: Counter<'conn' | 'role' | 'result'>;
   private readonly setup: Histogram<'conn' | 'role'>;
-  private readonly failures: Counter<'conn' | 'reason'>;
+  private readonly failures: Counter<'conn' | 'reason' | 'cause'>;
   private readonly childSetups: Counter<'conn' | 'child'>;
   private readonly messages: Counter<'exchange' | 'direction' | 'type'>;
   private readonly messageBytes: Counter<'direction'>;
@@ -255,8 +255,8 @@ export class Metrics {
     });
     this.failures = counter(
       'failures_total',
-      'Failures by reason (every failure the engine reports, during set-up or later); conn="" when no connection matched',
-      ['conn', 'reason'],
+      'Failures by reason (every failure the engine reports, during set-up or later) and, for AUTHENTICATION_FAILED, cause (untrusted-ca, expired, revoked, id-mismatch, bad-signature, no-cert, psk-mismatch, peer-rejected, ...; "" when none); conn="" when no connection matched',
+      ['conn', 'reason', 'cause'],
     );
     this.childSetups = counter('child_sa_installs_total', 'CHILD_SAs installed in the data path', [
       'conn',
@@ -582,7 +582,8 @@ export class Metrics {
       }
       case 'failure': {
         const conn = this.conn(ev.sa?.conn ?? ev.conn);
-        this.failures.inc({ conn, reason: ev.reason });
+        // cause: a fixed set (events.ts FAILURE_CAUSES, else "other"), so the label stays bounded
+        this.failures.inc({ conn, reason: ev.reason, cause: ev.cause ?? '' });
         if (ev.sa) {
           const t = this.track(ev.sa, 'unknown');
           if (!t.established) t.lastFailure = ev.reason;

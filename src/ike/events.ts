@@ -73,6 +73,36 @@ export type FailureReason =
   | 'KERNEL'
   | 'INTERNAL';
 
+/**
+ * Why an authentication failed, beyond AUTHENTICATION_FAILED: a fixed set, so that it can be a
+ * metric label (ikegw_failures_total{cause}). Certificate refusals (x509.ts CertFailure),
+ * signature refusals (signature.ts SignatureError), and the PSK / method / peer cases.
+ */
+export const FAILURE_CAUSES = [
+  'no-cert',
+  'bad-cert',
+  'untrusted-ca',
+  'expired',
+  'not-yet-valid',
+  'not-a-ca',
+  'key-usage',
+  'id-mismatch',
+  'revoked',
+  'bad-signature',
+  'no-common-hash',
+  'no-rfc7427',
+  'unsupported-key',
+  'auth-method',
+  'psk-mismatch',
+  'peer-rejected',
+] as const;
+export type FailureCause = (typeof FAILURE_CAUSES)[number];
+
+/** A cause from the task code as the bounded type ('other' for anything not in the set). */
+export function failureCause(code: string): FailureCause | 'other' {
+  return (FAILURE_CAUSES as readonly string[]).includes(code) ? (code as FailureCause) : 'other';
+}
+
 /** Events for logs and metrics (strongSwan bus/alert_t). Must never carry key material. */
 export type BusEvent =
   | { ev: 'ike-state'; sa: SaRef; state: IkeState; initiator: boolean; detail?: string }
@@ -120,6 +150,8 @@ export type BusEvent =
       sa?: SaRef;
       conn?: string;
       reason: FailureReason;
+      /** Why, for AUTHENTICATION_FAILED: `untrusted-ca`, `revoked`, `psk-mismatch`, ... (bounded). */
+      cause?: FailureCause | 'other';
       /** Human sentence naming the cause and what to check. */
       detail: string;
       /** What to check, when the engine knows better than the reason's generic hint. */

@@ -8,6 +8,7 @@ import { concat, equalBytes, hex } from '../../common/bytes.js';
 import type { ChildConfig, ConnectionConfig, IdConfig } from '../config.js';
 import { dnMatches, formatDn, parseDn } from '../crypto/der.js';
 import { pskAuthData } from '../crypto/keymat.js';
+import { failureCause } from '../events.js';
 import { childKeysFor, installChild, newChild } from '../sa/child-sa.js';
 import type { ChildSa, IkeSa } from '../sa/ike-sa.js';
 import {
@@ -184,6 +185,8 @@ function certHint(cause: string, conn: ConnectionConfig): string | undefined {
       'the peer must send its certificate: send_cert = always on the peer, or remote.cacerts naming its CA',
     'auth-method': 'local.auth on one side must match remote.auth on the other (psk or pubkey)',
     'not-a-ca': 'an issuing certificate lacks basicConstraints CA:TRUE',
+    revoked:
+      'a CRL in remote.crls lists the certificate: the peer needs a new certificate (or remove the CRL if it is wrong)',
     'key-usage':
       "a certificate's keyUsage forbids this use (digitalSignature for end entities, keyCertSign for CAs)",
   };
@@ -361,8 +364,8 @@ function failureEvent(ctx: EngineCtx, sa: IkeSa, detail: string, cause: string) 
     sa: ctx.ref(sa),
     conn: sa.conn.name,
     reason: 'AUTHENTICATION_FAILED' as const,
+    cause: failureCause(cause),
     detail,
-    fields: { cause },
     ...(hint ? { hint } : {}),
   };
 }

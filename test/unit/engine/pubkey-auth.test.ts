@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Metrics } from '../../../src/daemon/metrics.js';
 import { MemoryInstaller } from '../../../src/esp/memory-installer.js';
 import type { ConnectionConfig, IdConfig } from '../../../src/ike/config.js';
 import { certParts } from '../../../src/ike/crypto/der.js';
@@ -18,6 +19,8 @@ const B = '198.51.100.1';
 let dir: string;
 let pki: Pki;
 const certs: Record<string, Issued> = {};
+/** The root's CRL (DER), listing certs.revoked. */
+let rootCrl: Uint8Array;
 
 beforeAll(() => {
   if (!ok) return;
@@ -35,6 +38,10 @@ beforeAll(() => {
   mk('p256', 'p256', pki.intermediate);
   mk('p384', 'p384');
   mk('ed', 'ed25519');
+  mk('revoked', 'p256');
+  pki.revoke(certs.revoked!);
+  const pem = readFileSync(pki.crl(), 'latin1');
+  rootCrl = new Uint8Array(Buffer.from(pem.split('-----')[2]!.replace(/\s+/g, ''), 'base64'));
 }, 60_000);
 afterAll(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
@@ -147,8 +154,8 @@ describe.skipIf(!ok)('certificate authentication in memory', () => {
     const p = pair(side(certs.p384!, 'pubkey', { sendCert: 'never' }), side(certs.rsa!, 'pubkey'));
     await run(p);
     const f = p.of(p.b, 'failure')[0]!;
-    expect(f.fields?.cause).toBe('no-cert');
-    expect(p.of(p.a, 'failure')[0]?.fields?.cause).toBe('peer-rejected');
+    expect(f.cause).toBe('no-cert');
+    expect(p.of(p.a, 'failure')[0]?.cause).toBe('peer-rejected');
   });
 
   it.each([
@@ -188,6 +195,10 @@ describe.skipIf(!ok)('certificate authentication in memory', () => {
       },
     ],
     [
+      'revoked (its serial in the CRL of remote.crls)',
+      () => pair(side(certs.revoked!, 'pubkey'), side(certs.rsa!, 'pubkey', { remoteCrls: [rootCrl] })),
+    ],
+    [
       'auth-method (PSK where a certificate is required)',
       () => pair(side('psk', 'psk'), side(certs.rsa!, 'pubkey')),
     ],
@@ -197,10 +208,16 @@ describe.skipIf(!ok)('certificate authentication in memory', () => {
     const f = p.of(p.b, 'failure')[0]!;
     const cause = what.split(' ')[0]!;
     expect(f.reason).toBe('AUTHENTICATION_FAILED');
-    expect(f.fields?.cause).toBe(cause);
+    expect(f.cause).toBe(cause);
     expect(f.detail).toContain(`AUTHENTICATION_FAILED (${cause}): `);
     expect(p.b.engine.list()).toEqual([]);
     expect(p.a.engine.list()).toEqual([]);
+    // the responder's events as the daemon counts them: the cause is the metric's label
+    const m = new Metrics({ config: engineConfig([]), processMetrics: false });
+    for (const e of p.b.events) m.handle(e);
+    expect((await m.render()).split('\n').filter((l) => l.startsWith('ikegw_failures_total{'))).toEqual([
+      `ikegw_failures_total{conn="cluster",reason="AUTHENTICATION_FAILED",cause="${cause}"} 1`,
+    ]);
   });
 
   it('initiator refuses the responder: expired certificate', async () => {
@@ -214,7 +231,7 @@ describe.skipIf(!ok)('certificate authentication in memory', () => {
     const p = pair(side(certs.rsa!, 'pubkey'), side(old, 'pubkey'));
     await run(p);
     const f = p.of(p.a, 'failure')[0]!;
-    expect(f.fields?.cause).toBe('expired');
+    expect(f.cause).toBe('expired');
     expect(f.detail).toContain('expired on 2021-01-01T00:00:00Z');
     expect(f.hint).toMatch(/renew/);
     expect(Notify.AUTHENTICATION_FAILED).toBe(24);

@@ -150,6 +150,7 @@ describe('Metrics from bus events', () => {
       sa,
       conn: 'onprem',
       reason: 'AUTHENTICATION_FAILED',
+      cause: 'psk-mismatch',
       detail: 'AUTHENTICATION_FAILED: pre-shared key or IDs differ',
     });
     emit({ ev: 'ike-state', sa, state: 'DESTROYED', initiator: false, detail: 'authentication failed' });
@@ -176,9 +177,9 @@ describe('Metrics from bus events', () => {
       'ikegw_ike_handshakes_total{conn="onprem",role="initiator",result="aborted"} 1',
     ]);
     expect(await lines('ikegw_failures_total')).toEqual([
-      'ikegw_failures_total{conn="onprem",reason="AUTHENTICATION_FAILED"} 1',
-      'ikegw_failures_total{conn="",reason="NO_PROPOSAL_CHOSEN"} 1',
-      'ikegw_failures_total{conn="onprem",reason="TIMEOUT"} 1',
+      'ikegw_failures_total{conn="onprem",reason="AUTHENTICATION_FAILED",cause="psk-mismatch"} 1',
+      'ikegw_failures_total{conn="",reason="NO_PROPOSAL_CHOSEN",cause=""} 1',
+      'ikegw_failures_total{conn="onprem",reason="TIMEOUT",cause=""} 1',
     ]);
   });
 

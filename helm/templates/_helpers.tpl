@@ -233,6 +233,11 @@ under /etc/ikegw/certs/. With PSKs only and no IDs it is what it was before cert
 {{- $_ := set $conn "send_cert" (default "always" .Values.ipsec.sendCert) }}
 {{- end }}
 {{- with .Values.ipsec.localId }}{{ $_ := set $local "id" (toString .) }}{{ end }}
+{{- if and .Values.ha.enabled (not .Values.ipsec.localId) (ne (include "ikegw-vpn.localAuth" .) "cert") }}
+{{- /* HA with a PSK: both replicas need the same IKE identity (the default, the pod IP, differs),
+or the peer would not drop the old replica's IKE_SA on the new one's INITIAL_CONTACT. */}}
+{{- $_ := set $local "id" (printf "%s.%s" (include "ikegw-vpn.fullname" .) .Release.Namespace) }}
+{{- end }}
 {{- if $local }}{{ $_ := set $conn "local" $local }}{{ end }}
 {{- $remote := dict }}
 {{- if eq (include "ikegw-vpn.remoteAuth" .) "cert" }}

@@ -265,6 +265,20 @@ describe.skipIf(renderer.kind === 'none')(`helm chart with ha.enabled (${rendere
       retry_period: '2s',
     });
     expect(cfg.connections.onprem.children.cluster.start_action).toBe('start');
+    // Both replicas present the same IKE identity (with a PSK the default would be the pod IP), so
+    // the peer drops the old replica's IKE_SA on the new one's INITIAL_CONTACT.
+    expect((cfg.connections.onprem as unknown as { local: unknown }).local).toEqual({ id: 'vpn.vpn' });
+    expect(
+      (daemonConfig(off).connections as { onprem: Record<string, unknown> }).onprem.local,
+    ).toBeUndefined();
+    const own = render(renderer, REFERENCE_CONFIG, {
+      sets: ['ha.enabled=true', 'ipsec.localId=gw.example.com'],
+    });
+    expect(own.ok, own.stderr).toBe(true);
+    expect(
+      ((daemonConfig(own).connections as { onprem: Record<string, unknown> }).onprem.local as { id: string })
+        .id,
+    ).toBe('gw.example.com');
     const r = render(renderer, REFERENCE_CONFIG, {
       namespace: 'gw',
       release: 'edge',

@@ -498,6 +498,18 @@ describe.skipIf(skipReason !== '')(`helm chart with certificates (${renderer.kin
     expect(loaded.ok ? [] : loaded.errors).toEqual([]);
   });
 
+  it('gives a PSK connection a fixed local ID with ipsec.localId (printed for the on-prem side)', () => {
+    const r = ok(render(renderer, values({ localId: 'vpn.example.com', remoteId: '203.0.113.7' }, true)));
+    const c = conn(r);
+    expect(c.local).toEqual({ id: 'vpn.example.com' });
+    expect(c.remote).toEqual({ id: '203.0.113.7' });
+    expect(c.psk).toEqual({ file: '/etc/ikegw/secrets/psk' });
+    const { loaded } = loadAsPod(r);
+    expect(loaded.ok ? [] : loaded.errors).toEqual([]);
+    if (loaded.ok)
+      expect(formatIdentity(loaded.value.engine.connections[0]!.localId)).toBe('vpn.example.com');
+  });
+
   describe('ipsec.certManager.issuerRef', () => {
     it('renders a cert-manager Certificate writing the Secret the pod mounts', () => {
       const r = ok(
@@ -619,6 +631,9 @@ describe.skipIf(skipReason !== '')(`helm chart with certificates (${renderer.kin
     expect(cert).not.toContain('WARNING');
     const anyPeer = notesOf(values({ auth: 'cert', certSecret: 'ikegw-tls' }));
     expect(anyPeer).toContain('WARNING: ipsec.remoteId is empty');
+    const pskId = notesOf(values({ localId: 'vpn.example.com' }, true));
+    expect(pskId).toMatch(/remote \{\n\s+id = "vpn.example.com"\n\s+auth = psk/);
+    expect(pskId).not.toContain('Certificates');
     const mixed = notesOf(values({ auth: 'cert', remoteAuth: 'psk', certSecret: 'ikegw-tls' }, true));
     expect(mixed).toContain('2. The pre-shared key');
     expect(mixed).toContain('and certificates:');

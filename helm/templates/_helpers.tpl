@@ -210,7 +210,7 @@ prefixes is the same in both.
 {{/*
 The daemon's configuration file (config.yaml). The PSK is not in it: it is a separate Secret key
 mounted as a file; so are the certificate files (ipsec.auth cert), projected from their Secret
-under /etc/ikegw/certs/. With PSKs only and no IDs it is what it was before certificates.
+into /etc/ikegw/ (tls.crt, tls.key, peer-ca.crt). With PSKs only and no IDs it is what it was before certificates.
 */}}
 {{- define "ikegw-vpn.daemonConfig" -}}
 {{- $child := dict
@@ -229,7 +229,7 @@ under /etc/ikegw/certs/. With PSKs only and no IDs it is what it was before cert
 {{- end }}
 {{- $local := dict }}
 {{- if eq (include "ikegw-vpn.localAuth" .) "cert" }}
-{{- $local = dict "auth" "pubkey" "certs" (list "/etc/ikegw/certs/tls.crt") "key" "/etc/ikegw/certs/tls.key" }}
+{{- $local = dict "auth" "pubkey" "certs" (list "/etc/ikegw/tls.crt") "key" "/etc/ikegw/tls.key" }}
 {{- $_ := set $conn "send_cert" (default "always" .Values.ipsec.sendCert) }}
 {{- end }}
 {{- with .Values.ipsec.localId }}{{ $_ := set $local "id" (toString .) }}{{ end }}
@@ -241,7 +241,7 @@ or the peer would not drop the old replica's IKE_SA on the new one's INITIAL_CON
 {{- if $local }}{{ $_ := set $conn "local" $local }}{{ end }}
 {{- $remote := dict }}
 {{- if eq (include "ikegw-vpn.remoteAuth" .) "cert" }}
-{{- $remote = dict "auth" "pubkey" "cacerts" (list "/etc/ikegw/certs/peer-ca.crt") }}
+{{- $remote = dict "auth" "pubkey" "cacerts" (list "/etc/ikegw/peer-ca.crt") }}
 {{- end }}
 {{- with .Values.ipsec.remoteId }}{{ $_ := set $remote "id" (toString .) }}{{ end }}
 {{- if $remote }}{{ $_ := set $conn "remote" $remote }}{{ end }}

@@ -364,18 +364,22 @@ describe.skipIf(skipReason !== '')(`helm chart with certificates (${renderer.kin
       const files = projectedFiles(pod, c);
       expect(files.map((f) => [f.path, f.kind, f.name, f.key])).toEqual([
         ['/etc/ikegw/config.yaml', 'secret', 'vpn-config', 'config.yaml'],
-        ['/etc/ikegw/certs/tls.crt', 'secret', 'ikegw-tls', 'tls.crt'],
-        ['/etc/ikegw/certs/tls.key', 'secret', 'ikegw-tls', 'tls.key'],
-        ['/etc/ikegw/certs/peer-ca.crt', 'secret', 'ikegw-tls', 'ca.crt'],
+        ['/etc/ikegw/tls.crt', 'secret', 'ikegw-tls', 'tls.crt'],
+        ['/etc/ikegw/tls.key', 'secret', 'ikegw-tls', 'tls.key'],
+        ['/etc/ikegw/peer-ca.crt', 'secret', 'ikegw-tls', 'ca.crt'],
       ]);
       for (const f of files) expect(f.mode, f.path).toBe(0o400);
+      // top-level entries of the volume: the kubelet's ..data swap happens in /etc/ikegw itself,
+      // the directory the daemon watches for each file (src/daemon/cert-watch.ts)
+      for (const f of files.filter((x) => x.name === 'ikegw-tls'))
+        expect(f.path).toMatch(/^\/etc\/ikegw\/[^/]+$/);
       expect(c.volumeMounts!.find((m) => m.mountPath === '/etc/ikegw')!.readOnly).toBe(true);
       // no subPath: the kubelet updates the files in place when the Secret changes
       for (const m of c.volumeMounts ?? []) expect(m.subPath, m.mountPath).toBeUndefined();
       expect(conn(r)).toEqual({
         ...conn(r),
-        local: { auth: 'pubkey', certs: ['/etc/ikegw/certs/tls.crt'], key: '/etc/ikegw/certs/tls.key' },
-        remote: { auth: 'pubkey', cacerts: ['/etc/ikegw/certs/peer-ca.crt'] },
+        local: { auth: 'pubkey', certs: ['/etc/ikegw/tls.crt'], key: '/etc/ikegw/tls.key' },
+        remote: { auth: 'pubkey', cacerts: ['/etc/ikegw/peer-ca.crt'] },
         send_cert: 'always',
       });
     });
@@ -437,7 +441,7 @@ describe.skipIf(skipReason !== '')(`helm chart with certificates (${renderer.kin
     const { loaded, files } = loadAsPod(r);
     expect(loaded.ok ? [] : loaded.errors).toEqual([]);
     // the on-prem CA from the ConfigMap, not ca.crt of the TLS Secret
-    expect(files.find((f) => f.path === '/etc/ikegw/certs/peer-ca.crt')).toMatchObject({
+    expect(files.find((f) => f.path === '/etc/ikegw/peer-ca.crt')).toMatchObject({
       kind: 'configMap',
       name: 'onprem-ca',
       key: 'bundle.pem',

@@ -1,10 +1,16 @@
 // Certificate authentication, ikegw against Debian's strongSwan 5.9.8 in network namespaces, both
-// roles: each key type (RSA-3072, ECDSA P-256/P-384, Ed25519), DN and subjectAltName identities,
-// an intermediate CA sent in CERT (each side trusts only the root), RFC 7427 and the classic
-// methods (strongSwan with signature_authentication = no), RSASSA-PSS, PSK and certificates mixed
-// per direction; refusals with their cause in ikegw's log: unknown CA, expired, an ID the
-// certificate does not hold, a key that does not belong to the certificate. The certificates
-// are made by openssl in the test (test/helpers/pki.ts).
+// roles: each key type (RSA-3072, ECDSA P-256/P-384/P-521, Ed25519), DN and subjectAltName
+// identities (FQDN, IP address, email), an intermediate CA sent in CERT (each side trusts only the
+// root), RFC 7427 and the classic methods (strongSwan with signature_authentication = no),
+// RSASSA-PSS, PSK and certificates mixed per direction; refusals with their cause in ikegw's log
+// and in ikegw_failures_total{cause} (scraped from /metrics): unknown CA, expired, revoked by a CRL
+// (remote.crls, made with `openssl ca -revoke` / `-gencrl`), an ID the certificate does not hold,
+// no CERT from a peer we hold no copy of (strongSwan send_cert = never); a key that does not
+// belong to the certificate is refused by the configuration loader. A signature made with the
+// wrong key cannot be produced by a real strongSwan (it picks the private key by the
+// certificate's public key and refuses to authenticate without one): that case is the engine
+// test test/unit/engine/pubkey-auth.test.ts ("bad-signature"), where one ikegw engine signs with
+// another certificate's key. The certificates are made by openssl in the test (test/helpers/pki.ts).
 import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -20,7 +26,10 @@ const CLUSTER_TS = ['10.10.0.0/16', '10.96.0.0/12'];
 
 let pkiDir: string;
 let pki: Pki;
+let rootCrl: string;
 const c: Record<string, Issued> = {};
+/** IP identities in certificates: addresses that are not the peers' own (any IP ID will do). */
+const ALT_IP: Record<string, string> = { 'ikegw-alt': '192.0.2.61', 'swan-alt': '192.0.2.62' };
 
 beforeAll(() => {
   if (!ok) return;
@@ -43,6 +52,22 @@ beforeAll(() => {
   mk('swan-p384', 'p384');
   mk('swan-ed', 'ed25519');
   mk('swan-other', 'p256', pki.otherRoot);
+  mk('ikegw-p521', 'p521');
+  mk('swan-p521', 'p521');
+  mk('swan-revoked', 'p256');
+  pki.revoke(c['swan-revoked']!, 'keyCompromise');
+  mk('ikegw-revoked', 'p256');
+  pki.revoke(c['ikegw-revoked']!, 'superseded');
+  rootCrl = pki.crl();
+  // IP address and email identities (subjectAltName iPAddress / rfc822Name)
+  for (const name of ['ikegw-alt', 'swan-alt']) {
+    c[name] = pki.issue({
+      name,
+      keyType: name === 'ikegw-alt' ? 'p384' : 'rsa3072',
+      subject: `C=CH, O=ikegw test, CN=${name}.example`,
+      san: [`IP:${ALT_IP[name]}`, `email:vpn@${name}.example`, `DNS:${name}.example`],
+    });
+  }
   c['swan-expired'] = pki.issue({
     name: 'swan-expired',
     keyType: 'p256',
@@ -76,6 +101,8 @@ interface SideOpts {
   peerId?: string;
   /** CA certificate(s) this side trusts (default the root). */
   cacerts?: Issued[];
+  /** CRL files (ikegw remote.crls; strongSwan: copied into swanctl/x509crl). */
+  crls?: string[];
 }
 
 function swanConf(remote: string, o: SideOpts, sendCert = 'ifasked'): string {
@@ -136,7 +163,9 @@ function ikegwConf(local: string, remote: string, o: SideOpts, start: boolean, e
   const rem =
     o.peer === 'psk'
       ? `{ auth: psk${o.peerId ? `, id: '${o.peerId}'` : ''} }`
-      : `{ auth: pubkey, cacerts: [${(o.cacerts ?? [pki.root]).map((x) => x.cert).join(', ')}]${o.peerId ? `, id: '${o.peerId}'` : ''} }`;
+      : `{ auth: pubkey, cacerts: [${(o.cacerts ?? [pki.root]).map((x) => x.cert).join(', ')}]${
+          o.crls ? `, crls: [${o.crls.join(', ')}]` : ''
+        }${o.peerId ? `, id: '${o.peerId}'` : ''} }`;
   const needPsk = o.cert === 'psk' || o.peer === 'psk';
   return `connections:
   onprem:
@@ -153,6 +182,7 @@ ${needPsk ? "    psk: { file: '@PSK_FILE@' }\n" : ''}${extra}    dpd_delay: 0
 datapath: memory
 listen: { address: '${local}', port: 500, nat_port: 4500 }
 log: { level: debug, format: json }
+metrics: { listen: '127.0.0.1:9090' }
 `;
 }
 
@@ -173,6 +203,7 @@ async function setUp(o: {
   if (o.swan.cert !== 'psk') {
     // charon's private key: from the swanctl/private directory (swanctl loads no key by path)
     copyFileSync(o.swan.cert.key, join(onprem.dir, 'swanctl', 'private', basename(o.swan.cert.key)));
+    for (const f of o.swan.crls ?? []) copyFileSync(f, join(onprem.dir, 'swanctl', 'x509crl', basename(f)));
     await onprem.swanctl(['--load-creds', '--noprompt']);
   }
   const ikegw = startIkegw(
@@ -210,6 +241,36 @@ async function up(k: Case): Promise<{ auth: string }> {
 const failure = (k: Case) =>
   k.ikegw.waitFor((l) => typeof l.cause === 'string' && l.reason === 'AUTHENTICATION_FAILED', 20_000);
 
+/** ikegw's /metrics (metrics.listen in the cluster namespace). */
+async function scrape(k: Case): Promise<string> {
+  const r = await k.lab.exec(
+    'cluster',
+    process.execPath,
+    ['-e', "fetch('http://127.0.0.1:9090/metrics').then(r=>r.text()).then(t=>process.stdout.write(t))"],
+    { timeoutMs: 10_000 },
+  );
+  return r.stdout;
+}
+
+/**
+ * The failure counter line of `cause` (the log line came first; the counter is incremented with
+ * it). An initiating ikegw retries (start_action start), so the count can be above 1.
+ */
+async function failureMetric(k: Case, cause: string): Promise<string> {
+  const re = new RegExp(
+    `^ikegw_failures_total\\{conn="onprem",reason="AUTHENTICATION_FAILED",cause="${cause}"\\} (\\d+)$`,
+    'm',
+  );
+  const text = await scrape(k);
+  return (
+    re.exec(text)?.[0] ??
+    text
+      .split('\n')
+      .filter((l) => l.startsWith('ikegw_failures_total'))
+      .join('\n')
+  );
+}
+
 describe.skipIf(!ok)(
   `certificates: ikegw <-> strongSwan 5.9.8${ok ? '' : ` (skipped: ${avail.ok ? 'no openssl' : avail.why})`}`,
   { timeout: 90_000 },
@@ -220,6 +281,8 @@ describe.skipIf(!ok)(
       ['ikegw-rsa', 'swan-ed', false, /Ed25519/],
       ['ikegw-ed', 'swan-p384', true, /ECDSA P-384/],
       ['ikegw-p384', 'swan-p256', false, /ECDSA P-256/],
+      ['ikegw-p521', 'swan-p521', true, /ECDSA P-521/],
+      ['ikegw-p521', 'swan-p521', false, /ECDSA P-521/],
     ])(
       'RFC 7427: ikegw %s, strongSwan %s (ikegw initiates: %s); DN identities',
       async (mine, theirs, ikegwInitiates, keyRe) => {
@@ -243,6 +306,11 @@ describe.skipIf(!ok)(
         await k.onprem.waitForLog(
           new RegExp(`authentication of 'C=CH, O=ikegw test, CN=${mine}.example' with .* successful`),
         );
+        if (mine === 'ikegw-p521') {
+          // RFC 7427 with ECDSA P-521 signs with SHA-512 (ours and strongSwan's)
+          expect(auth).toContain('RFC 7427 ecdsa-with-sha512');
+          await k.onprem.waitForLog(/with ECDSA_WITH_SHA512_DER successful/);
+        }
         if (theirs === 'swan-p256') {
           // strongSwan sent its intermediate; ikegw trusts only the root
           expect(auth).toContain(
@@ -286,6 +354,35 @@ describe.skipIf(!ok)(
     });
 
     test.each([
+      // [ikegw's ID kind, strongSwan's ID kind, ikegw initiates]
+      ['email', 'IP address', true],
+      ['IP address', 'email', false],
+    ])(
+      'subjectAltName identities: ikegw %s, strongSwan %s (ikegw initiates: %s)',
+      async (mineKind, theirKind, ikegwInitiates) => {
+        const id = (name: string, kind: string) => (kind === 'email' ? `vpn@${name}.example` : ALT_IP[name]!);
+        const mine = id('ikegw-alt', mineKind);
+        const theirs = id('swan-alt', theirKind);
+        const k = await setUp({
+          ikegwInitiates,
+          ikegw: { cert: c['ikegw-alt']!, id: mine, peer: 'pubkey', peerId: theirs },
+          swan: { cert: c['swan-alt']!, id: theirs, peer: 'pubkey', peerId: mine },
+        });
+        const { auth } = await up(k);
+        expect(auth).toContain('"C=CH, O=ikegw test, CN=swan-alt.example"');
+        const sa = (await k.onprem.listSas())[0]!;
+        expect(sa.remoteId).toBe(mine);
+        expect(sa.localId).toBe(theirs);
+        // ikegw's view: its ID and the peer's, as ID_RFC822_ADDR / ID_IPV4_ADDR (printed as text)
+        const est = await k.ikegw.waitFor((l) => l.state === 'ESTABLISHED');
+        expect([est.localId, est.remoteId]).toEqual([mine, theirs]);
+        await k.onprem.waitForLog(
+          new RegExp(`authentication of '${mine.replace(/\./g, '\\.')}' with .* successful`),
+        );
+      },
+    );
+
+    test.each([
       [
         'ikegw-rsa',
         'swan-p384',
@@ -300,6 +397,7 @@ describe.skipIf(!ok)(
         'RSA_SIG (PKCS#1 v1.5, SHA-1)',
         /with (ECDSA-256|RSA) signature successful/,
       ],
+      ['ikegw-p521', 'swan-p521', true, 'ECDSA_521 (RFC 4754)', /with ECDSA-521 signature successful/],
     ])(
       'classic methods without RFC 7427 (strongSwan signature_authentication = no): ikegw %s, strongSwan %s',
       async (mine, theirs, ikegwInitiates, scheme, swanRe) => {
@@ -342,32 +440,72 @@ describe.skipIf(!ok)(
     });
 
     test.each([
-      [
-        'untrusted-ca',
-        'swan-other',
-        undefined,
-        /no trusted CA for "C=CH, O=ikegw test, CN=swan-other.example"/,
-      ],
-      ['expired', 'swan-expired', undefined, /expired on 2021-01-01T00:00:00Z/],
-      [
-        'id-mismatch',
-        'swan-p384',
-        'C=CH, O=ikegw test, CN=somebody else',
-        /remote\.id is "C=CH, O=ikegw test, CN=somebody else"/,
-      ],
-    ])('ikegw refuses strongSwan: %s, the cause in its log', async (cause, theirs, peerId, detail) => {
-      const k = await setUp({
+      {
+        cause: 'untrusted-ca',
         ikegwInitiates: false,
-        ikegw: { cert: c['ikegw-p256']!, peer: 'pubkey', ...(peerId ? { peerId } : {}) },
-        swan: { cert: c[theirs]!, peer: 'pubkey' },
-        swanSendCert: 'always',
-      });
-      const f = await failure(k);
-      expect(f.cause).toBe(cause);
-      expect(String(f.msg)).toMatch(new RegExp(`^AUTHENTICATION_FAILED \\(${cause}\\): `));
-      expect(String(f.msg)).toMatch(detail);
-      await k.onprem.waitForLog(/received AUTHENTICATION_FAILED/);
-    });
+        theirs: 'swan-other',
+        detail: /no trusted CA for "C=CH, O=ikegw test, CN=swan-other.example"/,
+      },
+      {
+        cause: 'expired',
+        ikegwInitiates: false,
+        theirs: 'swan-expired',
+        detail: /expired on 2021-01-01T00:00:00Z/,
+      },
+      {
+        cause: 'id-mismatch',
+        ikegwInitiates: false,
+        theirs: 'swan-p384',
+        peerId: 'C=CH, O=ikegw test, CN=somebody else',
+        detail: /remote\.id is "C=CH, O=ikegw test, CN=somebody else"/,
+      },
+      {
+        cause: 'revoked',
+        ikegwInitiates: false,
+        theirs: 'swan-revoked',
+        crls: true,
+        detail:
+          /^AUTHENTICATION_FAILED \(revoked\): the peer certificate "C=CH, O=ikegw test, CN=swan-revoked.example" \(serial [0-9a-f]+\) is revoked by the CRL of "C=CH, O=ikegw test, CN=ikegw Root CA" since \S+ \(keyCompromise\)$/,
+      },
+      {
+        cause: 'revoked',
+        theirs: 'swan-revoked',
+        crls: true,
+        ikegwInitiates: true,
+        detail: /is revoked by the CRL of "C=CH, O=ikegw test, CN=ikegw Root CA"/,
+      },
+      {
+        cause: 'no-cert',
+        ikegwInitiates: false,
+        theirs: 'swan-p384',
+        sendCert: 'never',
+        detail: /the peer sent no X\.509 certificate \(CERT payload\)/,
+      },
+    ])(
+      'ikegw refuses strongSwan: $cause (ikegw initiates: $ikegwInitiates), the cause in its log and metric',
+      async ({ cause, theirs, peerId, detail, crls, sendCert, ikegwInitiates }) => {
+        const k = await setUp({
+          ikegwInitiates,
+          ikegw: {
+            cert: c['ikegw-p256']!,
+            peer: 'pubkey',
+            ...(peerId ? { peerId } : {}),
+            ...(crls ? { crls: [rootCrl] } : {}),
+          },
+          swan: { cert: c[theirs]!, peer: 'pubkey' },
+          swanSendCert: sendCert ?? 'always',
+        });
+        const f = await failure(k);
+        expect(f.cause).toBe(cause);
+        expect(String(f.msg)).toMatch(new RegExp(`^AUTHENTICATION_FAILED \\(${cause}\\): `));
+        expect(String(f.msg)).toMatch(detail);
+        expect(await failureMetric(k, cause)).toMatch(/ [1-9]\d*$/);
+        if (!ikegwInitiates) await k.onprem.waitForLog(/received AUTHENTICATION_FAILED/);
+        // send_cert = never: strongSwan's IKE_AUTH carried no CERT (its log lists the payloads)
+        if (sendCert === 'never')
+          expect(k.onprem.log()).toMatch(/generating IKE_AUTH request 1 \[ IDi (?!CERT )/);
+      },
+    );
 
     test('strongSwan refuses ikegw: a certificate from a CA it does not trust; ikegw names it', async () => {
       const k = await setUp({
@@ -379,9 +517,23 @@ describe.skipIf(!ok)(
       const f = await failure(k);
       expect(f.cause).toBe('peer-rejected');
       expect(String(f.msg)).toMatch(/the peer rejected our AUTH — it does not trust our certificate/);
+      expect(await failureMetric(k, 'peer-rejected')).toMatch(/ [1-9]\d*$/);
       await k.onprem.waitForLog(
         /no trusted RSA public key found|no issuer certificate found|constraint check failed|no trusted .* public key found/,
       );
+    });
+
+    test("strongSwan refuses ikegw's revoked certificate (the same CRL in its x509crl directory)", async () => {
+      const k = await setUp({
+        ikegwInitiates: true,
+        ikegw: { cert: c['ikegw-revoked']!, peer: 'pubkey' },
+        swan: { cert: c['swan-rsa']!, peer: 'pubkey', crls: [rootCrl] },
+        ikegwExtra: '    send_cert: always\n',
+      });
+      const f = await failure(k);
+      expect(f.cause).toBe('peer-rejected');
+      expect(await failureMetric(k, 'peer-rejected')).toMatch(/ [1-9]\d*$/);
+      await k.onprem.waitForLog(/certificate was revoked on .*, reason: superseded/);
     });
   },
 );

@@ -1090,7 +1090,17 @@ ${o.strongswanExtra ?? ''}
       }
       await sleep(20);
     }
-    await this.swanctl(['--load-all', '--file', join(this.swanctlDir, 'swanctl.conf')]);
+    // the vici socket file exists from bind() on, before charon listens on it: until then swanctl
+    // gets "Connection refused" (seen about once in 30 starts on a loaded machine)
+    for (;;) {
+      try {
+        await this.swanctl(['--load-all', '--file', join(this.swanctlDir, 'swanctl.conf')]);
+        return;
+      } catch (e) {
+        if (!/Connection refused/.test((e as Error).message) || Date.now() > deadline) throw e;
+        await sleep(20);
+      }
+    }
   }
 
   async swanctl(args: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {

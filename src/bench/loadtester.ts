@@ -20,7 +20,8 @@
 // Knobs: BENCH_LT_COUNT (2000), BENCH_LT_PROPOSALS (x25519,ecp256,modp2048), BENCH_LT_RESPONDERS
 // (charon-libipsec,ikegw-userspace,charon-fake,ikegw-memory), BENCH_LT_SETTLE_MS (3000),
 // BENCH_LT_REPEAT (1), BENCH_LT_IKEGW_ARGS (extra node flags, e.g. --cpu-prof
-// --cpu-prof-dir=/tmp/p), BENCH_KEEP=1 keeps the lab directory.
+// --cpu-prof-dir=/tmp/p), BENCH_LT_IKEGW_LOG (ikegw's log level, warn), BENCH_KEEP=1 keeps the lab
+// directory.
 import {
   closeSync,
   copyFileSync,
@@ -262,7 +263,7 @@ ${auth}
         start_action: none
 datapath: ${datapath}
 listen: { address: '${RESP}', port: 500, nat_port: 4500 }
-${dos ? `metrics: { listen: '${RESP}:${METRICS_PORT}' }\n` : 'dos: { cookie_threshold: -1, half_open_per_ip: 0 }\n'}log: { level: warn, format: json }
+${dos ? `metrics: { listen: '${RESP}:${METRICS_PORT}' }\n` : 'dos: { cookie_threshold: -1, half_open_per_ip: 0 }\n'}log: { level: ${process.env.BENCH_LT_IKEGW_LOG ?? 'warn'}, format: json }
 `;
 }
 

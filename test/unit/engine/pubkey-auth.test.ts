@@ -220,6 +220,30 @@ describe.skipIf(!ok)('certificate authentication in memory', () => {
     ]);
   });
 
+  it('a CRL added by reload: the established IKE_SA stays, the next authentication is refused (revoked)', async () => {
+    const p = pair(side(certs.revoked!, 'pubkey'), side(certs.rsa!, 'pubkey'));
+    await run(p);
+    established(p);
+    const cfg = p.b.engine.cfg;
+    const next = { ...cfg, connections: cfg.connections.map((c) => ({ ...c, remoteCrls: [rootCrl] })) };
+    p.feed(p.b, { kind: 'command', cmd: { cmd: 'reconfigure', config: next } });
+    await p.settle();
+    expect(p.of(p.b, 'log').map((l) => l.msg)).toContain('reload: connection cluster updated (remote.crls)');
+    expect(p.b.engine.list()[0]?.state).toBe('ESTABLISHED');
+    expect(p.of(p.b, 'failure')).toEqual([]);
+    /* --> INFORMATIONAL { D } ; then a new IKE_SA_INIT + IKE_AUTH from A */
+    p.feed(p.a, { kind: 'command', cmd: { cmd: 'terminate', conn: 'onprem' } });
+    await p.settle();
+    expect(p.b.engine.list()).toEqual([]);
+    await run(p);
+    const f = p.of(p.b, 'failure')[0]!;
+    expect(f.cause).toBe('revoked');
+    expect(f.detail).toMatch(
+      /^AUTHENTICATION_FAILED \(revoked\): the peer certificate "C=CH, O=ikegw test, CN=revoked.example"/,
+    );
+    expect(p.b.engine.list()).toEqual([]);
+  });
+
   it('initiator refuses the responder: expired certificate', async () => {
     const old = pki.issue({
       name: 'old',

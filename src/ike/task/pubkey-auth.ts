@@ -251,9 +251,12 @@ export function verifySignature(
       ctx.log(
         'debug',
         'ike',
-        `certificate "${c.subject}" names${crlUris.length ? ` CRL distribution point(s) ${crlUris.join(', ')}` : ''}${
-          ocspUris.length ? ` OCSP responder(s) ${ocspUris.join(', ')}` : ''
-        } — not fetched (ikegw checks the CRL files in remote.crls only)`,
+        `certificate "${c.subject}" names ${[
+          crlUris.length ? `CRL distribution point(s) ${crlUris.join(', ')}` : '',
+          ocspUris.length ? `OCSP responder(s) ${ocspUris.join(', ')}` : '',
+        ]
+          .filter(Boolean)
+          .join('; ')} — not fetched (ikegw checks the CRL files in remote.crls only)`,
         sa,
       );
     }

@@ -38,6 +38,15 @@ beforeAll(() => {
   mk('p256', 'p256', pki.intermediate);
   mk('p384', 'p384');
   mk('ed', 'ed25519');
+  certs.uris = pki.issue({
+    name: 'uris',
+    keyType: 'p256',
+    subject: 'C=CH, O=ikegw test, CN=uris.example',
+    ext: [
+      'crlDistributionPoints=URI:http://crl.example/root.crl',
+      'authorityInfoAccess=OCSP;URI:http://ocsp.example/',
+    ],
+  });
   mk('revoked', 'p256');
   pki.revoke(certs.revoked!);
   const pem = readFileSync(pki.crl(), 'latin1');
@@ -217,6 +226,19 @@ describe.skipIf(!ok)('certificate authentication in memory', () => {
     for (const e of p.b.events) m.handle(e);
     expect((await m.render()).split('\n').filter((l) => l.startsWith('ikegw_failures_total{'))).toEqual([
       `ikegw_failures_total{conn="cluster",reason="AUTHENTICATION_FAILED",cause="${cause}"} 1`,
+    ]);
+  });
+
+  it("the peer certificate's CRL distribution point and OCSP URIs are logged at debug, not fetched", async () => {
+    const p = pair(side(certs.uris!, 'pubkey'), side(certs.rsa!, 'pubkey', { remoteCrls: [rootCrl] }));
+    await run(p);
+    established(p);
+    const logs = p.of(p.b, 'log').filter((l) => l.msg.includes('not fetched'));
+    expect(logs.map((l) => [l.level, l.msg])).toEqual([
+      [
+        'debug',
+        'certificate "C=CH, O=ikegw test, CN=uris.example" names CRL distribution point(s) http://crl.example/root.crl; OCSP responder(s) http://ocsp.example/ — not fetched (ikegw checks the CRL files in remote.crls only)',
+      ],
     ]);
   });
 

@@ -32,17 +32,18 @@ function findVmRun(): string {
   return resolve(HERE, '../../../shared/tools/kernel-vm/vm-run.sh');
 }
 export const VM_RUN = process.env.KERNEL_VM_RUN ?? findVmRun();
-const ESP = 'aes128gcm16';
-const IKE = 'aes128gcm16-prfsha256-x25519';
-const PSK = 'kernel-path bench only 4f0c1e';
+export const ESP = 'aes128gcm16';
+export const IKE = 'aes128gcm16-prfsha256-x25519';
+export const PSK = 'kernel-path bench only 4f0c1e';
 const RESULT_TAG = 'KERNEL-PATH-RESULT ';
 
 // ---- the in-VM bench -----------------------------------------------------------------------------------
 
 type Node = 'gwa' | 'gwb' | 'ha' | 'hb';
-type Topo = Lab<Node>;
+export type Topo = Lab<Node>;
 
-function topology(prefix: string): Promise<Topo> {
+/** host-a -- gw-a == gw-b -- host-b (shared with trap-latency.ts). */
+export function topology(prefix: string): Promise<Topo> {
   return Lab.create<Node>({
     prefix,
     tmpPrefix: `${prefix}kp-`,
@@ -66,10 +67,17 @@ function topology(prefix: string): Promise<Topo> {
 }
 
 /** charon with the kernel's XFRM (kernel-netlink) on a gateway. */
-function startCharon(
+export function startCharon(
   t: Topo,
   n: 'gwa' | 'gwb',
-  o: { local: string; remote: string; localTs: string; remoteTs: string; routes: boolean },
+  o: {
+    local: string;
+    remote: string;
+    localTs: string;
+    remoteTs: string;
+    routes: boolean;
+    startAction?: 'none' | 'trap';
+  },
 ): Promise<Charon> {
   return t.charon(n, {
     name: n,
@@ -97,6 +105,7 @@ function startCharon(
         local_ts = ${o.localTs}
         remote_ts = ${o.remoteTs}
         esp_proposals = ${ESP}
+        start_action = ${o.startAction ?? 'none'}
       }
     }
   }

@@ -81,6 +81,8 @@ export interface ConnectionConfig {
   rsaPss?: boolean;
   /** remote.auth pubkey: the trusted CA certificates (remote.cacerts, DER). */
   remoteCaCerts?: Uint8Array[];
+  /** remote.auth pubkey: CRLs (remote.crls, DER) the peer's chain is checked against (RFC 5280). */
+  remoteCrls?: Uint8Array[];
   /** When to send our certificates (strongSwan send_cert): default ifasked (the peer sent CERTREQ). */
   sendCert?: 'always' | 'ifasked' | 'never';
   ikeProposals: ProposalConfig[];

@@ -26,6 +26,7 @@ import {
   SUBSYSTEMS,
   type Subsystem,
 } from '../common/log-levels.js';
+import { type HaSettings, parseHaSection } from '../ha/config.js';
 import type {
   ChildConfig,
   CloseAction,
@@ -94,6 +95,8 @@ export interface DaemonSettings {
   metrics?: { host: string; port: number };
   control: { socket: string };
   chart?: ChartSettings;
+  /** `ha:` (src/ha/config.ts): leader election on a Lease; undefined = always active. */
+  ha?: HaSettings;
   /** Connections whose PSK is written inline (psk.value): the file must then be kept secret. */
   inlinePsk: string[];
 }
@@ -1126,6 +1129,7 @@ const TOP_KEYS = [
   'log',
   'metrics',
   'control',
+  'ha',
 ] as const;
 
 function validate(ctx: Ctx, doc: unknown): LoadedConfig | undefined {
@@ -1253,6 +1257,7 @@ function validate(ctx: Ctx, doc: unknown): LoadedConfig | undefined {
       socket = ctx.err('control.socket', 'must be an absolute path');
   }
   const chart = chartEnv(ctx);
+  const ha = root.ha === undefined ? undefined : parseHaSection(root.ha, ctx.env, (f, m) => ctx.err(f, m));
 
   if (ctx.errors.length > 0) return undefined;
   const engine: EngineConfig = {
@@ -1273,6 +1278,7 @@ function validate(ctx: Ctx, doc: unknown): LoadedConfig | undefined {
   };
   if (metrics) daemon.metrics = metrics;
   if (chart) daemon.chart = chart;
+  if (ha) daemon.ha = ha;
   return { engine, daemon };
 }
 

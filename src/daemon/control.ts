@@ -78,6 +78,8 @@ export interface ControlDeps {
   clock: Clock;
   /** Re-reads the configuration and applies it; throws ControlError('invalid-config') with every error. */
   reload(): Promise<ReloadOutcome>;
+  /** HA role and Lease holder, when `ha:` is configured. */
+  ha?(): { role: 'active' | 'standby'; holder?: string | undefined } | undefined;
   /** Extra fields for `stats` (readiness, datapath kind, uptime...). */
   info?(): Record<string, unknown>;
   version: string;
@@ -210,6 +212,12 @@ export class ControlApi {
 
   private target(): ControlTarget {
     const t = this.d.daemon();
+    const ha = this.d.ha?.();
+    if (!t && ha?.role === 'standby')
+      throw new ControlError(
+        'failed',
+        `this replica is on standby (HA): it holds no IKE_SAs; the Lease is held by ${ha.holder || 'nobody'}`,
+      );
     if (!t) throw new ControlError('failed', 'the daemon is (re)starting; try again in a moment');
     return t;
   }
@@ -555,6 +563,7 @@ export function planReload(cur: LoadedConfig, next: LoadedConfig): { live: strin
   if (canonical(a.metrics) !== canonical(b.metrics)) pending.push('metrics.listen');
   if (a.control.socket !== b.control.socket) pending.push('control.socket');
   if (canonical(a.chart) !== canonical(b.chart)) pending.push('VPN_* chart settings');
+  if (canonical(a.ha) !== canonical(b.ha)) pending.push('ha');
   const globals = (e: LoadedConfig['engine']): string => canonical({ ...e, connections: undefined });
   if (globals(cur.engine) !== globals(next.engine)) live.push('retransmit / dos / keepalive settings');
   return { live, pending: [...new Set(pending)] };
@@ -631,6 +640,10 @@ export class Operations {
   private daemon: OperatedDaemon | undefined;
   private installer: (CounterSource & { kind?: string }) | undefined;
   private detach: (() => void) | undefined;
+  /** HA (src/ha): the election's state for /ha, `ikegw stats` and `ikegw sas`; set by runDaemon. */
+  haStatus:
+    | (() => { role: 'active' | 'standby'; holder?: string | undefined; [k: string]: unknown })
+    | undefined;
   private prepare: ((engine: LoadedConfig['engine']) => Promise<void>) | undefined;
   private kernelErrorsAtStart = 0;
   private readonly startedAt = Date.now();
@@ -669,6 +682,7 @@ export class Operations {
           port: s.metrics.port,
           metrics: ops.metrics,
           readiness: ops.readiness,
+          ha: () => ops.haStatus?.(),
         });
         const a = await ops.http.start();
         log.info(
@@ -684,6 +698,7 @@ export class Operations {
         clock: ops.clock,
         reload: () => ops.reload(),
         info: () => ops.info(),
+        ha: () => ops.haStatus?.(),
         version: o.version,
       });
       const control = new ControlServer({ path: s.control.socket, api, logs: o.logs });
@@ -761,6 +776,26 @@ export class Operations {
     this.metrics.setReady(this.readiness.ready);
   }
 
+  /** The engine configuration to start with (the loaded one, or the last reload's). */
+  get engineConfig(): LoadedConfig['engine'] {
+    return this.cfg.engine;
+  }
+
+  /**
+   * HA step-down: the daemon is gone until the next attach(); until then reloads keep the new
+   * configuration for it, `ikegw sas` says standby, /readyz is 503.
+   */
+  standby(detail: string): void {
+    this.detach?.();
+    this.detach = undefined;
+    this.daemon = undefined;
+    this.installer = undefined;
+    this.readiness.set('ha', false, `standby: ${detail}`);
+    this.readiness.set('sockets', false, 'UDP 500/4500 not bound (standby)');
+    this.readiness.set('startup', false, 'standby: nothing started');
+    this.metrics.setReady(this.readiness.ready);
+  }
+
   shuttingDown(): void {
     this.readiness.shuttingDown();
     this.metrics.setReady(false);
@@ -781,6 +816,7 @@ export class Operations {
       connections: this.cfg.engine.connections.map((c) => c.name),
       ready: r.ready,
       readiness: r.checks,
+      ...(this.haStatus ? { ha: this.haStatus() } : {}),
     };
   }
 
@@ -821,9 +857,10 @@ export class Operations {
     const l = next.daemon.log;
     for (const s of SUBSYSTEMS) this.o.logs.setLevel(s, l.subsystems[s] ?? l.level);
     const log2 = { ...this.cfg.daemon.log, level: l.level, subsystems: l.subsystems };
-    this.cfg = { engine: this.daemon ? engine : this.cfg.engine, daemon: { ...this.cfg.daemon, log: log2 } };
+    const keep = this.daemon !== undefined || this.haStatus !== undefined;
+    this.cfg = { engine: keep ? engine : this.cfg.engine, daemon: { ...this.cfg.daemon, log: log2 } };
     this.baseline = {
-      engine: this.daemon ? baselineEngine : this.baseline.engine,
+      engine: keep ? baselineEngine : this.baseline.engine,
       daemon: { ...this.baseline.daemon, log: log2 },
     };
     this.metrics.reloaded(plan.pending.length > 0 ? 'restart_needed' : 'applied');

@@ -62,6 +62,8 @@ export interface OpsServerOptions {
   port: number;
   metrics?: Metrics;
   readiness: Readiness;
+  /** HA (src/ha): the election's state for GET /ha; undefined = no `ha:` (404). */
+  ha?: () => { role: 'active' | 'standby'; [k: string]: unknown } | undefined;
   /** /healthz fails when the event loop was blocked longer than this since the last probe (default 10 s). */
   maxLoopDelayMs?: number;
 }
@@ -139,8 +141,14 @@ export class OpsServer {
         this.o.metrics?.setReady(r.ready);
         return json(res, r.ready ? 200 : 503, r);
       }
+      case '/ha': {
+        // the routes sidecar polls this (IKEGW_HA_STATUS_URL): 200 only while active
+        const ha = this.o.ha?.();
+        if (!ha) return json(res, 404, { error: 'ha is not configured' });
+        return json(res, ha.role === 'active' ? 200 : 503, ha);
+      }
       case '/':
-        return json(res, 200, { endpoints: ['/metrics', '/healthz', '/readyz'] });
+        return json(res, 200, { endpoints: ['/metrics', '/healthz', '/readyz', '/ha'] });
       default:
         return json(res, 404, { error: `no such endpoint ${path}` });
     }

@@ -443,6 +443,34 @@ export async function resolveLocalAddrs(
   }
 }
 
+/** The active side of the daemon (see runDaemonWith): started and stopped as one. */
+interface ActiveUnit {
+  daemon: Daemon;
+  ports: { port: number; natPort: number };
+  /** Resolves when the start-up kernel work is done (readiness). */
+  started: Promise<void>;
+  /** DELETEs to the peers (bounded by timeoutMs), SAs and policies removed, sockets closed. */
+  stop(timeoutMs: number): Promise<void>;
+}
+
+class UnitStartError extends Error {
+  constructor(
+    readonly fields: Record<string, unknown>,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Closes the TUN device / netlink sockets of a data path that is no longer used. */
+function closeInstaller(installer: SaInstaller): void {
+  try {
+    (installer as { close?: () => void }).close?.();
+  } catch {
+    // already closed
+  }
+}
+
 export interface RunOptions {
   configPath?: string;
   fromEnv?: boolean;
@@ -548,70 +576,123 @@ async function runDaemonWith(o: RunOptions, hup: { reload?: () => void }): Promi
     });
   };
 
-  let installer: SaInstaller;
-  try {
-    installer = await createInstaller(settings.datapath, logs, o.env);
-  } catch (e) {
-    log.fatal(
-      { datapath: settings.datapath },
-      `cannot set up the ${settings.datapath} data path: ${errorText(e)}`,
+  // The active side — data path, UDP 500/4500, engine — as one unit: started once here, or (with
+  // `ha:`) each time this replica takes the Lease and stopped each time it steps down (src/ha).
+  const startUnit = async (): Promise<ActiveUnit> => {
+    const engineCfg = ops.engineConfig;
+    let installer: SaInstaller;
+    try {
+      installer = await createInstaller(settings.datapath, logs, o.env);
+    } catch (e) {
+      throw new UnitStartError(
+        { datapath: settings.datapath },
+        `cannot set up the ${settings.datapath} data path: ${errorText(e)}`,
+      );
+    }
+    let daemon: Daemon | undefined;
+    const resolver = new LocalAddressResolver();
+    const transport = new UdpTransport({
+      address: settings.listen.address,
+      port: settings.listen.port,
+      natPort: settings.listen.natPort,
+      resolver,
+      onIke: (local, remote, bytes) => daemon?.feed({ kind: 'datagram', local, remote, bytes }),
+      onEsp: espInput(installer),
+      onError: (e) =>
+        daemon ? daemon.transportError(e) : logs.get('net').error({ errno: e.errno }, e.message),
+    });
+    let ports: { port: number; natPort: number };
+    try {
+      ports = await transport.start();
+    } catch (e) {
+      closeInstaller(installer);
+      throw new UnitStartError(
+        { errno: e instanceof TransportError ? e.errno : undefined },
+        `cannot start: ${errorText(e)}`,
+      );
+    }
+    ops.socketsBound(ports);
+    attachDatapath(installer, transport, logs);
+    await resolveLocalAddrs(engineCfg, settings.listen.address, resolver, logs);
+    const engine = new IkeEngine(engineCfg, {
+      random: systemRandom,
+      ikePort: ports.port,
+      nattPort: ports.natPort,
+    });
+    daemon = new Daemon({ engine, installer, transport, logs });
+    ops.attach(daemon, installer, (next) => resolveLocalAddrs(next, settings.listen.address, resolver, logs));
+    log.info(
+      {
+        listen: settings.listen.address,
+        port: ports.port,
+        natPort: ports.natPort,
+        datapath: settings.datapath,
+        connections: engineCfg.connections.map((c) => c.name),
+      },
+      `ikegw started: ${engineCfg.connections.length} connection(s), UDP ${ports.port}/${ports.natPort} on ${settings.listen.address}`,
     );
-    await ops.close();
-    return 1;
+    daemon.start();
+    const started = ops.startupDone();
+    const d = daemon;
+    return {
+      daemon: d,
+      ports,
+      started,
+      stop: async (timeoutMs) => {
+        await d.shutdown(timeoutMs);
+        closeInstaller(installer);
+      },
+    };
+  };
+
+  let unit: ActiveUnit | undefined;
+  let ha: { shutdown(): Promise<void> } | undefined;
+  if (settings.ha) {
+    // Leader election on a Lease: the Kubernetes client is loaded only here.
+    const { startHa } = await import('../ha/daemon.js');
+    try {
+      ha = await startHa({
+        settings: settings.ha,
+        env: o.env,
+        logs,
+        ops,
+        activate: async () => {
+          unit = await startUnit();
+          await unit.started;
+        },
+        deactivate: async () => {
+          const u = unit;
+          unit = undefined;
+          await u?.stop(1000);
+        },
+      });
+    } catch (e) {
+      log.fatal({ ha: settings.ha.lease }, `cannot start the HA election: ${errorText(e)}`);
+      await ops.close();
+      return 1;
+    }
+  } else {
+    try {
+      unit = await startUnit();
+    } catch (e) {
+      const f = e instanceof UnitStartError ? e.fields : {};
+      log.fatal(f, errorText(e));
+      await ops.close();
+      return 1;
+    }
   }
-  let daemon: Daemon | undefined;
-  const resolver = new LocalAddressResolver();
-  const transport = new UdpTransport({
-    address: settings.listen.address,
-    port: settings.listen.port,
-    natPort: settings.listen.natPort,
-    resolver,
-    onIke: (local, remote, bytes) => daemon?.feed({ kind: 'datagram', local, remote, bytes }),
-    onEsp: espInput(installer),
-    onError: (e) =>
-      daemon ? daemon.transportError(e) : logs.get('net').error({ errno: e.errno }, e.message),
-  });
-  let ports: { port: number; natPort: number };
-  try {
-    ports = await transport.start();
-  } catch (e) {
-    log.fatal({ errno: e instanceof TransportError ? e.errno : undefined }, `cannot start: ${errorText(e)}`);
-    await ops.close();
-    return 1;
-  }
-  ops.socketsBound(ports);
-  attachDatapath(installer, transport, logs);
-  await resolveLocalAddrs(engineCfg, settings.listen.address, resolver, logs);
-  const engine = new IkeEngine(engineCfg, {
-    random: systemRandom,
-    ikePort: ports.port,
-    nattPort: ports.natPort,
-  });
-  daemon = new Daemon({ engine, installer, transport, logs });
-  ops.attach(daemon, installer, (next) => resolveLocalAddrs(next, settings.listen.address, resolver, logs));
-  log.info(
-    {
-      listen: settings.listen.address,
-      port: ports.port,
-      natPort: ports.natPort,
-      datapath: settings.datapath,
-      connections: engineCfg.connections.map((c) => c.name),
-    },
-    `ikegw started: ${engineCfg.connections.length} connection(s), UDP ${ports.port}/${ports.natPort} on ${settings.listen.address}`,
-  );
-  daemon.start();
-  void ops.startupDone();
   // certificate rotation: changed certificate/key files are applied as by `ikegw reload`
   const running = ops;
   certWatch = new CertWatcher({ apply: () => running.reload({ quiet: true }), log: logs.get('config') });
   certWatch.applied(r, engineCfg);
   certWatch.start();
-  o.onReady?.({ daemon, ports, settings });
+  if (unit) o.onReady?.({ daemon: unit.daemon, ports: unit.ports, settings });
   const why = await (o.stop ?? signalStop());
   log.info(`stop requested${typeof why === 'string' ? ` (${why})` : ''}`);
   ops.shuttingDown();
   certWatch.close();
-  await daemon.shutdown();
+  if (ha) await ha.shutdown();
+  else await unit?.stop(2000);
   await ops.close();
   return 0;
 }

@@ -473,7 +473,7 @@ describe('loadConfig: each bad field gives one error naming it', () => {
     [
       'a top-level typo',
       `${conn()}keepalve: 10s`,
-      'keepalve: unknown key (did you mean "keepalive"?); allowed: connections, datapath, listen, retransmit, dos, keepalive, log, metrics, control',
+      'keepalve: unknown key (did you mean "keepalive"?); allowed: connections, datapath, listen, retransmit, dos, keepalive, log, metrics, control, ha',
     ],
     [
       'a remote_ts overlapping local_ts',

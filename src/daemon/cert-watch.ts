@@ -66,7 +66,10 @@ export interface CertWatchOptions {
    * did to the connections (for the log line) after `applied()` was called with the new load;
    * rejects with the reason when the configuration with the new files is invalid.
    */
-  apply(): Promise<{ connections: { conn: string; action: string; fields?: string[] }[] }>;
+  apply(): Promise<{
+    connections: { conn: string; action: string; fields?: string[] }[];
+    pending?: string[];
+  }>;
   log: LogSink;
   debounceMs?: number;
   maxWaitMs?: number;
@@ -305,7 +308,7 @@ export class CertWatcher {
         this.now() - t0
       } ms: ${certs.length ? certs.join('; ') : 'no new certificate'}${
         conns.length ? `; connection ${conns.join(', ')}` : ''
-      }${
+      }${outcome.pending?.length ? `; the configuration file also changed, needs a restart: ${outcome.pending.join('; ')}` : ''}${
         outcome.connections.some((c) => c.action === 're-established')
           ? ''
           : ' — new IKE_SAs and reauthentications use it, established SAs are kept'

@@ -11,7 +11,7 @@ import { suiteName as algorithmName } from './crypto/suites.js';
 import type { BusEvent, Command, Effect, IkeEvent, SaRef, TimerKey } from './events.js';
 import type { Endpoint, KernelEvent, SaId, SaOp } from './ports.js';
 import { carryReqids, diffConnections } from './reconfigure.js';
-import { describeTs, trapPolicies, uninstallChild as uninstall } from './sa/child-sa.js';
+import { describeTs, installOutbound, trapPolicies, uninstallChild as uninstall } from './sa/child-sa.js';
 import { type ChildSa, type IkeSa, localSpi } from './sa/ike-sa.js';
 import type { EngineCtx, RequestOptions } from './task/context.js';
 import {
@@ -314,8 +314,26 @@ export class IkeEngine implements EngineCtx {
     from.children = [];
   }
 
+  /**
+   * `child` goes: a CHILD_SA of a peer's reauthentication that held its outbound SA back for it
+   * (src/ike/task/ike-auth.ts) sends from now on — installed before the old one is removed, as
+   * after a CHILD_SA rekey.
+   */
+  private releaseReauthSuccessors(child: ChildSa): void {
+    const next = child.reauthedBy;
+    if (!next) return; // the common case: nothing to look for
+    child.reauthedBy = undefined;
+    next.reauthOf = undefined;
+    if (!next.pendingOutbound || next.state !== 'INSTALLED') return; // its install completes it
+    const o = this.all().find((s) => s.children.includes(next));
+    if (!o) return;
+    this.cancel(o, `outbound:${next.uid}`);
+    installOutbound(this, o, next);
+  }
+
   removeChild(sa: IkeSa, child: ChildSa, reason: string): void {
     if (child.state === 'DELETED') return;
+    this.releaseReauthSuccessors(child);
     for (const what of ['rekey-child', 'expire-child', 'outbound']) this.cancel(sa, `${what}:${child.uid}`);
     const linger = reason === 'rekeyed' || reason === 'deleted by peer';
     uninstall(this, sa, child, linger ? (id) => this.lingerInbound(id, child.spiIn) : undefined);
@@ -417,6 +435,7 @@ export class IkeEngine implements EngineCtx {
     if (sa.state === 'DESTROYED') return;
     for (const c of sa.children) {
       if (c.state !== 'DELETED') {
+        this.releaseReauthSuccessors(c);
         uninstall(this, sa, c);
         this.emit({
           ev: 'child-state',

@@ -203,7 +203,7 @@ log: { level: info, format: json }
         swanctlConf: swanConf(lab.addr.clusterPublic),
         // reauthentication builds the new IKE_SA before the old one goes (5.9's default is no)
         strongswanExtra: '  make_before_break = yes',
-        logLevels: { cfg: 2 },
+        logLevels: { cfg: 2, esp: 2 },
       });
       copyFileSync(c.swan!.key, join(charon.dir, 'swanctl', 'private', basename(c.swan!.key)));
       await charon.swanctl(['--load-creds', '--noprompt']);
@@ -217,7 +217,7 @@ log: { level: info, format: json }
       await ikegw.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('ikegw started'), 20_000);
       await charon.initiate('net');
       await ikegw.waitFor((l) => l.state === 'INSTALLED', 20_000);
-      ping = lab.spawn('pod', 'ping', ['-n', '-i', '0.05', '-W', '1', lab.addr.onhost], {
+      ping = lab.spawn('pod', 'ping', ['-n', '-D', '-O', '-i', '0.05', '-W', '1', lab.addr.onhost], {
         logFile: join(lab.dir, 'ping.log'),
       });
       await until('the first replies', () => (replies() > 0 ? true : undefined), { timeoutMs: 10_000 });
@@ -323,16 +323,23 @@ log: { level: info, format: json }
       const n = replies();
       await until('10 more replies', () => (replies() >= n + 10 ? true : undefined), { timeoutMs: 15_000 });
       await ping.stop('SIGINT');
-      const summary = /(\d+) packets transmitted, (\d+) received/.exec(
-        readFileSync(join(lab.dir, 'ping.log'), 'utf8'),
+      // every request up to the last one answered must have been answered (the requests still in
+      // flight when SIGINT stops ping are not losses: under load a reply can take 100+ ms)
+      const answered = new Set(
+        [...readFileSync(join(lab.dir, 'ping.log'), 'utf8').matchAll(/bytes from .*icmp_seq=(\d+) /g)].map(
+          (m) => Number(m[1]),
+        ),
       );
-      expect(summary).not.toBeNull();
-      const [sent, got] = [Number(summary![1]), Number(summary![2])];
+      const last = Math.max(...answered);
+      const lost = Array.from({ length: last }, (_, i) => i + 1).filter((seq) => !answered.has(seq));
       console.log(
-        `rotation: ${sent} pings every 50 ms across two swaps, an IKE rekey and two reauthentications, ${sent - got} lost`,
+        `rotation: ${last} pings every 50 ms across two swaps, an IKE rekey and two reauthentications, ${lost.length} lost${lost.length ? ` (icmp_seq ${lost.join(', ')})` : ''}`,
       );
-      expect(sent).toBeGreaterThanOrEqual(20);
-      expect(got).toBe(sent);
+      expect(last).toBeGreaterThanOrEqual(20);
+      expect(lost).toEqual([]);
+      // and strongSwan never got ESP on an SA it had not installed yet (ikegw, answering the
+      // reauthentication, kept sending on the old CHILD_SA until the peer deleted it)
+      expect(charon.log()).not.toContain('inbound ESP packet does not belong to an installed SA');
     }, 120_000);
   },
 );

@@ -74,6 +74,14 @@ export interface ChildSa {
   rekeyedByPeer?: { nonceI: Uint8Array; nonceR: Uint8Array; newChild: ChildSa };
   /** The CHILD_SA this one replaces (set on the new SA of a rekey). */
   replaces?: ChildSa;
+  /**
+   * Set on a CHILD_SA we created as the responder of a peer's make-before-break reauthentication
+   * (an IKE_AUTH for traffic an INSTALLED CHILD_SA of another IKE_SA carries): that older CHILD_SA.
+   * Our outbound SA is held back until it goes (src/ike/task/ike-auth.ts).
+   */
+  reauthOf?: ChildSa;
+  /** The other direction of `reauthOf`: set on the older CHILD_SA. */
+  reauthedBy?: ChildSa;
 }
 
 export interface IkeSa {

@@ -481,7 +481,7 @@ export function outboundTimeout(ctx: EngineCtx, sa: IkeSa, child: ChildSa): void
     ctx.log(
       'info',
       'child',
-      `no DELETE for the rekeyed CHILD_SA ${child.cfg.name} arrived; using the new outbound SA`,
+      `no DELETE for the ${child.reauthOf ? 'CHILD_SA the reauthentication replaces' : 'rekeyed CHILD_SA'} ${child.cfg.name} arrived; using the new outbound SA`,
       sa,
     );
     installOutbound(ctx, sa, child);

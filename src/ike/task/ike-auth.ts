@@ -9,7 +9,7 @@ import type { ChildConfig, ConnectionConfig, IdConfig } from '../config.js';
 import { dnMatches, formatDn, parseDn } from '../crypto/der.js';
 import { pskAuthData } from '../crypto/keymat.js';
 import { failureCause } from '../events.js';
-import { childKeysFor, installChild, newChild } from '../sa/child-sa.js';
+import { childKeysFor, installChild, installOutbound, newChild } from '../sa/child-sa.js';
 import type { ChildSa, IkeSa } from '../sa/ike-sa.js';
 import {
   acceptEspResponse,
@@ -483,6 +483,15 @@ export function processAuthRequest(
   const child = newChild(ctx, sa, cfg, sel.suite, spiIn, readU32(sel.spi), localTs, remoteTs);
   child.viaAuth = true;
   sa.children.push(child);
+  // A make-before-break reauthentication by the peer (strongSwan's make_before_break, e.g. to see
+  // a rotated certificate): the peer installs this CHILD_SA only when our response arrives, so a
+  // packet we sent on it before would be dropped there. As the responder of a CHILD_SA rekey does
+  // (RFC 7296 §2.8), we go on sending on the older CHILD_SA until the peer deletes it.
+  const older = reauthPredecessor(ctx, sa, cfg);
+  if (older) {
+    child.reauthOf = older;
+    older.reauthedBy = child;
+  }
   child.onInstalled = (error) => {
     ctx.childInstalled(sa, child, error);
     if (error) return reply([...out, notify(Notify.NO_PROPOSAL_CHOSEN)]);
@@ -492,6 +501,34 @@ export function processAuthRequest(
       ts(PayloadType.TSi, remoteTs.map(tsToWire)),
       ts(PayloadType.TSr, localTs.map(tsToWire)),
     ]);
+    if (!older) return;
+    if (older.state === 'DELETED') installOutbound(ctx, sa, child);
+    else ctx.arm(sa, `outbound:${child.uid}`, ctx.now + REAUTH_OUTBOUND_TIMEOUT_MS);
   };
-  installChild(ctx, sa, child, childKeysFor(sa, sel.suite, false, sa.nonceI, sa.nonceR));
+  installChild(ctx, sa, child, childKeysFor(sa, sel.suite, false, sa.nonceI, sa.nonceR), {
+    outbound: !older,
+  });
+}
+
+/**
+ * How long the responder of a reauthentication waits for the DELETE of the old IKE_SA before it
+ * sends on the new CHILD_SA anyway. A reauthenticating peer sends it one round trip after our
+ * IKE_AUTH response; a peer that restarted without INITIAL_CONTACT (strongSwan's unique = never)
+ * never does, and we would be sending into the old SA until then — so shorter than a rekey's.
+ */
+export const REAUTH_OUTBOUND_TIMEOUT_MS = 2_000;
+
+/**
+ * The INSTALLED CHILD_SA of the same connection and child, with the same peer (identity and
+ * address), on another established IKE_SA: what a make-before-break reauthentication replaces.
+ */
+function reauthPredecessor(ctx: EngineCtx, sa: IkeSa, cfg: ChildConfig): ChildSa | undefined {
+  for (const o of ctx.peerSas(sa.conn.name, sa.remoteIdText)) {
+    if (o === sa || o.state !== 'ESTABLISHED' || o.remote.address !== sa.remote.address) continue;
+    const c = o.children.find(
+      (x) => x.cfg.name === cfg.name && x.state === 'INSTALLED' && !x.pendingOutbound,
+    );
+    if (c) return c;
+  }
+  return undefined;
 }

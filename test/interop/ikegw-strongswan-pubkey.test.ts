@@ -11,7 +11,7 @@
 // certificate's public key and refuses to authenticate without one): that case is the engine
 // test test/unit/engine/pubkey-auth.test.ts ("bad-signature"), where one ikegw engine signs with
 // another certificate's key. The certificates are made by openssl in the test (test/helpers/pki.ts).
-import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, onTestFailed, test } from 'vitest';
@@ -27,6 +27,9 @@ const CLUSTER_TS = ['10.10.0.0/16', '10.96.0.0/12'];
 let pkiDir: string;
 let pki: Pki;
 let rootCrl: string;
+/** The root's CRL before and after swan-later was revoked. */
+let crlBefore: string;
+let crlAfter: string;
 const c: Record<string, Issued> = {};
 /** IP identities in certificates: addresses that are not the peers' own (any IP ID will do). */
 const ALT_IP: Record<string, string> = { 'ikegw-alt': '192.0.2.61', 'swan-alt': '192.0.2.62' };
@@ -59,6 +62,10 @@ beforeAll(() => {
   mk('ikegw-revoked', 'p256');
   pki.revoke(c['ikegw-revoked']!, 'superseded');
   rootCrl = pki.crl();
+  mk('swan-later', 'p256');
+  crlBefore = pki.crl(pki.root, { file: join(pkiDir, 'root-before.crl.pem') });
+  pki.revoke(c['swan-later']!, 'keyCompromise');
+  crlAfter = pki.crl(pki.root, { file: join(pkiDir, 'root-after.crl.pem') });
   // IP address and email identities (subjectAltName iPAddress / rfc822Name)
   for (const name of ['ikegw-alt', 'swan-alt']) {
     c[name] = pki.issue({
@@ -506,6 +513,31 @@ describe.skipIf(!ok)(
           expect(k.onprem.log()).toMatch(/generating IKE_AUTH request 1 \[ IDi (?!CERT )/);
       },
     );
+
+    test('a new CRL file is picked up while running (as cert-manager/kubelet replace files): the next authentication is refused', async () => {
+      const live = join(pkiDir, 'live.crl.pem');
+      copyFileSync(crlBefore, live);
+      const k = await setUp({
+        ikegwInitiates: false,
+        ikegw: { cert: c['ikegw-p256']!, peer: 'pubkey', crls: [live] },
+        swan: { cert: c['swan-later']!, peer: 'pubkey' },
+        swanSendCert: 'always',
+      });
+      await up(k);
+      // replaced by rename, as the kubelet swaps a Secret's files
+      copyFileSync(crlAfter, `${live}.tmp`);
+      renameSync(`${live}.tmp`, live);
+      const applied = await k.ikegw.waitFor((l) => l.rotation === 'applied', 20_000);
+      expect(String(applied.msg)).toContain('onprem updated (remote.crls)');
+      // the established IKE_SA stays (as strongSwan: a CRL is checked when authenticating)
+      expect((await k.onprem.listSas())[0]?.state).toBe('ESTABLISHED');
+      await k.onprem.terminate('cluster');
+      await k.onprem.initiate('net').catch(() => undefined);
+      const f = await failure(k);
+      expect(f.cause).toBe('revoked');
+      expect(String(f.msg)).toContain('"C=CH, O=ikegw test, CN=swan-later.example"');
+      expect(await failureMetric(k, 'revoked')).toMatch(/ 1$/);
+    });
 
     test('strongSwan refuses ikegw: a certificate from a CA it does not trust; ikegw names it', async () => {
       const k = await setUp({

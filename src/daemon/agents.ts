@@ -9,8 +9,10 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { DEFAULT_CILIUM_SOCKET, runCiliumSetup } from '../cilium/agent-client.js';
 import { ciliumSetupOptionsFromEnv, operatorOptionsFromEnv } from '../cilium/env.js';
+import { parseDuration } from '../common/duration.js';
 import { IkegwError } from '../common/errors.js';
 import { routesOptionsFromEnv } from '../routes/env.js';
+import { HaGate } from '../routes/ha-gate.js';
 import { runRoutesAgent } from '../routes/reconciler.js';
 
 type Env = Record<string, string | undefined>;
@@ -50,28 +52,55 @@ export async function runRoutesCommand(
     return 2;
   }
   if (opts.nodeNetns) routesOpts.nodeNetns = opts.nodeNetns;
-  const agent = await runRoutesAgent({ ...routesOpts, log });
   // Cilium drops decapsulated packets whose source is an on-prem address unless the endpoint's
   // SourceIPVerification is off; the setting is lost when the endpoint is recreated, so keep at it.
   const socket = io.env.IKEGW_CILIUM_SOCKET ?? DEFAULT_CILIUM_SOCKET;
+  let agent: { stop(): Promise<void> } | undefined;
   let cilium: { stop(): Promise<void> | void } | undefined;
-  if (opts.cilium && io.env.POD_IP && existsSync(dirname(socket))) {
-    try {
-      cilium = await runCiliumSetup({ ...ciliumSetupOptionsFromEnv(io.env), log });
-    } catch (e) {
-      log.error({ err: explain(e) }, 'Cilium agent client did not start');
+  const begin = async (): Promise<void> => {
+    agent = await runRoutesAgent({ ...routesOpts, log });
+    if (opts.cilium && io.env.POD_IP && existsSync(dirname(socket))) {
+      try {
+        cilium = await runCiliumSetup({ ...ciliumSetupOptionsFromEnv(io.env), log });
+      } catch (e) {
+        log.error({ err: explain(e) }, 'Cilium agent client did not start');
+      }
+    } else if (opts.cilium) {
+      log.warn(
+        { socket },
+        'not touching Cilium: POD_IP unset or no Cilium agent socket directory (--no-cilium silences this)',
+      );
     }
-  } else if (opts.cilium) {
-    log.warn(
-      { socket },
-      'not touching Cilium: POD_IP unset or no Cilium agent socket directory (--no-cilium silences this)',
-    );
-  }
+  };
+  const end = async (): Promise<void> => {
+    const [c, a] = [cilium, agent];
+    cilium = undefined;
+    agent = undefined;
+    await c?.stop();
+    await a?.stop();
+  };
+  // HA (the chart's ha.enabled): routes only while this pod's daemon is the active replica.
+  let gate: HaGate | undefined;
+  if (io.env.IKEGW_HA_STATUS_URL) {
+    let intervalMs = 1000;
+    if (io.env.IKEGW_HA_POLL_INTERVAL) {
+      const d = parseDuration(io.env.IKEGW_HA_POLL_INTERVAL);
+      if (d === undefined || d < 0.1) {
+        io.stderr(
+          `ikegw routes: IKEGW_HA_POLL_INTERVAL: not a duration of at least 100ms: ${JSON.stringify(io.env.IKEGW_HA_POLL_INTERVAL)}\n`,
+        );
+        return 2;
+      }
+      intervalMs = Math.round(d * 1000);
+    }
+    gate = new HaGate({ url: io.env.IKEGW_HA_STATUS_URL, intervalMs, start: begin, stop: end, log });
+    gate.start();
+  } else await begin();
   log.info({ peerCidrs: routesOpts.peerCidrs, nodeNetns: routesOpts.nodeNetns }, 'routes agent running');
   const why = await (io.stop ?? untilSignal());
   log.info({ why: String(why) }, 'routes agent stopping: removing its routes');
-  await cilium?.stop();
-  await agent.stop();
+  await gate?.close();
+  await end();
   return 0;
 }
 

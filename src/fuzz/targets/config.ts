@@ -15,7 +15,7 @@ import { loadConfig } from '../../daemon/config.js';
 import { type FuzzInstance, type FuzzTarget, invariant } from '../harness.js';
 import { concatBytes, getUint, havoc, putUint } from '../mutate.js';
 import type { Rng } from '../rng.js';
-import { FUZZ_CA_PEM, FUZZ_EE_KEY_PEM, FUZZ_EE_PEM } from './config-pki.js';
+import { FUZZ_CA_PEM, FUZZ_CRL_CA_PEM, FUZZ_CRL_PEM, FUZZ_EE_KEY_PEM, FUZZ_EE_PEM } from './config-pki.js';
 
 /** The PSK behind files and the environment: must never show up in a message. */
 const SECRET = 'Fz-SeCrEt-psk-4b1d5e9a';
@@ -91,7 +91,7 @@ connections:
   pki:
     remote_addrs: [198.51.100.1]
     local: { auth: pubkey, certs: [/etc/ikegw/cert.pem], key: /etc/ikegw/key.pem }
-    remote: { auth: pubkey, cacerts: [/etc/ikegw/ca.pem], id: "@peer.example.com" }
+    remote: { auth: pubkey, cacerts: [/etc/ikegw/ca.pem, /etc/ikegw/crlca.pem], crls: [/etc/ikegw/crl.pem], id: "@peer.example.com" }
     send_cert: always
     children:
       net:
@@ -268,6 +268,9 @@ const DICT: Record<string, unknown[]> = {
     '/etc/ikegw/ca.pem',
     '/etc/ikegw/chain.pem',
     '/etc/ikegw/ca.der',
+    '/etc/ikegw/crl.pem',
+    '/etc/ikegw/crl.der',
+    '/etc/ikegw/crlca.pem',
     '/etc/ikegw/fuzzed',
     '/etc/ikegw/empty',
     '/etc/ikegw/missing',
@@ -345,6 +348,7 @@ const KEY_KIND: Record<string, keyof typeof DICT> = {
   certs: 'path',
   key: 'path',
   cacerts: 'path',
+  crls: 'path',
   socket: 'path',
 };
 
@@ -558,6 +562,11 @@ class ConfigInstance implements FuzzInstance {
       '/etc/ikegw/ca.pem': t(FUZZ_CA_PEM),
       '/etc/ikegw/chain.pem': t(FUZZ_EE_PEM + FUZZ_CA_PEM),
       '/etc/ikegw/ca.der': new Uint8Array(caDer),
+      '/etc/ikegw/crl.pem': t(FUZZ_CRL_PEM),
+      '/etc/ikegw/crl.der': new Uint8Array(
+        Buffer.from(FUZZ_CRL_PEM.replace(/-----[^-]+-----|\s+/g, ''), 'base64'),
+      ),
+      '/etc/ikegw/crlca.pem': t(FUZZ_CRL_CA_PEM + FUZZ_CRL_PEM),
       '/etc/ikegw/empty': new Uint8Array(0),
     };
     for (const b of BASES) {
@@ -597,7 +606,7 @@ class ConfigInstance implements FuzzInstance {
       defaultStringType: rng.pick(['PLAIN', 'QUOTE_DOUBLE', 'QUOTE_SINGLE'] as const),
     });
     for (let k = rng.chance(0.6) ? 0 : rng.small(3); k > 0; k--) text = mutateText(rng, text);
-    // The fuzzed file: a mutated certificate, key or PSK file.
+    // The fuzzed file: a mutated certificate, key, CRL or PSK file.
     const base = rng.pick(Object.values(this.files));
     const file = rng.chance(0.5) ? havoc(rng, base, Object.values(this.files), 4) : base;
     const h = new Uint8Array(IN_HDR);

@@ -23,7 +23,7 @@
 // subject, serial and not-after; one warning per rejected content. Never the files' content (the
 // hashes stay in this object).
 import { createHash } from 'node:crypto';
-import { type FSWatcher, readFileSync, realpathSync, watch } from 'node:fs';
+import { type FSWatcher, lstatSync, readFileSync, realpathSync, watch } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { ConnectionConfig, EngineConfig } from '../ike/config.js';
 import { parseCert } from '../ike/crypto/x509.js';
@@ -99,6 +99,30 @@ export function describeCert(der: Uint8Array): string {
   } catch {
     return '(a certificate that does not parse)';
   }
+}
+
+/**
+ * The directories whose entries decide what `file` reads: the one holding it, the one it resolves
+ * to, and the parent of every symlinked directory on its way — an item under a subdirectory of a
+ * projected volume (`certs/tls.crt`, `certs` -> `..data/certs`) changes when `..data` is renamed
+ * in the volume's top directory.
+ */
+export function watchDirs(file: string): string[] {
+  const abs = resolve(file);
+  const out = new Set([dirname(abs)]);
+  try {
+    out.add(dirname(realpathSync(abs)));
+  } catch {
+    // gone right now: the directories above are watched, the poll does the rest
+  }
+  for (let d = dirname(abs); d !== dirname(d); d = dirname(d)) {
+    try {
+      if (lstatSync(d).isSymbolicLink()) out.add(dirname(d));
+    } catch {
+      // as above
+    }
+  }
+  return [...out];
 }
 
 const sameBytes = (a: Uint8Array | undefined, b: Uint8Array | undefined): boolean =>
@@ -218,14 +242,7 @@ export class CertWatcher {
   private rewatch(): void {
     if (this.o.inotify === false) return;
     const want = new Set<string>();
-    for (const f of this.loaded.keys()) {
-      want.add(dirname(resolve(f)));
-      try {
-        want.add(dirname(realpathSync(f)));
-      } catch {
-        // gone right now: its directory above is watched, the poll does the rest
-      }
-    }
+    for (const f of this.loaded.keys()) for (const d of watchDirs(f)) want.add(d);
     for (const [dir, w] of this.watchers) {
       if (!want.has(dir)) {
         w.close();

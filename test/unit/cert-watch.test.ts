@@ -15,9 +15,9 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { CertWatcher, recordCredentialFiles, type SetTimer } from '../../src/daemon/cert-watch.js';
+import { CertWatcher, recordCredentialFiles, type SetTimer, watchDirs } from '../../src/daemon/cert-watch.js';
 import { type ConfigResult, loadConfig } from '../../src/daemon/config.js';
 import type { EngineConfig } from '../../src/ike/config.js';
 import { diffConnections } from '../../src/ike/reconfigure.js';
@@ -56,12 +56,17 @@ class ProjectedSecret {
     mkdirSync(dir, { recursive: true });
     this.current = this.write(files);
     symlinkSync(this.current, join(dir, '..data'));
-    for (const f of Object.keys(files)) symlinkSync(join('..data', f), join(dir, f));
+    // the kubelet links each top-level entry (a file, or the first directory of a nested path)
+    const top = new Set(Object.keys(files).map((f) => f.split('/')[0]!));
+    for (const t of top) symlinkSync(join('..data', t), join(dir, t));
   }
   private write(files: Record<string, string>): string {
     const ts = `..2026_12_07_00_00_${String(seq++).padStart(2, '0')}.123456789`;
     mkdirSync(join(this.dir, ts));
-    for (const [name, src] of Object.entries(files)) copyFileSync(src, join(this.dir, ts, name));
+    for (const [name, src] of Object.entries(files)) {
+      mkdirSync(dirname(join(this.dir, ts, name)), { recursive: true });
+      copyFileSync(src, join(this.dir, ts, name));
+    }
     return ts;
   }
   /** The kubelet's AtomicWriter: new directory, `..data_tmp` renamed over `..data`, old one removed. */
@@ -216,6 +221,21 @@ describe.skipIf(!ok)('certificate watcher: rotation of a kubelet-projected Secre
     expect(Buffer.from(state.engine.connections[0]!.localCerts![0]!)).toEqual(Buffer.from(gen2.der));
     expect(lines.filter((l) => l.level === 'warn')).toHaveLength(1);
     expect(lines.filter((l) => l.level === 'info')).toHaveLength(1);
+  });
+
+  it('items in a subdirectory of the volume (certs/tls.crt, certs -> ..data/certs): inotify sees the swap', async () => {
+    const s = new ProjectedSecret(join(base, 'nested'), {
+      'certs/tls.crt': gen1.cert,
+      'certs/tls.key': gen1.key,
+      'certs/ca.crt': pki.root.cert,
+    });
+    const { w, state } = harness({ path: (f: string) => s.path(`certs/${f}`) } as ProjectedSecret);
+    expect(watchDirs(s.path('certs/tls.crt'))).toContain(s.dir);
+    s.swap({ 'certs/tls.crt': gen2.cert, 'certs/tls.key': gen2.key, 'certs/ca.crt': pki.root.cert });
+    await until('the rotation applied', () => (w.stats.applied === 1 ? true : undefined), {
+      timeoutMs: 5000,
+    });
+    expect(Buffer.from(state.engine.connections[0]!.localCerts![0]!)).toEqual(Buffer.from(gen2.der));
   });
 
   it('the poll alone (no inotify) notices a swap', async () => {

@@ -243,8 +243,16 @@ export class ControlApi {
       return typeof t === 'number' && t > 0 && t <= 600_000 ? t : 15_000;
     };
     switch (r.cmd) {
-      case 'sas':
-        return saStatus(this.target().status(), this.d.config(), this.d.clock.now(), this.d.counters());
+      case 'sas': {
+        // with HA, a first line names the role (a standby answers with an error in target())
+        const t = this.target();
+        const ha = this.d.ha?.();
+        if (ha?.role === 'active')
+          progress(
+            `HA: active (this replica holds ${String((ha as { lease?: unknown }).lease ?? 'the Lease')})`,
+          );
+        return saStatus(t.status(), this.d.config(), this.d.clock.now(), this.d.counters());
+      }
       case 'initiate': {
         const conn = this.knownConn(r.conn);
         const child = typeof r.child === 'string' ? r.child : undefined;

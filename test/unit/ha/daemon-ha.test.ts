@@ -148,6 +148,11 @@ ha:
       ok: false,
       error: expect.stringMatching(/standby \(HA\).*held by frontend-0/),
     });
+    const lines: string[] = [];
+    expect(await controlRequest(a.socket, { cmd: 'sas' }, (t) => lines.push(t))).toMatchObject({ ok: true });
+    expect(lines).toEqual([`HA: active (this replica holds Lease ${NS}/${LEASE})`]);
+    const stats = await controlRequest(b.socket, { cmd: 'stats' });
+    expect(stats).toMatchObject({ ok: true, result: { ha: { role: 'standby', holder: 'frontend-0' } } });
     const metrics = await (await fetch(`${a.metricsUrl}/metrics`)).text();
     expect(metrics).toMatch(/^ikegw_ha_active 1$/m);
     expect(metrics).toMatch(/^ikegw_ha_transitions_total\{to="active",reason="acquired"\} 1$/m);

@@ -22,6 +22,7 @@ import {
 } from 'kubernetes-models/v1';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
+import { loadConfig } from '../../src/daemon/config.js';
 import {
   cleanupScratch,
   detectRenderer,
@@ -296,6 +297,38 @@ describe.skipIf(renderer.kind === 'none')(`helm chart with ha.enabled (${rendere
       renew_deadline: '15s',
       retry_period: '500ms',
     });
+  });
+
+  it("loads with the daemon's own config loader: the Lease, POD_NAME as identity, the timings", () => {
+    const s = find<ISecret>(ha, 'Secret', 'vpn-config');
+    const text = Buffer.from(s.data!['config.yaml']!, 'base64').toString('utf8');
+    const loaded = loadConfig(
+      text,
+      { POD_NAME: 'vpn-frontend-1', POD_NAMESPACE: 'vpn' },
+      { readFile: () => new TextEncoder().encode('ha-test-psk-0123456789-abcdefghijklmnop') },
+    );
+    expect(loaded.ok ? [] : loaded.errors).toEqual([]);
+    expect(loaded.ok && loaded.value.daemon.ha).toEqual({
+      lease: { name: 'vpn-leader', namespace: 'vpn' },
+      identity: 'vpn-frontend-1',
+      leaseDurationMs: 15_000,
+      renewDeadlineMs: 10_000,
+      retryPeriodMs: 2_000,
+    });
+    // The chart's own check and the daemon's agree: what the chart accepts, the daemon loads.
+    const r = render(renderer, REFERENCE_CONFIG, {
+      sets: ['ha.enabled=true', 'ha.leaseDuration=13s', 'ha.retryPeriod=500ms'],
+    });
+    expect(r.ok, r.stderr).toBe(true);
+    const s2 = find<ISecret>(r, 'Secret', 'vpn-config');
+    const l2 = loadConfig(
+      Buffer.from(s2.data!['config.yaml']!, 'base64').toString('utf8'),
+      { POD_NAME: 'p' },
+      {
+        readFile: () => new TextEncoder().encode('x'.repeat(32)),
+      },
+    );
+    expect(l2.ok ? [] : l2.errors).toEqual([]);
   });
 
   it('refuses unsafe or malformed election timings, naming the value', () => {

@@ -195,6 +195,11 @@ export class CertWatcher {
     if (!this.closed) this.rewatch();
   }
 
+  /** The configuration fields that named these files (`connections.gw.local.key`). */
+  private fieldsOf(files: string[]): string[] {
+    return [...new Set(files.flatMap((f) => this.fields.get(f) ?? []))];
+  }
+
   /** The files watched now. */
   files(): string[] {
     return [...this.loaded.keys()];
@@ -303,7 +308,7 @@ export class CertWatcher {
       this.rejected = now;
       this.stats.rejected++;
       this.o.log.warn(
-        { files: changed, rotation: 'rejected' },
+        { files: changed, fields: this.fieldsOf(changed), rotation: 'rejected' },
         `certificate files changed (${changed.join(', ')}) but were not applied, the running certificates and keys stay: ${
           (e as Error).message
         } — will try again when the files change`,
@@ -320,7 +325,13 @@ export class CertWatcher {
       .filter((c) => c.action !== 'unchanged')
       .map((c) => `${c.conn} ${c.action}${c.fields?.length ? ` (${c.fields.join(', ')})` : ''}`);
     this.o.log.info(
-      { files: files.length ? files : changed, certificates: certs, connections: conns, rotation: 'applied' },
+      {
+        files: files.length ? files : changed,
+        fields: this.fieldsOf(files.length ? files : changed),
+        certificates: certs,
+        connections: conns,
+        rotation: 'applied',
+      },
       `certificate files changed (${(files.length ? files : changed).join(', ')}), applied in ${
         this.now() - t0
       } ms: ${certs.length ? certs.join('; ') : 'no new certificate'}${

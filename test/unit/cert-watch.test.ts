@@ -171,6 +171,10 @@ describe.skipIf(!ok)('certificate watcher: rotation of a kubelet-projected Secre
     expect(msg).toContain(`onprem local "${gen2.subject}" serial ${serialOf(gen2)}, not after 20`);
     expect(msg).toContain('onprem updated (local.certs, local.key)');
     expect(msg).toContain('established SAs are kept');
+    expect((info[0]!.obj as { fields: string[] }).fields.sort()).toEqual([
+      'connections.onprem.local.certs[0]',
+      'connections.onprem.local.key',
+    ]);
     expect(lines.filter((l) => l.level === 'warn')).toEqual([]);
     expectNoKey(lines);
     // the new timestamped directory is watched: a second swap is seen as well

@@ -76,6 +76,8 @@ interface Volume {
     sources: {
       secret?: { name: string; items?: KeyToPath[] };
       configMap?: { name: string; items?: KeyToPath[] };
+      serviceAccountToken?: { path: string; expirationSeconds?: number; audience?: string };
+      downwardAPI?: { items: { path: string; fieldRef?: { fieldPath: string } }[] };
     }[];
   };
 }
@@ -322,15 +324,7 @@ export class SimNode {
       }
       const f = e.valueFrom;
       if (f?.fieldRef) {
-        const fields: Record<string, string> = {
-          'metadata.name': sb.name,
-          'metadata.namespace': sb.namespace,
-          'metadata.uid': sb.uid,
-          'status.podIP': sb.ip,
-          'spec.nodeName': this.opts.nodeName,
-          'spec.serviceAccountName': spec.serviceAccountName ?? 'default',
-        };
-        const v = fields[f.fieldRef.fieldPath];
+        const v = this.fieldValue(sb, spec, f.fieldRef.fieldPath);
         if (v === undefined) throw new Error(`env ${e.name}: fieldRef ${f.fieldRef.fieldPath} not simulated`);
         out.push([e.name, v]);
       } else if (f?.secretKeyRef || f?.configMapKeyRef) {
@@ -343,6 +337,18 @@ export class SimNode {
       }
     }
     return out;
+  }
+
+  private fieldValue(sb: PodSandbox, spec: PodSpec, fieldPath: string): string | undefined {
+    const fields: Record<string, string> = {
+      'metadata.name': sb.name,
+      'metadata.namespace': sb.namespace,
+      'metadata.uid': sb.uid,
+      'status.podIP': sb.ip,
+      'spec.nodeName': this.opts.nodeName,
+      'spec.serviceAccountName': spec.serviceAccountName ?? 'default',
+    };
+    return fields[fieldPath];
   }
 
   private serviceAccountDir(sb: PodSandbox, spec: PodSpec): string {
@@ -381,9 +387,42 @@ export class SimNode {
             : [{ configMap: { name: v.configMap!.name, items: v.configMap!.items } }];
         const mode = v.projected?.defaultMode ?? v.secret?.defaultMode ?? v.configMap?.defaultMode ?? 0o644;
         for (const s of sources) {
+          const write = (path: string, value: string | Buffer) => {
+            const file = join(dir, path);
+            mkdirSync(join(file, '..'), { recursive: true });
+            writeFileSync(file, value, { mode });
+          };
+          // What the kubelet projects for a bound ServiceAccount token (the chart's kube-api-access).
+          if (s.serviceAccountToken) {
+            write(
+              s.serviceAccountToken.path,
+              this.opts.tokenFor(sb.namespace, spec.serviceAccountName ?? 'default'),
+            );
+            continue;
+          }
+          if (s.downwardAPI) {
+            for (const it of s.downwardAPI.items) {
+              const field = it.fieldRef?.fieldPath;
+              const value = field ? this.fieldValue(sb, spec, field) : undefined;
+              if (value === undefined)
+                throw new Error(`volume ${v.name}: downwardAPI ${field} not simulated`);
+              write(it.path, value);
+            }
+            continue;
+          }
           const kind = s.secret ? 'Secret' : 'ConfigMap';
           const src = (s.secret ?? s.configMap)!;
-          const obj = find(objects, kind, src.name);
+          // Every namespace has the ConfigMap kube-root-ca.crt (the cluster CA), published by
+          // kube-controller-manager; the rendered chart does not contain it.
+          const obj =
+            kind === 'ConfigMap' && src.name === 'kube-root-ca.crt'
+              ? ({
+                  apiVersion: 'v1',
+                  kind: 'ConfigMap',
+                  metadata: { name: 'kube-root-ca.crt' },
+                  data: { 'ca.crt': this.opts.apiServer.caPem },
+                } as K8sObject)
+              : find(objects, kind, src.name);
           const data = dataOf(obj);
           const items: KeyToPath[] = src.items ?? Object.keys(data).map((k) => ({ key: k, path: k }));
           for (const it of items) {

@@ -142,6 +142,8 @@ export interface RequestRecord {
   user: string;
   /** What fault injection did to it. */
   fault?: 'hung' | 'reset' | 'failed';
+  /** When it arrived (Date.now()). */
+  at: number;
   headers: IncomingMessage['headers'];
 }
 
@@ -862,6 +864,7 @@ export class FakeKubeApiServer {
       status: 0,
       client,
       user,
+      at: Date.now(),
       headers: req.headers,
     };
     if (contentType) rec.contentType = contentType;

@@ -303,8 +303,63 @@ describe.skipIf(!avail.ok)(
             `ha: kill -9 -> first ping through the new active, ${times.length} runs: p50 ${q(0.5).toFixed(1)} s, p90 ${q(0.9).toFixed(1)} s, min ${sorted[0]!.toFixed(1)} s, max ${sorted.at(-1)!.toFixed(1)} s (${times.map((x) => x.toFixed(1)).join(', ')})`,
           );
         }
+
+        // --- the active one loses the API server (its requests hang): it steps down by itself
+        // (renew deadline 10 s) and has closed its sockets before the other takes the Lease (15 s);
+        // both namespaces' UDP sockets are looked at every 100 ms throughout
+        const other: 0 | 1 = cur.i === 0 ? 1 : 0;
+        const otherName = FRONTENDS[other].name;
+        const t0 = Date.now();
+        const standby = startFrontend(other, otherName);
+        await standby.waitFor((l) => /^ha: standby \(candidate/.test(l.msg), 30_000);
+        await until(
+          `${otherName} has read the Lease twice`,
+          () => api.requestsOf((r) => r.user === otherName && r.at >= t0).length >= 2,
+          10_000,
+        );
+        const cutName = FRONTENDS[cur.i].name;
+        const heal = await api.cut((r) => r.user === cutName, 'hang');
+        const tCut = Date.now();
+        const bothBound: number[] = [];
+        let stepDownAt: number | undefined;
+        let takeOverAt: number | undefined;
+        while (Date.now() - tCut < 25_000) {
+          const [u0, u1] = await Promise.all([udpBound(cur.i), udpBound(other)]);
+          const t = (Date.now() - tCut) / 1000;
+          if (u0 && u1) bothBound.push(t);
+          if (!u0 && stepDownAt === undefined) stepDownAt = t;
+          if (u1 && takeOverAt === undefined) takeOverAt = t;
+          if (takeOverAt !== undefined && (await pingFrom(other))) break;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        const backCut = (Date.now() - tCut) / 1000;
+        const downLine = cur.p.lines().find((l) => /^ha: stepped down/.test(l.msg));
+        const upLine = standby.lines().find((l) => /^ha: active/.test(l.msg));
+        console.log(
+          `ha: API server cut off from the active one: sockets closed at ${stepDownAt} s, the other bound at ${takeOverAt} s, tunnel back at ${backCut.toFixed(1)} s (log: stepped down ${(Date.parse(String(downLine?.time)) - tCut) / 1000} s, other active ${(Date.parse(String(upLine?.time)) - tCut) / 1000} s)`,
+        );
+        expect(bothBound).toEqual([]);
+        expect(stepDownAt).toBeDefined();
+        expect(takeOverAt).toBeDefined();
+        expect(stepDownAt!).toBeLessThan(takeOverAt!);
+        expect(stepDownAt!).toBeLessThan(11);
+        expect(Date.parse(String(downLine?.time))).toBeLessThan(Date.parse(String(upLine?.time)));
+        expect(cur.p.lines().some((l) => /^ha: standby \(renew-failed\)/.test(l.msg))).toBe(true);
+        expect(upLine?.msg).toMatch(/^ha: active \(expired\)/);
+        expect(await pingFrom(other)).toBe(true);
+        await heal();
+        // the cut-off one reads the Lease again, sees the other holder and stays standby
+        await until(
+          `${cutName} reads the Lease again`,
+          () =>
+            api.requestsOf((r) => r.user === cutName && r.at > Date.now() - 3000 && r.status === 200).length >
+            0,
+          15_000,
+        );
+        expect(await udpBound(cur.i)).toBe(false);
+        await until('one IKE_SA on the peer', async () => (await onpremIkeSas()) === 1, 10_000);
       },
-      180_000 + RUNS * 40_000,
+      240_000 + RUNS * 40_000,
     );
   },
 );

@@ -105,10 +105,6 @@ ha:
   }
 
   const ha = async (r: Replica): Promise<number> => (await get(`${r.metricsUrl}/ha`)).status;
-  const activeOf = async (rs: Replica[]): Promise<Replica | undefined> => {
-    const st = await Promise.all(rs.map(ha));
-    return st.filter((s) => s === 200).length === 1 ? rs[st.indexOf(200)] : undefined;
-  };
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'ikegw-ha-'));

@@ -355,6 +355,18 @@ describe.skipIf(!avail.ok)(
           15_000,
         );
         expect(await udpBound(cur.i)).toBe(false);
+        expect(await tunExists(cur.i)).toBe(false);
+        await until('one IKE_SA on the peer', async () => (await onpremIkeSas()) === 1, 10_000);
+
+        // --- the other one is stopped: the one that stepped down becomes active again in the same
+        // process (a new TUN device, new sockets) and the tunnel comes back through it
+        standby.proc.kill('SIGTERM');
+        await standby.proc.exited;
+        const again = await until(`tunnel through ${cutName} again`, () => pingFrom(cur.i), 15_000);
+        console.log(
+          `ha: the replica that had stepped down is active again in the same process: ping after ${again.toFixed(1)} s`,
+        );
+        expect(cur.p.lines().filter((l) => /^ikegw started/.test(l.msg))).toHaveLength(2);
         await until('one IKE_SA on the peer', async () => (await onpremIkeSas()) === 1, 10_000);
       },
       240_000 + RUNS * 40_000,

@@ -197,5 +197,13 @@ ha:
     // b sees a2 as the holder and stays standby
     await waitFor('b sees a2', async () => (await get(`${b.metricsUrl}/ha`)).body.holder === 'frontend-0b');
     expect(await ha(b)).toBe(503);
+    // a2 stops: b, which stepped down earlier in this same process, becomes active again (new
+    // data path, new sockets) and answers `ikegw sas`
+    a2.stop();
+    await a2.exited;
+    await waitFor('b active again', async () => (await ha(b)) === 200, 5000);
+    await waitFor('b ready again', async () => (await get(`${b.metricsUrl}/readyz`)).status === 200, 5000);
+    expect(b.logs.join('').match(/ikegw started/g)).toHaveLength(2);
+    expect(await controlRequest(b.socket, { cmd: 'sas' })).toMatchObject({ ok: true });
   }, 60_000);
 });

@@ -656,14 +656,26 @@ async function runDaemonWith(o: RunOptions, hup: { reload?: () => void }): Promi
         env: o.env,
         logs,
         ops,
+        // readiness follows the start-up work by itself (ops.startupDone); a step-down must not
+        // wait for it
         activate: async () => {
           unit = await startUnit();
-          await unit.started;
         },
         deactivate: async () => {
           const u = unit;
           unit = undefined;
-          await u?.stop(1000);
+          if (!u) return;
+          // DELETEs get 1 s; the whole step-down is bounded so that the election goes on
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          const done = await Promise.race([
+            u.stop(1000).then(() => true),
+            new Promise<boolean>((r) => {
+              timer = setTimeout(() => r(false), 3000);
+            }),
+          ]);
+          clearTimeout(timer);
+          if (!done)
+            log.error('stepping down took longer than 3 s (the data path does not answer); standby anyway');
         },
       });
     } catch (e) {

@@ -138,7 +138,7 @@ ha:
     expect(rz.status).toBe(503);
     expect(JSON.stringify(rz.body)).toMatch(/standby/);
     expect((await get(`${b.metricsUrl}/ha`)).body).toMatchObject({ role: 'standby', holder: 'frontend-0' });
-    expect((await get(`${a.metricsUrl}/readyz`)).status).toBe(200);
+    await waitFor('a ready', async () => (await get(`${a.metricsUrl}/readyz`)).status === 200, 5000);
     expect(b.logs.join('')).not.toMatch(/ikegw started/);
     expect(await controlRequest(b.socket, { cmd: 'sas' })).toMatchObject({
       ok: false,

@@ -80,6 +80,7 @@ export class HaRunner {
   private resolveDone: (() => void) | undefined;
   private readonly done: Promise<void>;
   private stopped = false;
+  private readFailures = 0;
 
   constructor(private readonly o: HaRunnerOptions) {
     this.clock = o.clock ?? monotonicClock;
@@ -177,9 +178,23 @@ export class HaRunner {
       }
       case 'read':
         store.read(a.timeoutMs).then(
-          (lease) => this.feed({ kind: 'read-ok', id: a.id, lease }),
+          (lease) => {
+            if (this.readFailures > 0)
+              log.info(
+                { lease: this.where },
+                `ha: ${this.where} readable again after ${this.readFailures} failed read(s)`,
+              );
+            this.readFailures = 0;
+            this.feed({ kind: 'read-ok', id: a.id, lease });
+          },
           (e: unknown) => {
-            log.debug({ lease: this.where }, `ha: ${(e as Error).message}`);
+            // the first failure of a series is a warning, the rest debug (a standby cut off from
+            // the API server would otherwise log every second)
+            (this.readFailures++ === 0 ? log.warn : log.debug).call(
+              log,
+              { lease: this.where },
+              `ha: ${(e as Error).message}`,
+            );
             this.feed({ kind: 'read-failed', id: a.id, error: (e as Error).message });
           },
         );

@@ -20,6 +20,9 @@
 // CiliumEndpoint that carries them (the operator's patch) on the node of that endpoint: here the
 // router routes PEER_CIDR to the node of the pod whose CEP claims it, read from the fake API server.
 // On that node, the routes sidecar's route leads into the pod.
+//
+// One simplification: the LB and the NAT gateway share one address (the VIP). In a cloud they
+// usually differ; the on-prem side then sees the active's IKE from the NAT gateway's address.
 import { existsSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
@@ -363,10 +366,10 @@ export class SimCluster {
       rule = `add rule ip cloud lb dnat to jhash ip saddr . udp sport mod ${nodes.length} map { ${map} }\n`;
     }
     await this.o.lab.exec('cluster', 'nft', ['-f', '-'], { input: `flush chain ip cloud lb\n${rule}` });
+    // The LB's flows (inbound, to the VIP) only: the NAT gateway's mappings of the pods' own
+    // outbound flows stay, as a cloud NAT gateway keeps them (a new active's flow that finds the
+    // old one's mapping still there gets another public port, and the peer follows it).
     await this.o.lab.exec('cluster', 'conntrack', ['-D', '-p', 'udp', '--orig-dst', this.o.vip], {
-      check: false,
-    });
-    await this.o.lab.exec('cluster', 'conntrack', ['-D', '-p', 'udp', '--reply-dst', this.o.vip], {
       check: false,
     });
     this.log(`lb: backends [${nodes.join(', ')}] (${key || 'no ready pod'})`);

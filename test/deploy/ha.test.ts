@@ -546,6 +546,37 @@ describe.skipIf(skipReason !== undefined)('HA: two frontend replicas on two node
   );
 
   it.skipIf(!haDaemon)(
+    'SIGKILL of the active, restarted at once by the kubelet: it takes its own Lease back',
+    async () => {
+      await ping(60_000);
+      const active = await activeReplica();
+      const smp = sampler();
+      const c = active.pod.container('ikegw');
+      const t0 = Date.now();
+      await podman(['kill', '-s', 'KILL', c.id]);
+      // restartPolicy Always: the first restart of a crashed container is immediate.
+      await podman(['start', c.id]);
+      log(`test: SIGKILL ${active.name}, container restarted`);
+      await ping((LEASE_DURATION_S + 30) * 1000);
+      const s = (Date.now() - t0) / 1000;
+      const samples = await smp.stop();
+      const last = samples.at(-1)!.r;
+      console.log(
+        `ha: SIGKILL + immediate container restart -> first ping ${s.toFixed(1)} s; active now: ${Object.entries(
+          last,
+        )
+          .filter(([, r]) => r === 'active')
+          .map(([n]) => n)
+          .join(', ')}`,
+      );
+      // The Lease still names it: it does not wait for the Lease to expire.
+      expect(last[active.name]).toBe('active');
+      expect(s).toBeLessThan(LEASE_DURATION_S);
+    },
+    240_000,
+  );
+
+  it.skipIf(!haDaemon)(
     'the active loses the API server: it steps down by itself before the standby acquires; never two active',
     async () => {
       await ping(60_000);

@@ -9,7 +9,10 @@
 //
 // Topology: ns <p>init (192.0.2.1, generator, CPU 0) -- veth -- ns <p>resp (192.0.2.2, responder,
 // CPU 1). DoS protection off on both responders (all SAs come from one address), unless
-// BENCH_LT_DOS=1 (then both keep their defaults and the COOKIE behaviour is reported).
+// BENCH_LT_DOS=1 (then both keep their defaults and the COOKIE behaviour is reported), or
+// BENCH_LT_DOS=cookies (the defaults without the per-address half-open limit, which otherwise
+// stops a one-address flood before ikegw's COOKIE threshold: charon block_threshold = 1000000,
+// as charon raises 0 to cookie_threshold_ip + 1; ikegw dos.half_open_per_ip: 0).
 //
 // Per responder: idle RSS (after start and a settle), then the generator runs N IKE_SAs +
 // CHILD_SAs (`initiators` threads × `iterations`, `init_limit` in flight); rate = established /
@@ -66,6 +69,8 @@ const TSR = '10.202.0.0/16';
 const ESP = 'aes128gcm16';
 const INIT_LIMIT = 128;
 const METRICS_PORT = 9464;
+/** BENCH_LT_DOS=cookies: DoS defaults except the per-address half-open limit. */
+const NO_PER_IP_LIMIT = process.env.BENCH_LT_DOS === 'cookies';
 
 export type Responder = 'charon-libipsec' | 'ikegw-userspace' | 'charon-fake' | 'ikegw-memory';
 
@@ -177,7 +182,7 @@ function charonConf(fake: boolean, dos: boolean) {
     fake
       ? `charon {
   load = random nonce aes sha1 sha2 hmac openssl gmp curve25519 pem pkcs1 pkcs8 x509 pubkey kdf gcm load-tester kernel-netlink socket-default vici
-  dos_protection = ${dos ? 'yes' : 'no'}
+  dos_protection = ${dos ? 'yes' : 'no'}${dos && NO_PER_IP_LIMIT ? '\n  block_threshold = 1000000' : ''}
   ikesa_table_size = 1024
   ikesa_table_segments = 16
   install_routes = no
@@ -198,7 +203,7 @@ function charonConf(fake: boolean, dos: boolean) {
 `
       : `charon {
   load_modular = yes
-  dos_protection = ${dos ? 'yes' : 'no'}
+  dos_protection = ${dos ? 'yes' : 'no'}${dos && NO_PER_IP_LIMIT ? '\n  block_threshold = 1000000' : ''}
   ikesa_table_size = 1024
   ikesa_table_segments = 16
   plugins {
@@ -263,7 +268,7 @@ ${auth}
         start_action: none
 datapath: ${datapath}
 listen: { address: '${RESP}', port: 500, nat_port: 4500 }
-${dos ? `metrics: { listen: '${RESP}:${METRICS_PORT}' }\n` : 'dos: { cookie_threshold: -1, half_open_per_ip: 0 }\n'}log: { level: ${process.env.BENCH_LT_IKEGW_LOG ?? 'warn'}, format: json }
+${dos ? `metrics: { listen: '${RESP}:${METRICS_PORT}' }\n${NO_PER_IP_LIMIT ? 'dos: { half_open_per_ip: 0 }\n' : ''}` : 'dos: { cookie_threshold: -1, half_open_per_ip: 0 }\n'}log: { level: ${process.env.BENCH_LT_IKEGW_LOG ?? 'warn'}, format: json }
 `;
 }
 
@@ -675,14 +680,14 @@ export async function runLoadTester(): Promise<string[]> {
   const count = Number(process.env.BENCH_LT_COUNT ?? 2000);
   const settleMs = Number(process.env.BENCH_LT_SETTLE_MS ?? 3000);
   const repeat = Number(process.env.BENCH_LT_REPEAT ?? 1);
-  const dos = process.env.BENCH_LT_DOS === '1';
+  const dos = process.env.BENCH_LT_DOS === '1' || NO_PER_IP_LIMIT;
   const threads = 4;
   const proposals = (process.env.BENCH_LT_PROPOSALS ?? 'x25519,ecp256,modp2048').split(',');
   const responders = (
     process.env.BENCH_LT_RESPONDERS ?? 'charon-libipsec,ikegw-userspace,charon-fake,ikegw-memory'
   ).split(',') as Responder[];
   const lines = [
-    `responders driven by strongSwan's load-tester (${count} IKE_SAs + CHILD_SAs, ${threads} threads, 128 in flight; generator CPU 0, responder CPU 1; DoS protection ${dos ? 'defaults' : 'off'}):`,
+    `responders driven by strongSwan's load-tester (${count} IKE_SAs + CHILD_SAs, ${threads} threads, 128 in flight; generator CPU 0, responder CPU 1; DoS protection ${dos ? (NO_PER_IP_LIMIT ? 'defaults without the per-address half-open limit' : 'defaults') : 'off'}):`,
   ];
   console.log(lines[0]);
   const pairs: Array<[Responder, Responder, string]> = [

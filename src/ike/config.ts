@@ -98,7 +98,10 @@ export interface ConnectionConfig {
   dpdTimeout: number;
   rekeyTime: number;
   overTime: number;
-  /** Send INITIAL_CONTACT on the first IKE_SA to this peer. */
+  /**
+   * Send INITIAL_CONTACT on the first IKE_SA to this peer, and act on a received one (delete the
+   * peer identity's other IKE_SAs). False with unique: never, as strongSwan.
+   */
   initialContact: boolean;
   children: ChildConfig[];
 }

@@ -412,8 +412,9 @@ export function processAuthRequest(
   }
   const bad = checkPeerAuth(ctx, sa, ps, idi, sa.initRequest!, sa.nonceR, sa.keys!.skPi);
   if (bad) return fail(`AUTHENTICATION_FAILED (${bad[0]}): ${bad[1]}`, bad[0]);
-  if (findNotify(ps, Notify.INITIAL_CONTACT)) {
-    // RFC 7296 §2.4: the peer has no other SAs with us; delete what we still hold for it.
+  if (conn.initialContact && findNotify(ps, Notify.INITIAL_CONTACT)) {
+    // RFC 7296 §2.4: the peer has no other SAs with us; delete what we still hold for it — unless
+    // unique: never (strongSwan's "never": ignore INITIAL_CONTACT; many clients may share one ID).
     for (const o of ctx.peerSas(conn.name, sa.remoteIdText)) {
       if (o !== sa && o.state !== 'DESTROYED') {
         ctx.log('info', 'ike', `INITIAL_CONTACT: deleting stale IKE_SA ${o.uid} of the same peer`, sa);

@@ -177,6 +177,21 @@ describe('restart and liveness', () => {
     ).toBe(true);
   });
 
+  it('unique: never (initialContact false): a received INITIAL_CONTACT deletes nothing (one identity, many IKE_SAs)', async () => {
+    const p = pair();
+    p.b.engine.cfg.connections[0]!.initialContact = false;
+    p.feed(p.a, { kind: 'command', cmd: { cmd: 'initiate', conn: 'onprem' } });
+    await p.settle();
+    // a second client with the same identity (A restarted, as the load-tester's many IKE_SAs look)
+    (p as unknown as { a: { engine: IkeEngine } }).a.engine = new IkeEngine(p.a.engine.cfg, {
+      random: new SeededRandom(8),
+    });
+    p.feed(p.a, { kind: 'command', cmd: { cmd: 'initiate', conn: 'onprem' } });
+    await p.settle();
+    expect(p.b.engine.list().map((s) => s.state)).toEqual(['ESTABLISHED', 'ESTABLISHED']);
+    expect(p.of(p.b, 'ike-state').some((e) => e.detail === 'replaced after INITIAL_CONTACT')).toBe(false);
+  });
+
   it('follows a NAT rebinding of the peer: IKE and ESP-in-UDP move to the new port', async () => {
     const p = pair({ nat: true, dpd: 10 });
     p.feed(p.a, { kind: 'command', cmd: { cmd: 'initiate', conn: 'onprem' } });

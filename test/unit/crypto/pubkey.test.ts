@@ -5,7 +5,7 @@ import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   certParts,
   dnMatches,
@@ -181,6 +181,38 @@ describe.skipIf(!ok)('chains and identities', () => {
     expect(cause(() => verifyChain(c, [], [root], now()))).toMatch(/^untrusted-ca: no trusted CA for/);
     // trusting the intermediate alone is enough
     expect(verifyChain(c, [], [im], now())).toHaveLength(2);
+  });
+
+  it('a peer certificate in a new array each IKE_AUTH is parsed and its chain checked once; a look-alike signed by another key is still refused', () => {
+    const root = parseCert(pki.root.der);
+    const fresh = (d: Uint8Array) => new Uint8Array(d); // as a CERT payload delivers it
+    const verify = vi.spyOn(X509Certificate.prototype, 'verify');
+    try {
+      const first = parseCert(fresh(ee.p384!.der));
+      expect(parseCert(fresh(ee.p384!.der))).toBe(first);
+      verifyChain(first, [parseCert(fresh(pki.intermediate.der))], [root], now());
+      const calls = verify.mock.calls.length;
+      for (let i = 0; i < 3; i++)
+        verifyChain(parseCert(fresh(ee.p384!.der)), [parseCert(fresh(pki.intermediate.der))], [root], now());
+      expect(verify.mock.calls.length).toBe(calls);
+    } finally {
+      verify.mockRestore();
+    }
+    // another PKI with the same CA names and other keys: names match, signatures do not
+    const dir2 = mkdtempSync(join(tmpdir(), 'ikegw-pki2-'));
+    try {
+      const other = new Pki(dir2);
+      const lookAlike = other.issue({
+        name: 'p384',
+        keyType: 'p384',
+        subject: 'C=CH, O=ikegw test, CN=p384.example',
+      });
+      expect(cause(() => verifyChain(parseCert(lookAlike.der), [], [root], now()))).toMatch(
+        /^untrusted-ca: .*is not signed by the key of "C=CH, O=ikegw test, CN=ikegw Root CA"/,
+      );
+    } finally {
+      rmSync(dir2, { recursive: true, force: true });
+    }
   });
 
   it('refusals name their cause: untrusted-ca, expired, not-yet-valid, not-a-ca, key-usage', () => {

@@ -122,6 +122,8 @@ export class SimCluster {
   readonly backends = new Map<string, PodRef>();
   /** Readiness as the kubelet last probed it. */
   readonly ready = new Map<string, boolean>();
+  /** The most frontend pods that were ready (in the LB) at once. */
+  maxReady = 0;
   /** Every readiness change: [ms since epoch, pod, ready]. */
   readonly readinessLog: [number, string, boolean][] = [];
   private loop: NodeJS.Timeout | undefined;
@@ -346,6 +348,7 @@ export class SimCluster {
   /** kube-proxy on each node (local DNAT to the ready local pod) and the LB (ready nodes only). */
   async program(): Promise<void> {
     const readyPods = [...this.backends.values()].filter((p) => this.ready.get(p.name));
+    this.maxReady = Math.max(this.maxReady, readyPods.length);
     const key = readyPods.map((p) => `${p.node.def.name}=${p.sb.ip}`).join(',');
     if (key === this.programmed) return;
     this.programmed = key;

@@ -214,6 +214,8 @@ describe.skipIf(skipReason !== undefined)('HA: two frontend replicas on two node
         await done;
         const both = samples.filter((s) => Object.values(s.r).filter((v) => v === 'active').length > 1);
         expect(both, 'samples with two active replicas').toEqual([]);
+        // ... nor two ready ones, i.e. in the LoadBalancer.
+        expect(cluster.maxReady).toBeLessThanOrEqual(1);
         return samples;
       },
       /** First sample time at which `pod` had role `r`. */

@@ -53,6 +53,7 @@ import {
   median,
   must,
   rss,
+  run,
   SWANCTL,
   sleep,
   tailOf,
@@ -103,6 +104,8 @@ export interface LtResult {
   load: string;
   /** BENCH_LT_DOS=1: the responder's own count of what its DoS protection did. */
   dosNote: string;
+  /** IKE_SAs the responder holds after the settle (swanctl --stats, ikegw sas). */
+  held: number;
   /** Authentication: 'psk', or the certificates' key type. */
   auth: string;
   /** Held back until the generator was ready (its rate counts from the gate's opening). */
@@ -246,6 +249,7 @@ function ikegwYaml(
   dos: boolean,
   proposal: string,
   pskFile: string,
+  socket: string,
   pki?: BenchPki,
 ): string {
   const auth = pki
@@ -268,6 +272,7 @@ ${auth}
         start_action: none
 datapath: ${datapath}
 listen: { address: '${RESP}', port: 500, nat_port: 4500 }
+control: { socket: '${socket}' }
 ${dos ? `metrics: { listen: '${RESP}:${METRICS_PORT}' }\n${NO_PER_IP_LIMIT ? 'dos: { half_open_per_ip: 0 }\n' : ''}` : 'dos: { cookie_threshold: -1, half_open_per_ip: 0 }\n'}log: { level: ${process.env.BENCH_LT_IKEGW_LOG ?? 'warn'}, format: json }
 `;
 }
@@ -413,6 +418,7 @@ async function one(
     let pid: number | undefined;
     let charon: Charon | undefined;
     let ikegwLog: string | undefined;
+    const ikegwSocket = join(lab.dir, 'ikegw.sock');
     if (responder.startsWith('charon')) {
       if (o.pki) {
         // the responder's key from swanctl's private directory (swanctl --load-all loads it)
@@ -440,6 +446,7 @@ async function one(
           o.dos,
           proposal,
           lab.pskFile(PSK),
+          ikegwSocket,
           o.pki,
         ),
         { cpu: '1', nodeArgs: extra },
@@ -554,6 +561,22 @@ async function one(
     const loadAfter = load();
     await sleep(o.settleMs);
     const rssAfter = rss(pid);
+    // the IKE_SAs the responder still holds (all of them, unless something replaced or lost some)
+    let held = NaN;
+    if (charon) {
+      const st = await charon.swanctl(['--stats']).catch(() => '');
+      const m = /IKE_SAs:\s+(\d+) total/.exec(st);
+      if (m) held = Number(m[1]);
+    } else {
+      const r = await run(process.execPath, [CLI, 'sas', '--json', '--socket', ikegwSocket], 60_000);
+      try {
+        held = (JSON.parse(r.stdout) as Array<{ state: string }>).filter(
+          (x) => x.state === 'ESTABLISHED',
+        ).length;
+      } catch {
+        /* no answer */
+      }
+    }
     // DoS defaults: what the responder says it did about the flood
     let dosNote = '';
     if (o.dos) {
@@ -615,6 +638,7 @@ async function one(
       retransmits: Math.max(0, g.retransmits - heldBack),
       waitShare: waitS / seconds,
       load: `${loadBefore} -> ${loadAfter}`,
+      held,
       auth: o.pki ? o.pki.keyType : 'psk',
       gated: gate,
       dosNote,
@@ -666,7 +690,7 @@ function line(r: LtResult): string {
   const lat = r.gated
     ? `  latency ${r.latencyMs.p50.toFixed(0)}/${r.latencyMs.p95.toFixed(0)} ms (median/p95), generator ${r.genCpuMsPerSa.toFixed(2)} ms/SA`
     : '';
-  return `  ${auth}${r.proposal.padEnd(9)} ${r.responder.padEnd(16)} ${r.rate.toFixed(0).padStart(5)} IKE_SA/s  (${r.established}/${r.total} in ${r.seconds.toFixed(2)} s)  CPU ${r.cpuMsPerSa.toFixed(2)} ms/SA (${(r.cpuShare * 100).toFixed(0)}% of a core, ${(r.waitShare * 100).toFixed(0)}% waiting for it)  RSS idle ${(r.idleRss / 1048576).toFixed(1)} MiB, +${(r.rssPerSa / 1024).toFixed(1)} KiB/SA  ${r.retransmits} retransmits, ${r.rcvbufDrops} rcvbuf drops${r.cookies ? `, ${r.cookies} COOKIEs` : ''}${lat}  [load ${r.load}]${r.dosNote ? `\n      ${r.dosNote}` : ''}`;
+  return `  ${auth}${r.proposal.padEnd(9)} ${r.responder.padEnd(16)} ${r.rate.toFixed(0).padStart(5)} IKE_SA/s  (${r.established}/${r.total} in ${r.seconds.toFixed(2)} s, responder holds ${r.held})  CPU ${r.cpuMsPerSa.toFixed(2)} ms/SA (${(r.cpuShare * 100).toFixed(0)}% of a core, ${(r.waitShare * 100).toFixed(0)}% waiting for it)  RSS idle ${(r.idleRss / 1048576).toFixed(1)} MiB, +${(r.rssPerSa / 1024).toFixed(1)} KiB/SA  ${r.retransmits} retransmits, ${r.rcvbufDrops} rcvbuf drops${r.cookies ? `, ${r.cookies} COOKIEs` : ''}${lat}  [load ${r.load}]${r.dosNote ? `\n      ${r.dosNote}` : ''}`;
 }
 
 export async function runLoadTester(): Promise<string[]> {

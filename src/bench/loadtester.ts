@@ -138,6 +138,10 @@ function generatorConf(o: {
   vici?: string;
   /** Log the parsed messages too (COOKIE notifies show only there). */
   messages?: boolean;
+  /** ms between initiations per thread (1). */
+  delay?: number;
+  /** IKE_SAs in flight at most (INIT_LIMIT). */
+  initLimit?: number;
 }): string {
   const iterations = Math.ceil(o.count / o.threads);
   const auth = o.pki
@@ -159,8 +163,8 @@ function generatorConf(o: {
   plugins { load-tester { enable = yes
     initiators = ${o.threads}
     iterations = ${iterations}
-    delay = 1
-    init_limit = ${INIT_LIMIT}
+    delay = ${o.delay ?? 1}
+    init_limit = ${o.initLimit ?? INIT_LIMIT}
     fake_kernel = yes
     initiator = ${INIT}
     responder = ${RESP}
@@ -400,6 +404,10 @@ async function one(
      * then count from the moment they went out (the first retransmission). Always with `pki`.
      */
     gate?: boolean;
+    /** ms between initiations per thread (1). */
+    delay?: number;
+    /** IKE_SAs in flight at most (INIT_LIMIT). */
+    initLimit?: number;
   },
 ): Promise<LtResult> {
   const gate = o.gate || o.pki !== undefined;
@@ -478,6 +486,8 @@ async function one(
         pki: o.pki,
         ...(o.pki ? { vici: genVici } : {}),
         messages: o.dos,
+        ...(o.delay !== undefined ? { delay: o.delay } : {}),
+        ...(o.initLimit !== undefined ? { initLimit: o.initLimit } : {}),
       }),
     );
     if (gate) await lab.exec('init', 'ip', ['link', 'set', 'lt0', 'down']);
@@ -505,7 +515,7 @@ async function one(
       if (o.pki) await loadGeneratorCreds(genDir, genVici, o.pki, () => gen.exitCode !== null);
       // open when the generator holds as many IKE_SAs in flight as it may (init_limit): then every
       // one of them goes out with the first retransmissions, a start like a normal run's
-      const full = Math.min(total, INIT_LIMIT + 1);
+      const full = Math.min(total, (o.initLimit ?? INIT_LIMIT) + 1);
       for (let i = 0; i < 300; i++) {
         heldBack = existsSync(genLog) ? parseGenLog(readFileSync(genLog, 'utf8')).initAt.size : 0;
         if (heldBack >= full || gen.exitCode !== null) break;
@@ -749,7 +759,9 @@ export async function runLoadTester(): Promise<string[]> {
  * asks for the responder's certificate (CERTREQ) and sends its own when asked (the load-tester's
  * send_cert ifasked). Every run, the PSK ones too, is gated (see `one`) so that all count alike.
  * `BENCH_ONLY=certs npm run bench`; BENCH_CERT_COUNT (2000), BENCH_CERT_AUTHS (psk,p256,rsa3072),
- * BENCH_CERT_PROPOSAL (x25519), BENCH_CERT_RESPONDERS (charon-libipsec,ikegw-userspace).
+ * BENCH_CERT_PROPOSAL (x25519), BENCH_CERT_RESPONDERS (charon-libipsec,ikegw-userspace). Then, per case,
+ * the set-up latency unloaded: BENCH_CERT_LATENCY_COUNT (100) IKE_SAs one at a time (1 thread, 20 ms
+ * apart, at most 2 in flight), against a fresh responder.
  */
 export async function runLoadTesterCerts(): Promise<string[]> {
   if (process.getuid?.() !== 0) return ['certs: skipped (needs root for network namespaces)'];
@@ -778,25 +790,42 @@ export async function runLoadTesterCerts(): Promise<string[]> {
   };
   try {
     const results = new Map<string, LtResult>();
+    const unloaded = new Map<string, LtResult>();
+    const latencyCount = Number(process.env.BENCH_CERT_LATENCY_COUNT ?? 100);
     for (const auth of auths) {
       const pki = auth === 'psk' ? undefined : makeBenchPki(join(dir, auth), auth as BenchKey);
       for (const responder of responders) {
         const r = await one(responder, proposal, count, { settleMs, dos: false, threads, pki, gate: true });
         results.set(`${auth}/${responder}`, r);
         out(line(r));
+        // set-up latency unloaded: one IKE_SA at a time (1 thread, 20 ms apart, at most 2 in flight)
+        const u = await one(responder, proposal, latencyCount, {
+          settleMs: 1000,
+          dos: false,
+          threads: 1,
+          pki,
+          gate: true,
+          delay: 20,
+          initLimit: 1,
+        });
+        unloaded.set(`${auth}/${responder}`, u);
+        out(
+          `  ${auth.padEnd(8)}${proposal.padEnd(9)} ${responder.padEnd(16)} unloaded: ${u.established}/${u.total} IKE_SAs one at a time, latency ${u.latencyMs.p50.toFixed(1)}/${u.latencyMs.p95.toFixed(1)} ms (median/p95), CPU ${u.cpuMsPerSa.toFixed(2)} ms/SA  [load ${u.load}]`,
+        );
       }
     }
     out('');
     out(
-      `  ${'auth'.padEnd(8)} ${'responder'.padEnd(16)} ${'IKE_SA/s'.padStart(8)} ${'CPU ms/SA'.padStart(9)} ${'latency p50/p95 ms'.padStart(18)} ${'vs psk (CPU/SA)'.padStart(15)}`,
+      `  ${'auth'.padEnd(8)} ${'responder'.padEnd(16)} ${'IKE_SA/s'.padStart(8)} ${'CPU ms/SA'.padStart(9)} ${'latency p50/p95 ms'.padStart(18)} ${'vs psk (CPU/SA)'.padStart(15)} ${'unloaded p50/p95 ms'.padStart(19)}`,
     );
     for (const auth of auths)
       for (const responder of responders) {
         const r = results.get(`${auth}/${responder}`);
         const p = results.get(`psk/${responder}`);
+        const u = unloaded.get(`${auth}/${responder}`);
         if (!r) continue;
         out(
-          `  ${auth.padEnd(8)} ${responder.padEnd(16)} ${r.rate.toFixed(0).padStart(8)} ${r.cpuMsPerSa.toFixed(2).padStart(9)} ${`${r.latencyMs.p50.toFixed(0)}/${r.latencyMs.p95.toFixed(0)}`.padStart(18)} ${(p ? `${(r.cpuMsPerSa / p.cpuMsPerSa).toFixed(2)}x` : '').padStart(15)}`,
+          `  ${auth.padEnd(8)} ${responder.padEnd(16)} ${r.rate.toFixed(0).padStart(8)} ${r.cpuMsPerSa.toFixed(2).padStart(9)} ${`${r.latencyMs.p50.toFixed(0)}/${r.latencyMs.p95.toFixed(0)}`.padStart(18)} ${(p ? `${(r.cpuMsPerSa / p.cpuMsPerSa).toFixed(2)}x` : '').padStart(15)} ${(u ? `${u.latencyMs.p50.toFixed(1)}/${u.latencyMs.p95.toFixed(1)}` : '').padStart(19)}`,
         );
       }
     for (const auth of auths) {
@@ -804,7 +833,13 @@ export async function runLoadTesterCerts(): Promise<string[]> {
       const b = results.get(`${auth}/ikegw-userspace`);
       if (a && b)
         out(
-          `  ${auth.padEnd(8)} ratio ikegw userspace / charon kernel-libipsec: rate ${(b.rate / a.rate).toFixed(2)}x, CPU/SA ${(a.cpuMsPerSa / b.cpuMsPerSa).toFixed(2)}x as efficient, latency p50 ${(b.latencyMs.p50 / a.latencyMs.p50).toFixed(2)}x`,
+          `  ${auth.padEnd(8)} ratio ikegw userspace / charon kernel-libipsec: rate ${(b.rate / a.rate).toFixed(2)}x, CPU/SA ${(a.cpuMsPerSa / b.cpuMsPerSa).toFixed(2)}x as efficient, latency p50 ${(b.latencyMs.p50 / a.latencyMs.p50).toFixed(2)}x${(() => {
+            const ua = unloaded.get(`${auth}/charon-libipsec`);
+            const ub = unloaded.get(`${auth}/ikegw-userspace`);
+            return ua && ub
+              ? `, unloaded latency p50 ${(ub.latencyMs.p50 / ua.latencyMs.p50).toFixed(2)}x`
+              : '';
+          })()}`,
         );
     }
   } finally {

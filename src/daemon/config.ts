@@ -1206,7 +1206,12 @@ function validate(ctx: Ctx, doc: unknown): LoadedConfig | undefined {
     }
   }
 
-  const dos = mapping(ctx, 'dos', root.dos, ['cookie_threshold', 'half_open_timeout', 'half_open_per_ip']);
+  const dos = mapping(ctx, 'dos', root.dos, [
+    'cookie_threshold',
+    'cookie_threshold_ip',
+    'half_open_timeout',
+    'half_open_per_ip',
+  ]);
   // strongSwan's block_threshold: half-open IKE_SAs accepted from one address.
   const halfOpenPerIp =
     dos?.half_open_per_ip === undefined
@@ -1216,6 +1221,11 @@ function validate(ctx: Ctx, doc: unknown): LoadedConfig | undefined {
     dos?.cookie_threshold === undefined
       ? 10
       : int(ctx, 'dos.cookie_threshold', dos.cookie_threshold, -1, 1_000_000);
+  // strongSwan's cookie_threshold_ip: half-open IKE_SAs from one address before it gets COOKIEs.
+  const cookieThresholdIp =
+    dos?.cookie_threshold_ip === undefined
+      ? 3
+      : int(ctx, 'dos.cookie_threshold_ip', dos.cookie_threshold_ip, 0, 1_000_000);
   const halfOpen =
     dos?.half_open_timeout === undefined ? 30 : duration(ctx, 'dos.half_open_timeout', dos.half_open_timeout);
   const keepalive = root.keepalive === undefined ? 20 : duration(ctx, 'keepalive', root.keepalive);
@@ -1264,6 +1274,7 @@ function validate(ctx: Ctx, doc: unknown): LoadedConfig | undefined {
     connections: conns,
     retransmit: retransmit!,
     cookieThreshold: cookieThreshold!,
+    cookieThresholdIp: cookieThresholdIp!,
     halfOpenPerIp: halfOpenPerIp!,
     halfOpenTimeoutMs: Math.round(halfOpen! * 1000),
     keepalive: keepalive!,

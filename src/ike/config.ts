@@ -113,6 +113,13 @@ export interface EngineConfig {
   cookieThreshold: number;
   /** Half-open IKE_SAs accepted from one address (0 = no limit); strongSwan's block_threshold. */
   halfOpenPerIp: number;
+  /**
+   * Half-open IKE_SAs from one address before that address must return a COOKIE (absent or 0 =
+   * only the global threshold; cookieThreshold -1 turns both off); strongSwan's
+   * cookie_threshold_ip. Checked before halfOpenPerIp, so a busy address is asked to prove it
+   * receives before it is refused.
+   */
+  cookieThresholdIp?: number;
   halfOpenTimeoutMs: number;
   /** Default NAT keepalive interval in seconds. */
   keepalive: number;

@@ -1076,14 +1076,12 @@ export class IkeEngine implements EngineCtx {
     // DoS protection (RFC 7296 §2.6): a per-address half-open limit, and stateless COOKIEs once
     // the half-open count reaches the threshold, so a flood costs us no state and no DH.
     const perIp = this.halfOpenByIp.get(remote.address) ?? 0;
-    if (this.cfg.halfOpenPerIp > 0 && perIp >= this.cfg.halfOpenPerIp) {
-      return this.dropped(
-        remote,
-        'half-open-limit',
-        `${perIp} half-open IKE_SAs from ${remote.address} already`,
-      );
-    }
-    if (this.cfg.cookieThreshold >= 0 && this.halfOpen.size >= this.cfg.cookieThreshold) {
+    const ipThreshold = this.cfg.cookieThresholdIp ?? 0;
+    // cookieThreshold -1: no COOKIEs at all (nor per address)
+    if (
+      this.cfg.cookieThreshold >= 0 &&
+      (this.halfOpen.size >= this.cfg.cookieThreshold || (ipThreshold > 0 && perIp >= ipThreshold))
+    ) {
       const want = this.cookieFor(msg, remote);
       const first = msg.payloads[0];
       const ok =
@@ -1095,6 +1093,13 @@ export class IkeEngine implements EngineCtx {
         this.emit({ ev: 'cookie', remote, halfOpen: this.halfOpen.size });
         return this.sendUnprotected(local, remote, msg, [notify(Notify.COOKIE, want)]);
       }
+    }
+    if (this.cfg.halfOpenPerIp > 0 && perIp >= this.cfg.halfOpenPerIp) {
+      return this.dropped(
+        remote,
+        'half-open-limit',
+        `${perIp} half-open IKE_SAs from ${remote.address} already`,
+      );
     }
     const critical = findUnsupportedCritical(msg.payloads);
     if (critical !== undefined) {

@@ -89,6 +89,29 @@ describe('DoS protection (RFC 7296 §2.6)', () => {
     expect(p.b.engine.list().map((s) => s.state)).toEqual(['ESTABLISHED']);
   });
 
+  it('cookie_threshold_ip: a busy address must return COOKIEs before it is refused; the real peer behind it connects', async () => {
+    const p = pair({ cookieThreshold: 10 });
+    p.b.engine.cfg.cookieThresholdIp = 3;
+    // 20 spoofed IKE_SA_INITs from the peer's own address, none ever answers
+    for (let i = 0; i < 20; i++)
+      p.feed(p.b, {
+        kind: 'datagram',
+        local: { address: B, port: 500 },
+        remote: { address: A, port: 500 },
+        // seeds apart from the pair's own (seed 1 would be A's real IKE_SA_INIT, byte for byte)
+        bytes: spoofedInit(100 + i, A),
+      });
+    p.wire.length = 0;
+    expect(p.b.engine.list().length).toBe(3);
+    expect(p.of(p.b, 'cookie')).toHaveLength(17);
+    expect(p.of(p.b, 'dropped').filter((d) => d.reason === 'half-open-limit')).toHaveLength(0);
+    // the peer itself (same address) follows the COOKIE and gets its IKE_SA
+    p.feed(p.a, { kind: 'command', cmd: { cmd: 'initiate', conn: 'onprem' } });
+    await p.settle();
+    expect(p.a.engine.list()[0]?.state).toBe('ESTABLISHED');
+    expect(p.of(p.b, 'cookie')).toHaveLength(18);
+  });
+
   it('limits half-open IKE_SAs per address', () => {
     const p = pair();
     for (let i = 0; i < 20; i++)

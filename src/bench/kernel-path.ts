@@ -115,6 +115,32 @@ secrets { ike-kp { secret = "${PSK}" } }
   });
 }
 
+/** ikegw on gw-a (`datapath: xfrm`), its control socket ikegw.sock in the lab directory. */
+export function startIkegw(t: Topo, startAction: 'start' | 'trap') {
+  return t.ikegw(
+    'gwa',
+    'ikegw',
+    `connections:
+  kp:
+    local_addrs: ['192.0.2.1']
+    remote_addrs: ['192.0.2.2']
+    psk: { file: '${t.pskFile(PSK)}' }
+    proposals: [${IKE}]
+    dpd_delay: 0
+    children:
+      net:
+        local_ts: [198.51.100.0/24]
+        remote_ts: [203.0.113.0/24]
+        esp_proposals: [${ESP}]
+        start_action: ${startAction}
+datapath: xfrm
+listen: { address: '192.0.2.1', port: 500, nat_port: 4500 }
+control: { socket: '${join(t.dir, 'ikegw.sock')}' }
+log: { level: info, format: json }
+`,
+  );
+}
+
 async function waitPing(t: Topo, timeoutMs: number): Promise<void> {
   const end = Date.now() + timeoutMs;
   for (;;) {
@@ -199,28 +225,7 @@ async function bringUp(prefix: string, name: PairResult['pair']): Promise<Pair> 
       aLog = join(c.dir, 'charon.out');
       await c.swanctl(['--initiate', '--child', 'net', '--timeout', '30']);
     } else {
-      const ikegw = t.ikegw(
-        'gwa',
-        'ikegw',
-        `connections:
-  kp:
-    local_addrs: ['192.0.2.1']
-    remote_addrs: ['192.0.2.2']
-    psk: { file: '${t.pskFile(PSK)}' }
-    proposals: [${IKE}]
-    dpd_delay: 0
-    children:
-      net:
-        local_ts: [198.51.100.0/24]
-        remote_ts: [203.0.113.0/24]
-        esp_proposals: [${ESP}]
-        start_action: start
-datapath: xfrm
-listen: { address: '192.0.2.1', port: 500, nat_port: 4500 }
-control: { socket: '${join(t.dir, 'ikegw.sock')}' }
-log: { level: info, format: json }
-`,
-      );
+      const ikegw = startIkegw(t, 'start');
       a = ikegw.proc;
       aLog = ikegw.log!;
     }

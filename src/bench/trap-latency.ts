@@ -14,7 +14,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { probeKernelEsp } from '../esp/xfrm/installer.js';
-import { ESP, IKE, PSK, startCharon, type Topo, topology, VM_RUN } from './kernel-path.js';
+import { startCharon, startIkegw, type Topo, topology, VM_RUN } from './kernel-path.js';
 import { CLI, median, must, run as sh, sleep, tailOf } from './lab.js';
 
 const SELF = fileURLToPath(import.meta.url);
@@ -90,28 +90,7 @@ async function measure(who: TrapResult['who'], rounds: number): Promise<TrapResu
       log = c.logFile;
     } else {
       const sock = join(t.dir, 'ikegw.sock');
-      const ikegw = t.ikegw(
-        'gwa',
-        'ikegw',
-        `connections:
-  kp:
-    local_addrs: ['192.0.2.1']
-    remote_addrs: ['192.0.2.2']
-    psk: { file: '${t.pskFile(PSK)}' }
-    proposals: [${IKE}]
-    dpd_delay: 0
-    children:
-      net:
-        local_ts: [198.51.100.0/24]
-        remote_ts: [203.0.113.0/24]
-        esp_proposals: [${ESP}]
-        start_action: trap
-datapath: xfrm
-listen: { address: '192.0.2.1', port: 500, nat_port: 4500 }
-control: { socket: '${sock}' }
-log: { level: info, format: json }
-`,
-      );
+      const ikegw = startIkegw(t, 'trap');
       terminate = () =>
         must('ip', ['netns', 'exec', t.ns.gwa, process.execPath, CLI, 'terminate', 'kp', '--socket', sock]);
       log = ikegw.log!;

@@ -173,7 +173,10 @@ export class HaRunner {
     switch (a.kind) {
       case 'wake': {
         clearTimeout(this.timer);
-        this.timer = setTimeout(() => this.feed({ kind: 'tick' }), Math.max(0, a.atMs - this.clock.now()));
+        this.timer = setTimeout(
+          () => this.feed({ kind: 'tick' }),
+          Math.max(0, Math.ceil(a.atMs - this.clock.now())),
+        );
         return;
       }
       case 'read':

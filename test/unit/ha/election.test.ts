@@ -364,8 +364,9 @@ interface Machine {
   e: Election;
   rate: number;
   offset: number;
-  /** Global time of the newest wake (older ones are stale). */
+  /** Global time of the newest wake (older ones are stale), and the local time it asked for. */
   wakeAt: number;
+  wakeLocal: number;
   activeSince: number | undefined;
   /** Global [from, to] while it acted as active (to includes the step-down time). */
   intervals: Array<[number, number]>;
@@ -407,6 +408,7 @@ function simulate(
     rate: 0.9 + r() * 0.2,
     offset: r() * 1e9,
     wakeAt: Number.POSITIVE_INFINITY,
+    wakeLocal: 0,
     activeSince: undefined,
     intervals: [],
     partitionedUntil: 0,
@@ -438,7 +440,9 @@ function simulate(
     const m = ms[i]!;
     if (!m.alive) return;
     if (ev === 'wake' && g !== m.wakeAt) return;
-    exec(i, m.e.handle(ev === 'wake' ? { kind: 'tick' } : ev, local(m, g)), g);
+    // a wake is delivered at (not a float rounding before) the local time it asked for
+    const now = ev === 'wake' ? Math.max(local(m, g), m.wakeLocal) : local(m, g);
+    exec(i, m.e.handle(ev === 'wake' ? { kind: 'tick' } : ev, now), g);
   };
 
   const exec = (i: number, acts: HaAction[], g: number): void => {
@@ -448,6 +452,7 @@ function simulate(
         case 'wake': {
           const w = Math.max(g, toGlobal(m, a.atMs));
           m.wakeAt = w;
+          m.wakeLocal = a.atMs;
           at(w, () => deliver(i, 'wake', w));
           break;
         }

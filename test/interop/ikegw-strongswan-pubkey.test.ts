@@ -11,12 +11,13 @@
 // certificate's public key and refuses to authenticate without one): that case is the engine
 // test test/unit/engine/pubkey-auth.test.ts ("bad-signature"), where one ikegw engine signs with
 // another certificate's key. The certificates are made by openssl in the test (test/helpers/pki.ts).
+import { createPrivateKey } from 'node:crypto';
 import { copyFileSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, onTestFailed, test } from 'vitest';
 import { type Issued, opensslAvailable, Pki } from '../helpers/pki.js';
-import { type IkegwProcess, startIkegw } from './ikegw-daemon.js';
+import { CLI, type IkegwProcess, startIkegw } from './ikegw-daemon.js';
 import { type Charon, createLab, LAB_PSK, type Lab, labAvailable } from './lab.js';
 import { oneTunnel, waitForSas } from './wait.js';
 
@@ -190,7 +191,19 @@ datapath: memory
 listen: { address: '${local}', port: 500, nat_port: 4500 }
 log: { level: debug, format: json }
 metrics: { listen: '127.0.0.1:9090' }
+control: { socket: '${join(pkiDir, 'ikegw.sock')}' }
 `;
+}
+
+/** `ikegw <args>` against the test's daemon (its control socket), in the cluster namespace. */
+async function cli(k: Case, args: string[]): Promise<string> {
+  const r = await k.lab.exec(
+    'cluster',
+    process.execPath,
+    [CLI, ...args, ...(args[0] === 'config' ? [] : ['--socket', join(pkiDir, 'ikegw.sock')])],
+    { timeoutMs: 20_000 },
+  );
+  return `${r.stdout}${r.stderr}`;
 }
 
 async function setUp(o: {
@@ -309,6 +322,25 @@ describe.skipIf(!ok)(
           .split('\n')
           .filter((l) => l && !l.startsWith('-----'));
         for (const line of pem) expect(k.ikegw.text()).not.toContain(line.slice(0, 40));
+        // nor the metrics or any CLI output: neither its PEM nor its private scalar in any encoding
+        const d = Buffer.from(
+          createPrivateKey(readFileSync(c[mine]!.key)).export({ format: 'jwk' }).d as string,
+          'base64url',
+        );
+        const shown = [
+          await scrape(k),
+          await cli(k, ['sas']),
+          await cli(k, ['sas', '--json']),
+          await cli(k, ['stats']),
+          await cli(k, ['config', 'check', '-c', join(k.lab.dir, 'ikegw.yaml')]),
+        ].join('\n');
+        // the scrape, the daemon (sas) and config check did answer
+        expect(shown).toContain('ikegw_');
+        expect(shown).toContain('ESTABLISHED');
+        expect(shown).toMatch(/ikegw\.yaml: OK/);
+        for (const line of pem) expect(shown).not.toContain(line.slice(0, 40));
+        for (const enc of ['hex', 'base64', 'base64url'] as const)
+          expect(shown.toLowerCase()).not.toContain(d.toString(enc).slice(0, 24).toLowerCase());
         // strongSwan verified our signature and sees our subject DN as our identity
         await k.onprem.waitForLog(
           new RegExp(`authentication of 'C=CH, O=ikegw test, CN=${mine}.example' with .* successful`),

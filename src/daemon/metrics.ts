@@ -571,13 +571,8 @@ export class Metrics {
         this.messageBytes.inc({ direction: ev.dir }, ev.bytes);
         // COOKIEs we receive are only visible in messages; the ones we send also come as `cookie`
         // events, and once one was seen the message-derived count of sent ones stops.
-        if (
-          ev.response &&
-          ev.exchange === 'IKE_SA_INIT' &&
-          ev.summary.includes('N(COOKIE)') &&
-          (ev.dir === 'in' || !this.sawCookieEvent)
-        )
-          this.cookies.inc({ direction: ev.dir });
+        // (ev.cookie, not the summary: that string is built only when a debug line asks for it)
+        if (ev.cookie && (ev.dir === 'in' || !this.sawCookieEvent)) this.cookies.inc({ direction: ev.dir });
         return;
       }
       case 'failure': {

@@ -114,6 +114,13 @@ function digest(b: Uint8Array): string {
   return createHash('sha1').update(b).digest('hex');
 }
 
+/** An IKE_SA_INIT response whose first payload is N(COOKIE): a COOKIE challenge. */
+function isCookieChallenge(exchange: number, response: boolean, ps: readonly Payload[]): boolean {
+  if (exchange !== ExchangeType.IKE_SA_INIT || !response) return false;
+  const first = ps[0];
+  return first?.type === PayloadType.NOTIFY && 'notifyType' in first && first.notifyType === Notify.COOKIE;
+}
+
 /** The `byPeer` key: a connection's name (kept across reloads) and the peer's identity. */
 const peerKey = (sa: IkeSa): string => `${sa.conn.name}\0${sa.remoteIdText}`;
 
@@ -811,6 +818,7 @@ export class IkeEngine implements EngineCtx {
       get summary() {
         return summarize(payloads);
       },
+      cookie: isCookieChallenge(exchange, response, payloads),
       bytes: packets.reduce((n, p) => n + p.length, 0),
       remote: sa.remote,
       retransmit,
@@ -887,6 +895,7 @@ export class IkeEngine implements EngineCtx {
       get summary() {
         return summarize(inner);
       },
+      cookie: isCookieChallenge(msg.header.exchange, (msg.header.flags & HeaderFlag.RESPONSE) !== 0, inner),
       bytes: bytes.length,
       remote,
     });
@@ -1048,6 +1057,7 @@ export class IkeEngine implements EngineCtx {
       get summary() {
         return summarize(payloads);
       },
+      cookie: isCookieChallenge(ExchangeType.IKE_SA_INIT, true, payloads),
       bytes: bytes.length,
       remote,
     });

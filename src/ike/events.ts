@@ -141,6 +141,8 @@ export type BusEvent =
       msgId: number;
       /** "[ SA KE No N(NATD_S_IP) ]" as strongSwan prints it (computed when read: debug logs only). */
       readonly summary: string;
+      /** An IKE_SA_INIT response that is a COOKIE challenge (RFC 7296 §2.6), for the metrics. */
+      cookie?: boolean;
       bytes: number;
       remote: Endpoint;
       retransmit?: number;

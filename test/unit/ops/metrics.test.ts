@@ -207,6 +207,7 @@ describe('Metrics from bus events', () => {
       response: true,
       msgId: 0,
       summary: '[ N(COOKIE) ]',
+      cookie: true,
       bytes: 60,
       remote,
     });
@@ -217,6 +218,7 @@ describe('Metrics from bus events', () => {
       response: true,
       msgId: 0,
       summary: '[ N(COOKIE) ]',
+      cookie: true,
       bytes: 60,
       remote,
     });

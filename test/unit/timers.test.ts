@@ -121,6 +121,50 @@ describe('TimerRunner', () => {
     expect(fired).toEqual([key('x')]);
   });
 
+  it('many timers, re-armed and cancelled at random (as 1000 IKE_SAs do): each live one fires once, at its time, in time order, with one scheduler timer', () => {
+    const { clock, sched, fired, timers } = setup();
+    let seed = 12345;
+    const rnd = (n: number) => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    // the model: the live generation and time of each key
+    const model = new Map<string, { gen: number; at: number }>();
+    let gen = 0;
+    for (let step = 0; step < 20_000; step++) {
+      const id = `sa${rnd(1000)}`;
+      const what = ['retransmit', 'dpd', 'rekey-ike'][rnd(3)]!;
+      const k = `${id}/${what}`;
+      const op = rnd(10);
+      if (op < 6) {
+        const at = clock.now() + rnd(60_000);
+        timers.arm(key(what, ++gen, id), at);
+        model.set(k, { gen, at });
+      } else if (op < 8) {
+        const m = model.get(k);
+        if (m) {
+          expect(timers.cancel(key(what, m.gen, id))).toBe(true);
+          model.delete(k);
+        }
+      } else {
+        const end = clock.now() + rnd(2_000);
+        const due = [...model].filter(([, m]) => m.at <= end);
+        const before = fired.length;
+        sched.advance(end - clock.now());
+        const now = fired.slice(before);
+        expect(now.map((f) => `${f.key.sa}/${f.key.what}#${f.key.gen}@${f.at}`).sort()).toEqual(
+          due.map(([kk, m]) => `${kk}#${m.gen}@${m.at}`).sort(),
+        );
+        for (let i = 1; i < now.length; i++) expect(now[i]!.at).toBeGreaterThanOrEqual(now[i - 1]!.at);
+        for (const [kk] of due) model.delete(kk);
+      }
+      expect(timers.size).toBe(model.size);
+      // one scheduler timer at most (a cancelled earliest one leaves a wake-up that finds nothing)
+      expect(sched.pending.size).toBeLessThanOrEqual(1);
+      if (model.size) expect(sched.pending.size).toBe(1);
+    }
+  });
+
   it('works with real setTimeout (one short timer)', async () => {
     const fired: TimerKey[] = [];
     const done = new Promise<void>((resolve) => {

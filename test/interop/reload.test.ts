@@ -208,16 +208,21 @@ ${extra}`;
         replies() >= Math.max(20, after + 10) ? true : undefined,
       );
       await ping.stop('SIGINT');
-      const summary = /(\d+) packets transmitted, (\d+) received/.exec(
-        readFileSync(join(lab.dir, 'ping.log'), 'utf8'),
+      // every request up to the last one answered must have been answered: a request still in
+      // flight when SIGINT stops ping counts as transmitted, not received, and is no loss (a CI
+      // rehearsal failed on "22 transmitted, 21 received" from comparing the two totals)
+      const answered = new Set(
+        [...readFileSync(join(lab.dir, 'ping.log'), 'utf8').matchAll(/bytes from .*icmp_seq=(\d+) /g)].map(
+          (m) => Number(m[1]),
+        ),
       );
-      expect(summary).not.toBeNull();
-      const [sent, got] = [Number(summary![1]), Number(summary![2])];
+      const last = Math.max(...answered);
+      const lost = Array.from({ length: last }, (_, i) => i + 1).filter((seq) => !answered.has(seq));
       console.log(
-        `reload: ${sent} pings every 50 ms through "main" during and after 6 reloads, ${sent - got} lost`,
+        `reload: ${last} pings every 50 ms through "main" during and after 6 reloads, ${lost.length} lost${lost.length ? ` (icmp_seq ${lost.join(', ')})` : ''}`,
       );
-      expect(sent).toBeGreaterThanOrEqual(20);
-      expect(got).toBe(sent);
+      expect(last).toBeGreaterThanOrEqual(20);
+      expect(lost).toEqual([]);
     }, 120_000);
   },
 );

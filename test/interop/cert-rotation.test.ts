@@ -30,7 +30,7 @@ import { nativeAvailable } from '../../src/common/native.js';
 import { type Issued, opensslAvailable, Pki } from '../helpers/pki.js';
 import { CLI, IkegwProcess, NODE_FLAGS } from './ikegw-daemon.js';
 import { type Charon, createLab, type Lab, type LabProcess, labAvailable } from './lab.js';
-import { until, waitForSas } from './wait.js';
+import { pingLosses, until, waitForSas } from './wait.js';
 
 const lab0 = labAvailable();
 const native = nativeAvailable();
@@ -325,13 +325,7 @@ log: { level: info, format: json }
       await ping.stop('SIGINT');
       // every request up to the last one answered must have been answered (the requests still in
       // flight when SIGINT stops ping are not losses: under load a reply can take 100+ ms)
-      const answered = new Set(
-        [...readFileSync(join(lab.dir, 'ping.log'), 'utf8').matchAll(/bytes from .*icmp_seq=(\d+) /g)].map(
-          (m) => Number(m[1]),
-        ),
-      );
-      const last = Math.max(...answered);
-      const lost = Array.from({ length: last }, (_, i) => i + 1).filter((seq) => !answered.has(seq));
+      const { last, lost } = pingLosses(readFileSync(join(lab.dir, 'ping.log'), 'utf8'));
       console.log(
         `rotation: ${last} pings every 50 ms across two swaps, an IKE rekey and two reauthentications, ${lost.length} lost${lost.length ? ` (icmp_seq ${lost.join(', ')})` : ''}`,
       );

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest'
 import { nativeAvailable } from '../../src/common/native.js';
 import { CLI, IkegwProcess } from './ikegw-daemon.js';
 import { type Charon, createLab, LAB_PSK, type Lab, type LabProcess, labAvailable, run } from './lab.js';
-import { until } from './wait.js';
+import { pingLosses, until } from './wait.js';
 
 const lab0 = labAvailable();
 const native = nativeAvailable();
@@ -211,13 +211,7 @@ ${extra}`;
       // every request up to the last one answered must have been answered: a request still in
       // flight when SIGINT stops ping counts as transmitted, not received, and is no loss (a CI
       // rehearsal failed on "22 transmitted, 21 received" from comparing the two totals)
-      const answered = new Set(
-        [...readFileSync(join(lab.dir, 'ping.log'), 'utf8').matchAll(/bytes from .*icmp_seq=(\d+) /g)].map(
-          (m) => Number(m[1]),
-        ),
-      );
-      const last = Math.max(...answered);
-      const lost = Array.from({ length: last }, (_, i) => i + 1).filter((seq) => !answered.has(seq));
+      const { last, lost } = pingLosses(readFileSync(join(lab.dir, 'ping.log'), 'utf8'));
       console.log(
         `reload: ${last} pings every 50 ms through "main" during and after 6 reloads, ${lost.length} lost${lost.length ? ` (icmp_seq ${lost.join(', ')})` : ''}`,
       );

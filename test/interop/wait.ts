@@ -68,3 +68,15 @@ export function oneTunnel(sas: ParsedSa[]): boolean {
     sas[0]!.children[0]!.state === 'INSTALLED'
   );
 }
+
+/**
+ * What a `ping -n` log says about losses: the icmp_seq numbers of every request up to the last
+ * answered one that got no reply. The requests still in flight when SIGINT stops ping count as
+ * transmitted but are no losses (under load a reply can take 100+ ms).
+ */
+export function pingLosses(log: string): { last: number; lost: number[] } {
+  const answered = new Set([...log.matchAll(/bytes from .*icmp_seq=(\d+) /g)].map((m) => Number(m[1])));
+  const last = answered.size ? Math.max(...answered) : 0;
+  const lost = Array.from({ length: last }, (_, i) => i + 1).filter((seq) => !answered.has(seq));
+  return { last, lost };
+}

@@ -550,32 +550,40 @@ describe.skipIf(skipReason !== undefined)('HA: two frontend replicas on two node
   it.skipIf(!haDaemon)(
     'SIGKILL of the active, restarted at once by the kubelet: it takes its own Lease back',
     async () => {
-      await ping(60_000);
-      const active = await activeReplica();
-      const smp = sampler();
-      const c = active.pod.container('ikegw');
-      const t0 = Date.now();
-      await podman(['kill', '-s', 'KILL', c.id]);
-      // restartPolicy Always: the first restart of a crashed container is immediate.
-      await podman(['start', c.id]);
-      log(`test: SIGKILL ${active.name}, container restarted`);
-      await ping((LEASE_DURATION_S + 30) * 1000);
-      const s = (Date.now() - t0) / 1000;
-      const samples = await smp.stop();
-      const last = samples.at(-1)!.r;
-      console.log(
-        `ha: SIGKILL + immediate container restart -> first ping ${s.toFixed(1)} s; active now: ${Object.entries(
-          last,
-        )
-          .filter(([, r]) => r === 'active')
-          .map(([n]) => n)
-          .join(', ')}`,
-      );
-      // The Lease still names it: it does not wait for the Lease to expire.
-      expect(last[active.name]).toBe('active');
-      expect(s).toBeLessThan(LEASE_DURATION_S);
+      const runs = Number(process.env.IKEGW_HA_RESTART_RUNS ?? '1');
+      for (let i = 0; i < runs; i++) {
+        await ping(60_000);
+        const active = await activeReplica();
+        const standby = [...replicas.values()].find((p) => p !== active)!;
+        const smp = sampler();
+        const c = active.pod.container('ikegw');
+        const t0 = Date.now();
+        await podman(['kill', '-s', 'KILL', c.id]);
+        // restartPolicy Always: the first restart of a crashed container is immediate.
+        await podman(['start', c.id]);
+        log(`test: SIGKILL ${active.name}, container restarted`);
+        await ping((LEASE_DURATION_S + 30) * 1000);
+        const s = (Date.now() - t0) / 1000;
+        // Roles read now: the sampler's last sample may predate the take-over the ping just
+        // went through (reading both replicas' /ha takes up to a few hundred ms).
+        const now = await roles();
+        const samples = await smp.stop();
+        console.log(
+          `ha: SIGKILL + immediate container restart${runs > 1 ? ` (run ${i + 1})` : ''} -> first ping ${s.toFixed(1)} s; active now: ${Object.entries(
+            now,
+          )
+            .filter(([, r]) => r === 'active')
+            .map(([n]) => n)
+            .join(', ')}`,
+        );
+        // The Lease still names it: it does not wait for the Lease to expire, and the other
+        // replica never acts meanwhile.
+        expect(now[active.name]).toBe('active');
+        expect(samples.filter((x) => x.r[standby.name] === 'active')).toEqual([]);
+        expect(s).toBeLessThan(LEASE_DURATION_S);
+      }
     },
-    240_000,
+    240_000 * Number(process.env.IKEGW_HA_RESTART_RUNS ?? '1'),
   );
 
   it.skipIf(!haDaemon)(

@@ -11,9 +11,12 @@
 // client escapes path parameters with url.PathEscape, which leaves ':' alone; so does this one.
 // 403 is what an agent answers for API calls disabled by its API access policy
 // (enable-cilium-api-server-access); 429 comes from its API rate limiter, with or without Retry-After.
-import { request } from 'node:http';
+import { builtin } from '../common/builtin.js';
 import { IkegwError } from '../common/errors.js';
 import { isRecord, type Log, silentLog } from './log.js';
+
+// node:http as a CommonJS object: its ESM namespace would load undici & co. (src/common/builtin.ts)
+const { request } = builtin('node:http') as typeof import('node:http');
 
 export const DEFAULT_CILIUM_SOCKET = '/var/run/cilium/cilium.sock';
 

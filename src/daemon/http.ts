@@ -3,10 +3,14 @@
 //   GET /healthz  liveness: the process answers and its event loop has not been blocked for long
 //   GET /readyz   readiness: see Readiness below
 // Plain node:http, no framework. Answers are small JSON documents (except /metrics).
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type ELDHistogram, monitorEventLoopDelay } from 'node:perf_hooks';
+import { builtin } from '../common/builtin.js';
 import type { Metrics } from './metrics.js';
+
+// node:http as a CommonJS object: its ESM namespace would load undici & co. (src/common/builtin.ts)
+const { createServer } = builtin('node:http') as typeof import('node:http');
 
 export interface ReadinessCheck {
   name: string;

@@ -1,4 +1,4 @@
-// Prometheus metrics (prom-client), modelled on strongSwan's bus/alert_t: event counters are fed
+// Prometheus metrics (./prom.ts), modelled on strongSwan's bus/alert_t: event counters are fed
 // from the engine's BusEvents (Daemon.onBus), state gauges are computed at scrape time from the
 // engine's SA list (Daemon.status) and the data path's per-SA counters (SaInstaller.querySa).
 //
@@ -12,7 +12,6 @@
 // Secrets: nothing here reads key material; label values are names, algorithm names and selectors.
 // docs/operations.md has the full table; keep it in step with this file.
 import { X509Certificate } from 'node:crypto';
-import { Counter, collectDefaultMetrics, Gauge, Histogram, type LabelValues, Registry } from 'prom-client';
 import { type Clock, monotonicClock } from '../common/clock.js';
 import type { EngineConfig } from '../ike/config.js';
 import { parseCert } from '../ike/crypto/x509.js';
@@ -20,6 +19,8 @@ import type { IkeSaInfo } from '../ike/engine.js';
 import type { BusEvent, ChildState, FailureReason, IkeState, SaRef } from '../ike/events.js';
 import type { SaCounters, SaId } from '../ike/ports.js';
 import type { AnyBusEvent } from './log.js';
+import { registerProcessMetrics } from './process-metrics.js';
+import { Counter, Gauge, Histogram, type LabelValues, Registry } from './prom.js';
 
 export const PREFIX = 'ikegw_';
 
@@ -66,7 +67,7 @@ interface ScheduledTimes {
 export interface MetricsOptions {
   config: EngineConfig;
   clock?: Clock;
-  /** Node.js process metrics (collectDefaultMetrics, prefixed ikegw_); default true. */
+  /** Process metrics (CPU, memory, fds, event-loop lag; prefixed ikegw_); default true. */
   processMetrics?: boolean;
   version?: string;
   datapath?: string;
@@ -415,7 +416,7 @@ export class Metrics {
       { version: opts.version ?? 'unknown', nodejs: process.version, datapath: opts.datapath ?? '' },
       1,
     );
-    if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: PREFIX });
+    if (opts.processMetrics ?? true) registerProcessMetrics(this.registry, PREFIX);
     this.reset();
   }
 

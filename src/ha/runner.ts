@@ -5,8 +5,9 @@
 // Order guarantees: become-active / become-standby run one after the other (a start that is still
 // running when the step-down comes finishes first, then stops); a release is sent only after the
 // step-down before it has finished (the Lease is given away once nothing acts on it any more).
-import { Counter, Gauge, type Registry } from 'prom-client';
+
 import { type Clock, monotonicClock } from '../common/clock.js';
+import { Counter, Gauge, type Registry } from '../daemon/prom.js';
 import type { HaSettings } from './config.js';
 import {
   Election,

@@ -230,12 +230,14 @@ export function createEspCrypto(
   integKey: Uint8Array,
   esn: boolean,
   impl: EspCryptoImpl = 'auto',
+  /** The SA's direction, when known: only that direction's native context is made up front. */
+  direction?: 'in' | 'out',
 ): EspCrypto {
   const bad = checkEspKeys(alg, encKey, integKey);
   if (bad) throw new EspConfigError(bad);
   if (alg.kind === 'aead') {
     const n = impl === 'node' ? undefined : tryNative();
-    if (n && typeof n.aeadNew === 'function') return new NativeAeadEsp(n, alg, encKey, esn);
+    if (n && typeof n.aeadNew === 'function') return new NativeAeadEsp(n, alg, encKey, esn, direction);
     if (impl === 'native') throw new EspConfigError('the native addon (AEAD) is not available');
     return new AeadEsp(alg, encKey, esn);
   }
@@ -281,9 +283,16 @@ abstract class AeadBase {
   readonly minLength = ESP_HEADER_LEN + 8 + 4 + 16;
   /** SPI || seq  or  SPI || seqHi || seqLo (RFC 4106 §5 / RFC 7634 §2.1). */
   protected readonly aad: Buffer;
+  /** `tailLen` bytes after the AAD in the same allocation, for the subclass (its key copy). */
+  protected readonly tail: Buffer;
 
-  constructor(protected readonly esn: boolean) {
-    this.aad = Buffer.alloc(esn ? 12 : 8);
+  constructor(
+    protected readonly esn: boolean,
+    tailLen = 0,
+  ) {
+    const b = Buffer.alloc((esn ? 12 : 8) + tailLen);
+    this.aad = b.subarray(0, esn ? 12 : 8);
+    this.tail = b.subarray(esn ? 12 : 8);
   }
 
   packetLength(innerLen: number): number {
@@ -340,32 +349,39 @@ abstract class AeadBase {
 /** AEAD through the native addon: one EVP_CIPHER_CTX per SA, encryption in place. */
 class NativeAeadEsp extends AeadBase implements EspCrypto {
   readonly impl = 'native' as const;
-  private readonly h: object;
+  private readonly chacha: 0 | 1;
+  /** key || salt, copied: a context for the other direction is made from it if ever needed. */
+  private readonly keymat: Uint8Array;
+  // An OpenSSL context either encrypts or decrypts, and an SA carries one direction: the SA's own
+  // context is made at installation, the other only on use (each costs native memory).
+  private hSeal: object | undefined;
+  private hOpen: object | undefined;
 
   constructor(
     private readonly n: NativeAddon,
     alg: Extract<EspAlgorithm, { kind: 'aead' }>,
     keymat: Uint8Array,
     esn: boolean,
+    direction: 'in' | 'out' = 'out',
   ) {
-    super(esn);
-    const keyLen = keymat.length - 4;
-    // One direction per SA, but a context can only encrypt or decrypt: keep one of each lazily.
-    this.h = n.aeadNew(
-      alg.name === 'chacha20-poly1305' ? 1 : 0,
-      keymat.subarray(0, keyLen),
-      keymat.subarray(keyLen),
-      true,
-    );
-    this.hOpen = n.aeadNew(
-      alg.name === 'chacha20-poly1305' ? 1 : 0,
-      keymat.subarray(0, keyLen),
-      keymat.subarray(keyLen),
-      false,
-    );
+    super(esn, keymat.length);
+    this.chacha = alg.name === 'chacha20-poly1305' ? 1 : 0;
+    this.keymat = this.tail;
+    this.keymat.set(keymat);
+    // one context now: OpenSSL refusing the key fails the installation, not the first packet
+    if (direction === 'in') this.hOpen = this.context(false);
+    else this.hSeal = this.context(true);
   }
 
-  private readonly hOpen: object;
+  private context(encrypt: boolean): object {
+    const keyLen = this.keymat.length - 4;
+    return this.n.aeadNew(
+      this.chacha,
+      this.keymat.subarray(0, keyLen),
+      this.keymat.subarray(keyLen),
+      encrypt,
+    );
+  }
 
   sealInto(
     out: Uint8Array,
@@ -380,7 +396,8 @@ class NativeAeadEsp extends AeadBase implements EspCrypto {
     iv?: Uint8Array,
   ): number {
     const ptLen = this.frame(out, at, spi, seqLo, seqHi, inner, innerOff, innerLen, nextHeader, iv);
-    if (!this.n.aeadSeal(this.h, this.aad, out, at + 8, at + 16, ptLen, at + 16 + ptLen))
+    this.hSeal ??= this.context(true);
+    if (!this.n.aeadSeal(this.hSeal, this.aad, out, at + 8, at + 16, ptLen, at + 16 + ptLen))
       throw new EspConfigError('AEAD encryption failed');
     return 16 + ptLen + 16;
   }
@@ -388,6 +405,7 @@ class NativeAeadEsp extends AeadBase implements EspCrypto {
   openInPlace(pkt: Uint8Array, seqHi: number): number {
     const ctLen = this.prepareOpen(pkt, seqHi);
     if (ctLen < 0) return -1;
+    this.hOpen ??= this.context(false);
     return this.n.aeadOpen(this.hOpen, this.aad, pkt, 8, 16, ctLen, 16 + ctLen) ? ctLen : -1;
   }
 }

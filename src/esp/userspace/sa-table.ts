@@ -295,8 +295,12 @@ export class SaState {
   packets = 0;
   lastUseMs: number | undefined;
   readonly drops: DropCounters = emptyDrops();
+  private loggedSet: Set<string> | undefined;
   /** Drop reasons (and NAT mappings) already logged for this SA: they go when the SA goes. */
-  readonly logged = new Set<string>();
+  get logged(): Set<string> {
+    this.loggedSet ??= new Set<string>(); // made on the first drop: most SAs never log one
+    return this.loggedSet;
+  }
   readonly softBytes: number;
   readonly hardBytes: number;
   readonly softPackets: number;
@@ -319,7 +323,14 @@ export class SaState {
     this.local = { address: spec.src, port: spec.encap?.sport ?? 0 };
     this.remote = { address: spec.dst, port: spec.encap?.dport ?? 0 };
     this.remoteV4 = parseIpv4(spec.dst);
-    this.crypto = createEspCrypto(spec.alg, spec.encKey, spec.integKey, spec.esn, impl);
+    this.crypto = createEspCrypto(
+      spec.alg,
+      spec.encKey,
+      spec.integKey,
+      spec.esn,
+      impl,
+      spec.inbound ? 'in' : 'out',
+    );
     this.replay = spec.inbound ? new ReplayWindow(spec.replayWindow, spec.esn) : undefined;
     this.srcTs = spec.srcTs.map(compileTs);
     this.dstTs = spec.dstTs.map(compileTs);

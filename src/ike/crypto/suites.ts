@@ -238,7 +238,20 @@ export function isSupportedEncr(alg: EncrAlg): boolean {
   return f.keyBits.includes(alg.keyBits);
 }
 
+/** One EncrSuite per (algorithm, key length): every SA of a suite shares it. */
+const SUITES = new Map<number, EncrSuite>();
+
 export function encrSuite(alg: EncrAlg): EncrSuite {
+  const key = alg.id * 0x10000 + alg.keyBits;
+  let s = SUITES.get(key);
+  if (!s) {
+    s = Object.freeze(makeEncrSuite(alg));
+    SUITES.set(key, s);
+  }
+  return s;
+}
+
+function makeEncrSuite(alg: EncrAlg): EncrSuite {
   const f = ENCRS.get(alg.id);
   if (!f) throw new CryptoSuiteError(`unsupported encryption algorithm ${encrName(alg)}`);
   let keyBits = alg.keyBits;

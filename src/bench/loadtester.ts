@@ -23,7 +23,8 @@
 // Knobs: BENCH_LT_COUNT (2000), BENCH_LT_PROPOSALS (x25519,ecp256,modp2048), BENCH_LT_RESPONDERS
 // (charon-libipsec,ikegw-userspace,charon-fake,ikegw-memory), BENCH_LT_SETTLE_MS (3000),
 // BENCH_LT_REPEAT (1), BENCH_LT_IKEGW_ARGS (extra node flags, e.g. --cpu-prof
-// --cpu-prof-dir=/tmp/p), BENCH_LT_IKEGW_LOG (ikegw's log level, warn), BENCH_KEEP=1 keeps the lab
+// --cpu-prof-dir=/tmp/p; --heapsnapshot-signal=SIGUSR2 with BENCH_LT_HEAP_SNAPSHOT=dir writes a
+// heap snapshot of ikegw holding its SAs), BENCH_LT_IKEGW_LOG (ikegw's log level, warn), BENCH_KEEP=1 keeps the lab
 // directory.
 import {
   closeSync,
@@ -60,6 +61,33 @@ import {
 } from './lab.js';
 
 const PREFIX = process.env.BENCH_LT_PREFIX ?? '/var/tmp/strongswan-lt';
+
+/** Writes a heap snapshot of the ikegw process (started with --heapsnapshot-signal=SIGUSR2) to dir. */
+async function heapSnapshot(pid: number, dir: string, name: string): Promise<void> {
+  const cwd = `/proc/${pid}/cwd`;
+  const before = new Set(readdirSync(cwd).filter((f) => f.endsWith('.heapsnapshot')));
+  process.kill(pid, 'SIGUSR2');
+  for (let i = 0; i < 1200; i++) {
+    await sleep(100);
+    const f = readdirSync(cwd).find((x) => x.endsWith('.heapsnapshot') && !before.has(x));
+    // written when its size stops changing
+    if (f && statSync(`${cwd}/${f}`).size > 0) {
+      let size = -1;
+      while (size !== statSync(`${cwd}/${f}`).size) {
+        size = statSync(`${cwd}/${f}`).size;
+        await sleep(500);
+      }
+      mkdirSync(dir, { recursive: true });
+      copyFileSync(`${cwd}/${f}`, `${dir}/${name}.heapsnapshot`);
+      rmSync(`${cwd}/${f}`);
+      console.log(`  heap snapshot: ${dir}/${name}.heapsnapshot`);
+      return;
+    }
+  }
+  console.log(
+    '  heap snapshot: none written (start ikegw with BENCH_LT_IKEGW_ARGS=--heapsnapshot-signal=SIGUSR2)',
+  );
+}
 const LT_CHARON = join(PREFIX, 'libexec/ipsec/charon');
 const LT_PLUGIN = join(PREFIX, 'lib/ipsec/plugins/libstrongswan-load-tester.so');
 const PSK = 'bench-lt-psk-4c1d9e7a0b3f5a62';
@@ -571,6 +599,9 @@ async function one(
     const loadAfter = load();
     await sleep(o.settleMs);
     const rssAfter = rss(pid);
+    // BENCH_LT_HEAP_SNAPSHOT=dir: a heap snapshot of ikegw holding the SAs (what one SA keeps)
+    const snapDir = process.env.BENCH_LT_HEAP_SNAPSHOT;
+    if (snapDir && !charon) await heapSnapshot(pid, snapDir, `${proposalName}-${total}`);
     // the IKE_SAs the responder still holds (all of them, unless something replaced or lost some)
     let held = NaN;
     if (charon) {

@@ -401,6 +401,10 @@ export function busToLog(ev: BusEvent, logs: Logs): void {
   // when that level is off (a measurable share of the CPU per IKE_SA otherwise).
   if (ev.ev === 'message' && !logs.get('ike').isLevelEnabled('debug')) return;
   if (ev.ev === 'dropped' && !logs.get('net').isLevelEnabled('debug')) return;
+  // state changes are info lines (four per IKE_SA set-up): nothing to build at warn
+  if ((ev.ev === 'ike-state' || ev.ev === 'ike-established') && !logs.get('ike').isLevelEnabled('info'))
+    return;
+  if (ev.ev === 'child-state' && !logs.get('child').isLevelEnabled('info')) return;
   if (ev.ev === 'log' && !logs.get(subsysOf(ev.subsys)).isLevelEnabled(ev.level)) return;
   const line = busLine(ev);
   if (!line) return;

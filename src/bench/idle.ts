@@ -1,10 +1,11 @@
 // Resident memory at rest (issue: efficiency): the daemon (one PSK connection, nothing up) with
 // `datapath: memory` and `datapath: userspace`, the routes agent (`ikegw routes --no-cilium`, its
-// routes in place), each after a settle, and `ikegw version` (wall time and peak RSS of the whole
-// process). Run with the node flags of dist/cli.js's first line, as the image runs them.
-// `BENCH_ONLY=idle npm run bench`; BENCH_IDLE_SETTLE_MS (5000). The operator is not measured here:
-// it needs an API server (test/fakes/kube-apiserver.ts runs only inside the tests' process).
+// routes in place), the operator (retrying against a closed API server address: the fake API
+// server runs only inside the tests' process), each after a settle, and `ikegw version` (wall time
+// and peak RSS of the whole process). Run with the node flags of dist/cli.js's first line, as the
+// image runs them. `BENCH_ONLY=idle npm run bench`; BENCH_IDLE_SETTLE_MS (5000).
 import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { CLI, findDescendant, Lab, rss, sleep, tailOf } from './lab.js';
 import { shebangNodeFlags } from './loadtester.js';
@@ -111,6 +112,53 @@ export async function runIdleBench(): Promise<string[]> {
     await sleep(settle);
     out(`  routes agent (--no-cilium)        RSS ${(rss(rpid) / 1048576).toFixed(1)} MiB  [load ${load()}]`);
     await lab.stop(routes);
+
+    // the operator: in-cluster credentials from a private /run (a mount namespace of its own), the
+    // API server address closed, so it sits retrying its list/watch — its Kubernetes client loaded
+    writeFileSync(`${lab.dir}/token`, 'bench-token');
+    writeFileSync(`${lab.dir}/namespace`, 'vpn');
+    const sa = '/run/secrets/kubernetes.io/serviceaccount';
+    const operator = lab.spawn(
+      'pod',
+      'unshare',
+      [
+        '-m',
+        '--propagation',
+        'private',
+        'sh',
+        '-c',
+        `mount -t tmpfs tmpfs /run && mkdir -p ${sa} && cp "$1/token" "$1/namespace" ${sa}/ && cp /etc/ssl/certs/ca-certificates.crt ${sa}/ca.crt && shift && exec "$@"`,
+        'sh',
+        lab.dir,
+        process.execPath,
+        ...flags,
+        CLI,
+        'operator',
+      ],
+      {
+        log: 'operator.log',
+        env: {
+          KUBERNETES_SERVICE_HOST: '127.0.0.1',
+          KUBERNETES_SERVICE_PORT: '1',
+          VPN_FRONTEND_POD: 'vpn-frontend-0',
+          POD_NAMESPACE: 'vpn',
+          VPN_PEER_CIDRS: PEER_CIDR,
+        },
+      },
+    );
+    let opid: number | undefined;
+    let running = false;
+    for (let i = 0; i < 200 && !running; i++) {
+      opid ??= findDescendant(operator.pid!, 'node');
+      running =
+        existsSync(`${lab.dir}/operator.log`) &&
+        readFileSync(`${lab.dir}/operator.log`, 'utf8').includes('operator running');
+      if (!running) await sleep(50);
+    }
+    if (!opid || !running) throw new Error(`operator did not start:\n${tailOf(`${lab.dir}/operator.log`)}`);
+    await sleep(settle);
+    out(`  operator (API server unreachable) RSS ${(rss(opid) / 1048576).toFixed(1)} MiB  [load ${load()}]`);
+    await lab.stop(operator);
 
     // ikegw version: the whole process, as a user runs it (peak RSS from GNU time)
     const times: number[] = [];

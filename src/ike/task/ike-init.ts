@@ -3,7 +3,7 @@
 //   Initiator                         Responder
 //   HDR, SAi1, KEi, Ni, N(NATD_S), N(NATD_D), [N(FRAG_SUP)]  -->
 //                      <--  HDR, SAr1, KEr, Nr, N(NATD_S), N(NATD_D), [N(FRAG_SUP)]
-import { equalBytes } from '../../common/bytes.js';
+import { concat, equalBytes } from '../../common/bytes.js';
 import { IkeProtocolError } from '../../common/errors.js';
 import type { ConnectionConfig } from '../config.js';
 import { createKeyExchange, publicKeyLength } from '../crypto/dh.js';
@@ -40,6 +40,15 @@ export const NONCE_LEN = 32;
 /** How often we follow INVALID_KE_PAYLOAD / COOKIE before giving up. */
 const MAX_INIT_RETRIES = 3;
 
+/**
+ * Both nonces, copied into one ArrayBuffer: they live as long as the IKE_SA, and a typed array
+ * with its own ArrayBuffer costs ~0.5 KiB of RSS (the received one would also keep the whole
+ * IKE_SA_INIT datagram's buffer alive).
+ */
+function nonceViews(ni: Uint8Array, nr: Uint8Array): [Uint8Array, Uint8Array] {
+  const both = concat(ni, nr);
+  return [both.subarray(0, ni.length), both.subarray(ni.length)];
+}
 function natdPayloads(ctx: EngineCtx, sa: IkeSa, spiR: bigint, forceEncap: boolean): Payload[] {
   const src = forceEncap ? ctx.random.bytes(20) : natdHash(sa.spiI, spiR, sa.local.address, sa.local.port);
   const dst = natdHash(sa.spiI, spiR, sa.remote.address, sa.remote.port);
@@ -177,7 +186,7 @@ function processInitResponse(
     return failInit(ctx, sa, 'INVALID_SYNTAX', 'nonce length out of range');
   sa.spiR = msg.header.spiR;
   sa.suite = suite;
-  sa.nonceR = nr.data;
+  [sa.nonceI, sa.nonceR] = nonceViews(sa.nonceI, nr.data);
   let shared: Uint8Array;
   try {
     shared = sa.ke!.computeSecret(kep.data);
@@ -263,8 +272,7 @@ export function processInitRequest(
     );
   }
   sa.suite = sel.suite;
-  sa.nonceI = ni.data;
-  sa.nonceR = ctx.random.bytes(NONCE_LEN);
+  [sa.nonceI, sa.nonceR] = nonceViews(ni.data, ctx.random.bytes(NONCE_LEN));
   sa.ke = createKeyExchange(sel.suite.dh, ctx.random);
   let shared: Uint8Array;
   try {

@@ -1,14 +1,57 @@
 // IP address text <-> bytes <-> bigint, without allocation-heavy libraries on the hot path.
 import { isIPv4, isIPv6 } from 'node:net';
 
+/** IPv4 as 4 bytes when it is dotted-quad text (the fast path of addrToBytes/ipToBytes). */
+export function ipv4Bytes(text: string): Uint8Array | undefined {
+  const v = ipv4ToUint32(text);
+  return v >= 0 ? v4Bytes(v) : undefined;
+}
+
 export function ipFamily(text: string): 4 | 6 {
   if (isIPv4(text)) return 4;
   if (isIPv6(text)) return 6;
   throw new Error(`not an IP address: ${JSON.stringify(text)}`);
 }
 
+/**
+ * Dotted-quad IPv4 text as a uint32, or -1; what node:net's isIPv4 accepts (decimal octets
+ * ≤ 255, no leading zeros), allocating nothing.
+ */
+export function ipv4ToUint32(s: string): number {
+  let v = 0;
+  let octet = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || dots === 3) return -1;
+      v = v * 256 + octet;
+      octet = 0;
+      digits = 0;
+      dots++;
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && octet === 0) return -1; // leading zero
+      if (++digits > 3) return -1;
+      octet = octet * 10 + (c - 48);
+      if (octet > 255) return -1;
+    } else return -1;
+  }
+  return dots === 3 && digits > 0 ? v * 256 + octet : -1;
+}
+
+function v4Bytes(v: number): Uint8Array {
+  const b = new Uint8Array(4);
+  b[0] = v >>> 24;
+  b[1] = (v >>> 16) & 0xff;
+  b[2] = (v >>> 8) & 0xff;
+  b[3] = v & 0xff;
+  return b;
+}
+
 export function addrToBytes(text: string): Uint8Array {
-  if (isIPv4(text)) return new Uint8Array(text.split('.').map((x) => Number(x)));
+  const quad = ipv4ToUint32(text);
+  if (quad >= 0) return v4Bytes(quad);
   if (!isIPv6(text)) throw new Error(`not an IP address: ${JSON.stringify(text)}`);
   let s = text;
   const out = new Uint8Array(16);

@@ -13,6 +13,7 @@
 //
 // Selectors are compiled once into numeric ranges (IPv4 as uint32, IPv6 as 16 bytes) so the
 // per-packet match is a few integer comparisons.
+import { ipv4ToUint32 } from '../../common/addr.js';
 import type { AddSaSpec, Endpoint, PolicySpec, TsRange } from '../../ike/ports.js';
 import { createEspCrypto, type EspCrypto, type EspCryptoImpl } from './esp-packet.js';
 import { ReplayWindow } from './replay-window.js';
@@ -20,18 +21,8 @@ import { ReplayWindow } from './replay-window.js';
 // ---- addresses -------------------------------------------------------------------------------
 
 /** "192.0.2.1" -> uint32, or -1 if not a dotted quad. */
-export function parseIpv4(s: string): number {
-  const p = s.split('.');
-  if (p.length !== 4) return -1;
-  let v = 0;
-  for (const x of p) {
-    if (!/^\d{1,3}$/.test(x)) return -1;
-    const n = Number(x);
-    if (n > 255) return -1;
-    v = v * 256 + n;
-  }
-  return v;
-}
+/** "a.b.c.d" -> uint32, or -1 (src/common/addr.ts; allocates nothing: it runs per SA and packet). */
+export const parseIpv4 = ipv4ToUint32;
 
 /** "2001:db8::1" (and "::ffff:1.2.3.4") -> 16 bytes, or undefined. */
 export function parseIpv6(s: string): Uint8Array | undefined {

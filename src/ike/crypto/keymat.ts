@@ -4,6 +4,7 @@
 // Uint8Array fields themselves must never be logged; the save-keys sink is the only way out.
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
+import { ipv4Bytes } from '../../common/addr.js';
 import { concat, u64ToBytes } from '../../common/bytes.js';
 import { DecodeError } from '../../common/errors.js';
 import { Integ } from '../wire/constants.js';
@@ -293,8 +294,10 @@ export function natdHash(spiI: bigint, spiR: bigint, address: string, port: numb
 
 /** Textual IPv4 / IPv6 address to its 4 / 16 network-order bytes. */
 export function ipToBytes(address: string): Uint8Array {
+  const v4 = ipv4Bytes(address);
+  if (v4) return v4;
   const family = isIP(address);
-  if (family === 4) return Uint8Array.from(address.split('.').map(Number));
+  if (family === 4) throw new DecodeError(`not an IP address: ${address}`);
   if (family !== 6 || address.includes('%')) throw new DecodeError(`not an IP address: ${address}`);
   let text = address;
   const tail: number[] = [];

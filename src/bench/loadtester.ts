@@ -24,7 +24,8 @@
 // (charon-libipsec,ikegw-userspace,charon-fake,ikegw-memory), BENCH_LT_SETTLE_MS (3000),
 // BENCH_LT_REPEAT (1), BENCH_LT_IKEGW_ARGS (extra node flags, e.g. --cpu-prof
 // --cpu-prof-dir=/tmp/p; --heapsnapshot-signal=SIGUSR2 with BENCH_LT_HEAP_SNAPSHOT=dir writes a
-// heap snapshot of ikegw holding its SAs), BENCH_LT_IKEGW_LOG (ikegw's log level, warn), BENCH_KEEP=1 keeps the lab
+// heap snapshot of ikegw holding its SAs; BENCH_LT_ALLOC_PROFILE=dir a profile of where its
+// allocated bytes come from, GC'd ones included), BENCH_LT_IKEGW_LOG (ikegw's log level, warn), BENCH_KEEP=1 keeps the lab
 // directory.
 import {
   closeSync,
@@ -36,12 +37,14 @@ import {
   readdirSync,
   readFileSync,
   readSync,
+  renameSync,
   rmSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { type BenchKey, type BenchPki, makeBenchPki } from './bench-pki.js';
 import {
   CHARON,
@@ -61,6 +64,29 @@ import {
 } from './lab.js';
 
 const PREFIX = process.env.BENCH_LT_PREFIX ?? '/var/tmp/strongswan-lt';
+
+/** BENCH_LT_ALLOC_PROFILE=dir: where ikegw's bytes allocated come from (src/bench/alloc-profile.ts). */
+const ALLOC_DIR = process.env.BENCH_LT_ALLOC_PROFILE;
+const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
+
+async function allocProfile(pid: number, name: string): Promise<void> {
+  mkdirSync(ALLOC_DIR!, { recursive: true });
+  const file = `${ALLOC_DIR}/alloc-${pid}.heapprofile`;
+  process.kill(pid, 'SIGUSR2');
+  for (let i = 0; i < 600 && !existsSync(file); i++) await sleep(100);
+  if (!existsSync(file)) return console.log('  allocation profile: none written');
+  const p = JSON.parse(readFileSync(file, 'utf8')) as { head: { selfSize: number; children: unknown[] } };
+  let bytes = 0;
+  const walk = (n: { selfSize: number; children: unknown[] }): void => {
+    bytes += n.selfSize;
+    for (const c of n.children) walk(c as typeof n);
+  };
+  walk(p.head);
+  renameSync(file, `${ALLOC_DIR}/${name}.heapprofile`);
+  console.log(
+    `  allocation profile: ${ALLOC_DIR}/${name}.heapprofile (${(bytes / 1048576).toFixed(1)} MiB allocated since start, sampled)`,
+  );
+}
 
 /** Writes a heap snapshot of the ikegw process (started with --heapsnapshot-signal=SIGUSR2) to dir. */
 async function heapSnapshot(pid: number, dir: string, name: string): Promise<void> {
@@ -473,6 +499,9 @@ async function one(
       const extra = [
         ...shebangNodeFlags(),
         ...(process.env.BENCH_LT_IKEGW_ARGS?.split(' ').filter(Boolean) ?? []),
+        ...(ALLOC_DIR
+          ? ['--import', `${pathToFileURL(join(BENCH_DIR, 'alloc-profile.js')).href}?dir=${ALLOC_DIR}`]
+          : []),
       ];
       const ik = lab.ikegw(
         'resp',
@@ -602,6 +631,7 @@ async function one(
     // BENCH_LT_HEAP_SNAPSHOT=dir: a heap snapshot of ikegw holding the SAs (what one SA keeps)
     const snapDir = process.env.BENCH_LT_HEAP_SNAPSHOT;
     if (snapDir && !charon) await heapSnapshot(pid, snapDir, `${proposalName}-${total}`);
+    if (ALLOC_DIR && !charon) await allocProfile(pid, `${proposalName}-${total}`);
     // the IKE_SAs the responder still holds (all of them, unless something replaced or lost some)
     let held = NaN;
     if (charon) {

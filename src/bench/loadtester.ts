@@ -22,7 +22,8 @@
 //
 // Knobs: BENCH_LT_COUNT (2000), BENCH_LT_PROPOSALS (x25519,ecp256,modp2048), BENCH_LT_RESPONDERS
 // (charon-libipsec,ikegw-userspace,charon-fake,ikegw-memory), BENCH_LT_SETTLE_MS (3000),
-// BENCH_LT_REPEAT (1), BENCH_LT_IKEGW_ARGS (extra node flags, e.g. --cpu-prof
+// BENCH_LT_REPEAT (1), BENCH_LT_WARMUP (0: IKE_SAs of an unmeasured first generator run),
+// BENCH_LT_IKEGW_ARGS (extra node flags, e.g. --cpu-prof
 // --cpu-prof-dir=/tmp/p; --heapsnapshot-signal=SIGUSR2 with BENCH_LT_HEAP_SNAPSHOT=dir writes a
 // heap snapshot of ikegw holding its SAs; BENCH_LT_ALLOC_PROFILE=dir a profile of where its
 // allocated bytes come from, GC'd ones included), BENCH_LT_IKEGW_LOG (ikegw's log level, warn), BENCH_KEEP=1 keeps the lab
@@ -64,6 +65,30 @@ import {
 } from './lab.js';
 
 const PREFIX = process.env.BENCH_LT_PREFIX ?? '/var/tmp/strongswan-lt';
+
+/** A first generator run of `count` IKE_SAs, unmeasured; returns when they are established (or 30 s). */
+async function warmUp(lab: Lab<string>, proposal: string, count: number, threads: number): Promise<void> {
+  const dir = join(lab.dir, 'warm');
+  const log = join(dir, 'gen.log');
+  const run = join(dir, 'run');
+  await lab.exec('init', 'mkdir', ['-p', run]);
+  const conf = join(dir, 'strongswan.conf');
+  writeFileSync(conf, generatorConf({ proposal, count, log, threads, messages: false }));
+  const gen = lab.spawn(
+    'init',
+    'sh',
+    ['-c', 'mount --bind "$1" "$2" && shift 2 && exec "$@"', 'wrap', run, join(PREFIX, 'run'), LT_CHARON],
+    { cpu: '0', env: { STRONGSWAN_CONF: conf }, log: 'warm.out' },
+  );
+  const total = Math.ceil(count / threads) * threads;
+  for (let i = 0; i < 300 && gen.exitCode === null; i++) {
+    await sleep(100);
+    const done = existsSync(log) ? readFileSync(log, 'utf8').split('established between').length - 1 : 0;
+    if (done >= total) break;
+  }
+  await lab.stop(gen);
+  await sleep(1000);
+}
 
 /** BENCH_LT_ALLOC_PROFILE=dir: where ikegw's bytes allocated come from (src/bench/alloc-profile.ts). */
 const ALLOC_DIR = process.env.BENCH_LT_ALLOC_PROFILE;
@@ -526,6 +551,11 @@ async function one(
     }
     if (!pid) throw new Error(`${responder} did not start`);
     await sleep(Math.max(1000, o.settleMs));
+    // BENCH_LT_WARMUP=N: N IKE_SAs from a first generator before the measured run (not with
+    // certificates), the same for both responders — a long-running responder is warm (ikegw's JIT
+    // compiles its hot paths during the first thousand or so); they stay held by the responder.
+    const warm = o.pki ? 0 : Number(process.env.BENCH_LT_WARMUP ?? 0);
+    if (warm > 0) await warmUp(lab, proposal, warm, o.threads);
     const idleRss = rss(pid);
     const genDir = join(lab.dir, 'gen');
     const genLog = join(lab.dir, 'gen.log');

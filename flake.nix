@@ -201,7 +201,7 @@
               # the flag dist/cli.js's first line gives node (the Containerfile's entrypoint too)
               Entrypoint = [
                 "${nodejs}/bin/node"
-                "--max-semi-space-size=4"
+                "--max-semi-space-size=2"
                 "${ikegw}/lib/node_modules/ikegw/dist/cli.js"
               ];
               User = "65532:65532";

@@ -179,15 +179,15 @@ describe.skipIf(!hasNix)('flake.nix', () => {
     // entrypoint `node dist/cli.js`, with nodejs_24's node
     expect(s.image.Entrypoint).toEqual([
       `${STORE}-nodejs-24/bin/node`,
-      '--max-semi-space-size=4',
+      '--max-semi-space-size=2',
       `${STORE}-ikegw-${pkgJson.version}/lib/node_modules/ikegw/${pkgJson.bin.ikegw}`,
     ]);
     expect(containerfile).toMatch(
-      /^ENTRYPOINT \["\/usr\/local\/bin\/node", "--max-semi-space-size=4", "\/opt\/ikegw\/dist\/cli\.js"\]$/m,
+      /^ENTRYPOINT \["\/usr\/local\/bin\/node", "--max-semi-space-size=2", "\/opt\/ikegw\/dist\/cli\.js"\]$/m,
     );
     // the same node flags as dist/cli.js's first line
     expect(readFileSync(join(repoRoot, 'src/cli.ts'), 'utf8').split('\n')[0]).toBe(
-      '#!/usr/bin/env -S node --max-semi-space-size=4',
+      '#!/usr/bin/env -S node --max-semi-space-size=2',
     );
     // node on PATH is the same nodejs_24
     expect(s.image.extraCommands).toContain(`ln -s ${STORE}-nodejs-24/bin/node bin/node`);

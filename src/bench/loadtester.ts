@@ -23,10 +23,10 @@
 // Knobs: BENCH_LT_COUNT (2000), BENCH_LT_PROPOSALS (x25519,ecp256,modp2048), BENCH_LT_RESPONDERS
 // (charon-libipsec,ikegw-userspace,charon-fake,ikegw-memory), BENCH_LT_SETTLE_MS (3000),
 // BENCH_LT_REPEAT (1), BENCH_LT_WARMUP (0: IKE_SAs of an unmeasured first generator run),
-// BENCH_LT_IKEGW_ARGS (extra node flags, e.g. --cpu-prof
-// --cpu-prof-dir=/tmp/p; --heapsnapshot-signal=SIGUSR2 with BENCH_LT_HEAP_SNAPSHOT=dir writes a
-// heap snapshot of ikegw holding its SAs; BENCH_LT_ALLOC_PROFILE=dir a profile of where its
-// allocated bytes come from, GC'd ones included), BENCH_LT_IKEGW_LOG (ikegw's log level, warn), BENCH_KEEP=1 keeps the lab
+// BENCH_LT_IKEGW_ARGS (extra node flags, e.g. --cpu-prof --cpu-prof-dir=/tmp/p;
+// --heapsnapshot-signal=SIGUSR2 with BENCH_LT_HEAP_SNAPSHOT=dir writes a heap snapshot of ikegw
+// holding its SAs), BENCH_LT_ALLOC_PROFILE=dir (where ikegw's allocated bytes come from, GC'd ones
+// included), BENCH_LT_IKEGW_LOG (ikegw's log level, warn), BENCH_KEEP=1 keeps the lab
 // directory.
 import {
   closeSync,
@@ -553,7 +553,8 @@ async function one(
     await sleep(Math.max(1000, o.settleMs));
     // BENCH_LT_WARMUP=N: N IKE_SAs from a first generator before the measured run (not with
     // certificates), the same for both responders — a long-running responder is warm (ikegw's JIT
-    // compiles its hot paths during the first thousand or so); they stay held by the responder.
+    // compiles its hot paths during the first thousand or so); that generator deletes them as it
+    // stops, so the RSS columns of such a run mean nothing.
     const warm = o.pki ? 0 : Number(process.env.BENCH_LT_WARMUP ?? 0);
     if (warm > 0) await warmUp(lab, proposal, warm, o.threads);
     const idleRss = rss(pid);

@@ -233,6 +233,21 @@ describe.skipIf(skipReason !== undefined)('HA: two frontend replicas on two node
       what: `ping workload -> on-prem host`,
     });
 
+  /**
+   * With the tunnel up: the active replica and the standby, a role sampler started, and the time
+   * the active's ikegw container got SIGKILL.
+   */
+  async function killActive() {
+    await ping(60_000);
+    const active = await activeReplica();
+    const standby = [...replicas.values()].find((p) => p !== active)!;
+    const smp = sampler();
+    const c = active.pod.container('ikegw');
+    const t0 = Date.now();
+    await podman(['kill', '-s', 'KILL', c.id]);
+    return { active, standby, smp, c, t0 };
+  }
+
   /** Pings every 100 ms for `ms`, returns the gaps (s) between replies longer than 0.5 s. */
   async function pingGaps(from: string, to: string, run: Promise<unknown>): Promise<number[]> {
     const gaps: number[] = [];
@@ -507,13 +522,7 @@ describe.skipIf(skipReason !== undefined)('HA: two frontend replicas on two node
       const runs = Number(process.env.IKEGW_HA_FAILOVER_RUNS ?? '1');
       const times: number[] = [];
       for (let i = 0; i < runs; i++) {
-        await ping(60_000);
-        const active = await activeReplica();
-        const standby = [...replicas.values()].find((p) => p !== active)!;
-        const smp = sampler();
-        const c = active.pod.container('ikegw');
-        const t0 = Date.now();
-        await podman(['kill', '-s', 'KILL', c.id]);
+        const { active, standby, smp, c, t0 } = await killActive();
         log(`test: SIGKILL ${active.name}`);
         await ping((LEASE_DURATION_S + 30) * 1000);
         const s = (Date.now() - t0) / 1000;
@@ -552,13 +561,7 @@ describe.skipIf(skipReason !== undefined)('HA: two frontend replicas on two node
     async () => {
       const runs = Number(process.env.IKEGW_HA_RESTART_RUNS ?? '1');
       for (let i = 0; i < runs; i++) {
-        await ping(60_000);
-        const active = await activeReplica();
-        const standby = [...replicas.values()].find((p) => p !== active)!;
-        const smp = sampler();
-        const c = active.pod.container('ikegw');
-        const t0 = Date.now();
-        await podman(['kill', '-s', 'KILL', c.id]);
+        const { active, standby, smp, c, t0 } = await killActive();
         // restartPolicy Always: the first restart of a crashed container is immediate.
         await podman(['start', c.id]);
         log(`test: SIGKILL ${active.name}, container restarted`);

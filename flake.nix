@@ -109,6 +109,8 @@
                 ./tsconfig.json
                 ./tsconfig.build.json
                 ./src
+                # `npm run build`'s second step: dist/bin/ikegw.js, the bundle the package runs
+                ./scripts/bundle.mjs
                 # our own N-API addon (TUN, raw ESP socket, batched send, in-place AEAD) for the
                 # userspace ESP data path; built by package.json's "install" script with node-gyp
                 ./native
@@ -148,8 +150,8 @@
               pkgdir=$out/lib/node_modules/ikegw
               install -Dm644 native/build/Release/ikegw_native.node \
                 $pkgdir/native/build/Release/ikegw_native.node
-              chmod 755 $pkgdir/dist/cli.js
-              ln -sfn ../lib/node_modules/ikegw/dist/cli.js $out/bin/ikegw
+              chmod 755 $pkgdir/dist/bin/ikegw.js
+              ln -sfn ../lib/node_modules/ikegw/dist/bin/ikegw.js $out/bin/ikegw
             '';
 
             # The test suites need network namespaces, root and strongSwan: not in the sandbox.
@@ -178,7 +180,7 @@
           # `nix build .#image` -> ./result, a docker-archive tarball (docker load / skopeo copy).
           # The same contents as the Containerfile's image: node, dist/, the production
           # node_modules and the addon (all in the ikegw package), nsenter, the nonroot user, the
-          # entrypoint `node dist/cli.js`; no shell, no compiler. `ikegw` and `node` are on PATH
+          # entrypoint `node dist/bin/ikegw.js`; no shell, no compiler. `ikegw` and `node` are on PATH
           # (kubectl exec ... ikegw sas); npm stays out of PATH (it is in nodejs's store path).
           image = pkgs.dockerTools.buildLayeredImage {
             name = "ikegw";
@@ -186,7 +188,7 @@
             contents = [
               passwd
               group
-              # /bin/ikegw -> dist/cli.js
+              # /bin/ikegw -> dist/bin/ikegw.js
               ikegw
               # nsenter: the routes sidecar reaches the node's network namespace through it
               # (src/routes/netlink-transport.ts starts `nsenter --net=<path> -- <node> ...`)
@@ -198,11 +200,11 @@
               ln -s ${nodejs}/bin/node bin/node
             '';
             config = {
-              # the flag dist/cli.js's first line gives node (the Containerfile's entrypoint too)
+              # the flag dist/bin/ikegw.js's first line gives node (the Containerfile's entrypoint too)
               Entrypoint = [
                 "${nodejs}/bin/node"
                 "--max-semi-space-size=2"
-                "${ikegw}/lib/node_modules/ikegw/dist/cli.js"
+                "${ikegw}/lib/node_modules/ikegw/dist/bin/ikegw.js"
               ];
               User = "65532:65532";
               WorkingDir = "/";

@@ -2,7 +2,7 @@
 // `datapath: memory` and `datapath: userspace`, the routes agent (`ikegw routes --no-cilium`, its
 // routes in place), the operator (retrying against a closed API server address: the fake API
 // server runs only inside the tests' process), each after a settle, and `ikegw version` (wall time
-// and peak RSS of the whole process). Run with the node flags of dist/cli.js's first line, as the
+// and peak RSS of the whole process). Run with the node flags of the executable's first line, as the
 // image runs them. `BENCH_ONLY=idle npm run bench`; BENCH_IDLE_SETTLE_MS (5000).
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';

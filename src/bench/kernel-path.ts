@@ -11,8 +11,8 @@
 //   198.51.100.10  .1 | 192.0.2.1   192.0.2.2 | 203.0.113.1  .10
 //                 ikegw or charon          charon (responder, kernel-netlink)
 //
-// The same file is the in-VM part (`node kernel-path.js inner`); ikegw runs as `ikegw daemon` (cli.js
-// next to this file's directory) with `datapath: xfrm`. Everything runs in namespaces created here,
+// The same file is the in-VM part (`node kernel-path.js inner`); ikegw runs as `ikegw daemon` (bin/ikegw.js
+// beside this file's directory) with `datapath: xfrm`. Everything runs in namespaces created here,
 // inside the VM (or, natively, namespaces named ikgwx<pid>-*), and is removed at the end.
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';

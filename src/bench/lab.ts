@@ -32,8 +32,8 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-/** The ikegw executable next to the bench (dist/cli.js). */
-export const CLI = resolve(HERE, '../cli.js');
+/** The ikegw executable next to the bench: the bundle the package and the image ship. */
+export const CLI = resolve(HERE, '../bin/ikegw.js');
 export const CHARON = '/usr/lib/ipsec/charon';
 export const SWANCTL = '/usr/sbin/swanctl';
 export const LIBIPSEC = '/usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so';
@@ -281,7 +281,7 @@ export class Lab<K extends string> {
   }
 
   /**
-   * `ikegw daemon -c <name>.yaml` in a node's namespace (this checkout's dist/cli.js, this Node),
+   * `ikegw daemon -c <name>.yaml` in a node's namespace (this checkout's dist/bin/ikegw.js, this Node),
    * its output in <name>.log unless `log` says otherwise.
    */
   ikegw(

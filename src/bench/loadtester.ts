@@ -389,7 +389,7 @@ function udpRcvbufErrors(pid: number): number {
   }
 }
 
-/** The node flags in dist/cli.js's `#!/usr/bin/env -S node ...` line: what `ikegw daemon` runs with. */
+/** The node flags in the executable's `#!/usr/bin/env -S node ...` line: what `ikegw daemon` runs with. */
 export function shebangNodeFlags(): string[] {
   const first = readFileSync(CLI, 'utf8').split('\n', 1)[0] ?? '';
   const m = /^#!\S*env -S node (.*)$/.exec(first);

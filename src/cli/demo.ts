@@ -48,7 +48,7 @@ const METRICS = '127.0.0.1:9090';
 const CHARON = '/usr/lib/ipsec/charon';
 const SWANCTL = '/usr/sbin/swanctl';
 const LIBIPSEC = '/usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so';
-const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../bin/ikegw.js', import.meta.url));
 
 // ---- output -------------------------------------------------------------------------------------
 

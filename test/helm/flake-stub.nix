@@ -19,7 +19,7 @@ let
     {
       lib = {
         fileset = {
-          toSource = { root, fileset }: { _src = fileset; };
+          toSource = { root, fileset }: { _src = fileset; _root = root; };
           unions = xs: xs;
         };
         licenses.asl20 = "asl20";
@@ -92,7 +92,8 @@ in
     nativeBuildInputs = map (d: d.name) pkg.nativeBuildInputs;
     mainProgram = pkg.meta.mainProgram;
     srcHasNodeModules = builtins.any (p: baseNameOf (toString p) == "node_modules") pkg.src._src;
-    srcFiles = map (p: baseNameOf (toString p)) pkg.src._src;
+    # paths relative to the flake's root (scripts/bundle.mjs, not bundle.mjs)
+    srcFiles = map (p: builtins.substring (builtins.stringLength (toString pkg.src._root) + 1) (-1) (toString p)) pkg.src._src;
   };
   npmDeps = {
     packageName = deps.package.name;

@@ -158,6 +158,7 @@ describe.skipIf(!hasNix)('flake.nix', () => {
       'tsconfig.json',
       'tsconfig.build.json',
       'src',
+      'scripts/bundle.mjs',
       'native',
     ]);
     for (const f of s.package.srcFiles) expect(existsSync(join(repoRoot, f)), f).toBe(true);
@@ -170,22 +171,24 @@ describe.skipIf(!hasNix)('flake.nix', () => {
       /install -Dm644 native\/build\/Release\/ikegw_native\.node \\\n\s*\$pkgdir\/native\/build\/Release\/ikegw_native\.node/,
     );
     expect(s.package.postInstall).toContain('pkgdir=$out/lib/node_modules/ikegw');
-    expect(s.package.postInstall).toContain('ln -sfn ../lib/node_modules/ikegw/dist/cli.js $out/bin/ikegw');
+    expect(s.package.postInstall).toContain(
+      'ln -sfn ../lib/node_modules/ikegw/dist/bin/ikegw.js $out/bin/ikegw',
+    );
 
     // The image: what the Containerfile's image has.
     const containerfile = readFileSync(join(repoRoot, 'Containerfile'), 'utf8');
     expect(s.image.name).toBe('ikegw');
     expect(s.image.tag).toBe(pkgJson.version);
-    // entrypoint `node dist/cli.js`, with nodejs_24's node
+    // entrypoint `node dist/bin/ikegw.js` (package.json bin), with nodejs_24's node
     expect(s.image.Entrypoint).toEqual([
       `${STORE}-nodejs-24/bin/node`,
       '--max-semi-space-size=2',
       `${STORE}-ikegw-${pkgJson.version}/lib/node_modules/ikegw/${pkgJson.bin.ikegw}`,
     ]);
     expect(containerfile).toMatch(
-      /^ENTRYPOINT \["\/usr\/local\/bin\/node", "--max-semi-space-size=2", "\/opt\/ikegw\/dist\/cli\.js"\]$/m,
+      /^ENTRYPOINT \["\/usr\/local\/bin\/node", "--max-semi-space-size=2", "\/opt\/ikegw\/dist\/bin\/ikegw\.js"\]$/m,
     );
-    // the same node flags as dist/cli.js's first line
+    // the same node flags as the executable's first line
     expect(readFileSync(join(repoRoot, 'src/cli.ts'), 'utf8').split('\n')[0]).toBe(
       '#!/usr/bin/env -S node --max-semi-space-size=2',
     );

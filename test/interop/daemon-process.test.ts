@@ -1,4 +1,4 @@
-// The daemon as a process (`node dist/cli.js daemon`), in a lab namespace: what it writes to
+// The daemon as a process (`node dist/bin/ikegw.js daemon`), in a lab namespace: what it writes to
 // stdout and stderr, and how it answers signals.
 //
 //   - Its output is a JSON log stream: a collector (kubectl logs, Loki, journald) must be able to
@@ -82,7 +82,7 @@ interface Daemon {
 }
 
 /**
- * Starts `node dist/cli.js daemon -c <cfg>` in the cluster namespace with stdout (the log) and
+ * Starts `node dist/bin/ikegw.js daemon -c <cfg>` in the cluster namespace with stdout (the log) and
  * stderr in separate files: `sh -c 'exec …'` only redirects stderr; the process is the daemon.
  */
 function startDaemon(lab: Lab, name: string, yaml: (pskFile: string, socket: string) => string): Daemon {

@@ -1,6 +1,6 @@
-// HA as processes, without Kubernetes pods: two `ikegw daemon` processes (dist/cli.js) in two network
-// namespaces ("frontend-0", "frontend-1"), each with `ha:` at the production numbers (lease 15 s,
-// renew 10 s, retry 2 s), electing through the fake API server's Lease (test/fakes/kube-apiserver.ts
+// HA as processes, without Kubernetes pods: two `ikegw daemon` processes (dist/bin/ikegw.js) in
+// two network namespaces ("frontend-0", "frontend-1"), each with `ha:` at the production numbers
+// (lease 15 s, renew 10 s, retry 2 s), electing through the fake API server's Lease (test/fakes/kube-apiserver.ts
 // on a unix socket, relayed into each namespace at 127.0.0.1:6443 by test/deploy/node-services.mjs,
 // as a pod reaches the `kubernetes` service), and one strongSwan 5.9.8 peer (kernel-libipsec, DPD
 // 10 s, otherwise defaults) that accepts either gateway under the same identity.

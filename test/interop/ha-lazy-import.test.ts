@@ -1,5 +1,5 @@
 // The daemon without `ha:` must not load the Kubernetes client (~100 MB RSS); with `ha:` it does,
-// when the election starts. Runs `ikegw daemon` (dist/cli.js, memory data path, loopback, port 0)
+// when the election starts. Runs `ikegw daemon` (dist/bin/ikegw.js, memory data path, loopback, port 0)
 // with a module resolve hook that reports every resolution of @kubernetes/client-node.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';

@@ -1,13 +1,13 @@
-// Runs the ikegw daemon (dist/cli.js) inside a lab namespace and follows its JSON log.
+// Runs the ikegw daemon (dist/bin/ikegw.js, the bundle the package and image ship) inside a lab namespace and follows its JSON log.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Lab, LabProcess } from './lab.js';
 
-export const CLI = resolve(import.meta.dirname, '../../dist/cli.js');
+export const CLI = resolve(import.meta.dirname, '../../dist/bin/ikegw.js');
 
 /**
- * The node flags of dist/cli.js's first line (`#!/usr/bin/env -S node FLAGS`), which the image's
- * entrypoint passes too: a daemon started as `node dist/cli.js` would run without them (e.g. a
+ * The node flags of the executable's first line (`#!/usr/bin/env -S node FLAGS`), which the image's
+ * entrypoint passes too: a daemon started as `node dist/bin/ikegw.js` would run without them (e.g. a
  * larger young generation, so more RSS than as deployed).
  */
 export const NODE_FLAGS: string[] = (() => {

@@ -5,7 +5,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
-const CLI = resolve(import.meta.dirname, '../../dist/cli.js');
+const CLI = resolve(import.meta.dirname, '../../dist/bin/ikegw.js');
 const root = process.getuid?.() === 0;
 const P = `ikgwc${process.pid % 10000}`;
 const ip = (...a: string[]) => execFileSync('ip', a, { encoding: 'utf8' });

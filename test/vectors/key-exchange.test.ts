@@ -2,10 +2,10 @@
 // encodings (RFC 5903 §8) and Curve25519/Curve448 (RFC 7748 §6, RFC 8031 Appendix A).
 // MODP groups 14-16 have no published vectors for these groups (RFC 5114's are for group 24):
 // test/unit/crypto/dh.test.ts checks them for agreement and peer validation instead.
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromHex, hex } from '../../src/common/bytes.js';
 import type { Random } from '../../src/common/random.js';
-import { createKeyExchange, publicKeyLength } from '../../src/ike/crypto/dh.js';
+import { createKeyExchange, publicKeyLength, setRawKeyImport } from '../../src/ike/crypto/dh.js';
 import { DhGroup } from '../../src/ike/wire/constants.js';
 
 const h = fromHex;
@@ -110,7 +110,15 @@ describe('ECP groups: RFC 5903 §8 test vectors, KE payloads included', () => {
   }
 });
 
-describe('Curve25519 / Curve448', () => {
+// Both ways of handing raw keys to OpenSSL: Node 24.22's raw-private/raw-public import, and the
+// PKCS#8 / SPKI DER forms a Node without it takes.
+describe.each([
+  ['raw key import', undefined],
+  ['DER key import', false],
+] as const)('Curve25519 / Curve448 (%s)', (_name, mode) => {
+  beforeAll(() => setRawKeyImport(mode));
+  afterAll(() => setRawKeyImport(undefined));
+
   it('RFC 7748 §6.1 (Curve25519)', () => {
     const a = createKeyExchange(
       DhGroup.CURVE25519,

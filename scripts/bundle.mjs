@@ -1,4 +1,4 @@
-// `npm run build`'s second step: bundles tsc's dist/cli.js, with pino, yaml and ip-address, into
+// `npm run build`'s second step: bundles tsc's dist/cli.js, with its npm dependencies, into
 // dist/bin/ikegw.js plus one chunk per lazily imported command (`ikegw daemon`, `ikegw routes`, ...)
 // — the `ikegw` the package, the image and the tests run.
 //
@@ -10,9 +10,9 @@
 // that has one character above U+00FF, such as an em dash in a message, at two bytes per character.
 // Identifiers and layout are kept, so stack traces in logs stay readable.
 //
-// External: node built-ins; `netlink` (a native addon found by its package path); and
-// `@kubernetes/client-node`, which only `ikegw operator` and the HA election import, lazily, and
-// which stays a package of its own in node_modules.
+// External: node built-ins and `netlink` (a native addon found by its package path).
+// `@kubernetes/client-node`, which only `ikegw operator` and the HA election import (lazily), is
+// bundled too, into its own chunk kubernetes-client-*.js: the operator at rest 116.8 -> 90.0 MiB.
 //
 // rolldown is the bundler vite (hence vitest) already installs; package.json names it at that
 // version, so it adds no package.
@@ -26,8 +26,10 @@ rmSync(outDir, { recursive: true, force: true });
 await build({
   input: join(root, 'dist/cli.js'),
   platform: 'node',
-  external: [/^node:/, 'netlink', '@kubernetes/client-node'],
+  external: [/^node:/, 'netlink'],
   logLevel: 'warn',
+  // the entry exports nothing; lets the group below leave the client's dependencies out
+  preserveEntrySignatures: 'allow-extension',
   output: {
     dir: outDir,
     format: 'esm',
@@ -35,5 +37,16 @@ await build({
     chunkFileNames: '[name]-[hash].js',
     charset: 'ascii',
     comments: false,
+    codeSplitting: {
+      groups: [
+        {
+          debugName: 'kubernetes-client',
+          name: (id) => (id.includes('/node_modules/@kubernetes/client-node/') ? 'kubernetes-client' : null),
+          // its dependencies where rolldown puts them: ip-address, which the daemon uses too, in
+          // the chunk with the client would load all of it
+          includeDependenciesRecursively: false,
+        },
+      ],
+    },
   },
 });

@@ -69,47 +69,61 @@ function cmp16(a: Uint8Array, ao: number, b: Uint8Array): number {
 
 // ---- selectors -------------------------------------------------------------------------------
 
-export interface CompiledTs {
-  family: 4 | 6;
-  proto: number;
-  startPort: number;
-  endPort: number;
-  anyPort: boolean;
-  v4Start: number;
-  v4End: number;
-  v6Start: Uint8Array;
-  v6End: Uint8Array;
+/**
+ * A traffic selector in the form the packet path compares (4 per CHILD_SA: each SA's source and
+ * destination selectors). A class, so that every field sits in the object itself: an object
+ * literal spread from a base object kept half of them in a separate property array.
+ */
+export class CompiledTs {
+  readonly family: 4 | 6;
+  readonly proto: number;
+  readonly startPort: number;
+  readonly endPort: number;
+  readonly anyPort: boolean;
+  readonly v4Start: number;
+  readonly v4End: number;
+  readonly v6Start: Uint8Array;
+  readonly v6End: Uint8Array;
   /** Number of addresses covered (log2-ish for v6), for most-specific-first ordering. */
-  width: number;
-  source: TsRange;
+  readonly width: number;
+  readonly source: TsRange;
+
+  constructor(t: TsRange) {
+    this.family = t.family;
+    this.proto = t.protocol;
+    this.startPort = t.startPort;
+    this.endPort = t.endPort;
+    this.anyPort = t.startPort === 0 && t.endPort === 65535;
+    this.source = t;
+    if (t.family === 4) {
+      this.v4Start = parseIpv4(t.startAddr);
+      this.v4End = parseIpv4(t.endAddr);
+      this.v6Start = EMPTY16;
+      this.v6End = EMPTY16;
+      this.width = this.v4End - this.v4Start;
+      return;
+    }
+    const s = parseIpv6(t.startAddr) ?? EMPTY16;
+    const e = parseIpv6(t.endAddr) ?? EMPTY16;
+    let width = 0;
+    for (let i = 0; i < 16; i++) {
+      if (s[i] !== e[i]) {
+        width = (16 - i) * 8;
+        break;
+      }
+    }
+    this.v4Start = 0;
+    this.v4End = -1;
+    this.v6Start = s;
+    this.v6End = e;
+    this.width = 2 ** width;
+  }
 }
 
 const EMPTY16 = new Uint8Array(16);
 
 export function compileTs(t: TsRange): CompiledTs {
-  const base = {
-    family: t.family,
-    proto: t.protocol,
-    startPort: t.startPort,
-    endPort: t.endPort,
-    anyPort: t.startPort === 0 && t.endPort === 65535,
-    source: t,
-  };
-  if (t.family === 4) {
-    const s = parseIpv4(t.startAddr);
-    const e = parseIpv4(t.endAddr);
-    return { ...base, v4Start: s, v4End: e, v6Start: EMPTY16, v6End: EMPTY16, width: e - s };
-  }
-  const s = parseIpv6(t.startAddr) ?? EMPTY16;
-  const e = parseIpv6(t.endAddr) ?? EMPTY16;
-  let width = 0;
-  for (let i = 0; i < 16; i++) {
-    if (s[i] !== e[i]) {
-      width = (16 - i) * 8;
-      break;
-    }
-  }
-  return { ...base, v4Start: 0, v4End: -1, v6Start: s, v6End: e, width: 2 ** width };
+  return new CompiledTs(t);
 }
 
 /**
@@ -247,10 +261,28 @@ export type DropReason = (typeof DROP_REASONS)[number];
 
 export type DropCounters = Record<DropReason, number>;
 
+/**
+ * All counters at 0, written out (one per SA): a literal keeps every counter inside the object,
+ * where adding them in a loop left most in a separate property array.
+ */
 export function emptyDrops(): DropCounters {
-  const o = {} as DropCounters;
-  for (const r of DROP_REASONS) o[r] = 0;
-  return o;
+  return {
+    malformed: 0,
+    'unknown-spi': 0,
+    replay: 0,
+    auth: 0,
+    'bad-padding': 0,
+    'bad-next-header': 0,
+    selector: 0,
+    'no-policy': 0,
+    'no-sa': 0,
+    'queue-full': 0,
+    expired: 0,
+    'seq-exhausted': 0,
+    send: 0,
+    'tun-write': 0,
+    dummy: 0,
+  } satisfies Record<DropReason, 0>;
 }
 
 /** Sequence number headroom: a soft expire (rekey) this many packets before 2^32 without ESN. */
@@ -475,7 +507,17 @@ export class SaTable {
   addPolicy(p: PolicySpec): void {
     const k = policyKey(p);
     const e = this.policies.get(k);
-    const ref = { ...p };
+    // a copy with every field in the object (a spread copy kept half in a property array)
+    const ref: PolicySpec = {
+      reqid: p.reqid,
+      direction: p.direction,
+      src: p.src,
+      dst: p.dst,
+      tunnelSrc: p.tunnelSrc,
+      tunnelDst: p.tunnelDst,
+      trap: p.trap,
+      priority: p.priority,
+    };
     if (e) {
       // installedOf() incrementally (many SAs may share one policy: O(1) per reference)
       e.refs.push(ref);

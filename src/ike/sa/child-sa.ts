@@ -212,6 +212,21 @@ export function newChild(
     encap: sa.local.port === ctx.nattPort || sa.remote.port === ctx.nattPort || sa.natLocal || sa.natRemote,
     pendingOps: 0,
     policiesInstalled: false,
+    // the optional fields too: one object shape for every CHILD_SA (see newSa in engine.ts)
+    viaAuth: undefined,
+    installError: undefined,
+    onInstalled: undefined,
+    installedAtMs: undefined,
+    rekeyAtMs: undefined,
+    expireAtMs: undefined,
+    installedIn: undefined,
+    installedOut: undefined,
+    pendingOutbound: undefined,
+    rekey: undefined,
+    rekeyedByPeer: undefined,
+    replaces: undefined,
+    reauthOf: undefined,
+    reauthedBy: undefined,
   };
 }
 

@@ -50,7 +50,7 @@ const states = new WeakMap<IkeSa, SigState>();
 function state(sa: IkeSa): SigState {
   let s = states.get(sa);
   if (!s) {
-    s = { peerCertreq: false, sentHashes: false };
+    s = { peerCertreq: false, sentHashes: false, peerHashes: undefined };
     states.set(sa, s);
   }
   return s;

@@ -22,7 +22,8 @@
 //
 // Knobs: BENCH_LT_COUNT (2000), BENCH_LT_PROPOSALS (x25519,ecp256,modp2048), BENCH_LT_RESPONDERS
 // (charon-libipsec,ikegw-userspace,charon-fake,ikegw-memory), BENCH_LT_SETTLE_MS (3000),
-// BENCH_LT_REPEAT (1), BENCH_LT_WARMUP (0: IKE_SAs of an unmeasured first generator run),
+// BENCH_LT_REPEAT (1; above 1 also the median ratios), BENCH_LT_WARMUP (0: IKE_SAs of an unmeasured
+// first generator run),
 // BENCH_LT_IKEGW_ARGS (extra node flags, e.g. --cpu-prof --cpu-prof-dir=/tmp/p;
 // --heapsnapshot-signal=SIGUSR2 with BENCH_LT_HEAP_SNAPSHOT=dir writes a heap snapshot of ikegw
 // holding its SAs), BENCH_LT_ALLOC_PROFILE=dir (where ikegw's allocated bytes come from, GC'd ones
@@ -821,6 +822,8 @@ export async function runLoadTester(): Promise<string[]> {
     ['charon-fake', 'ikegw-memory', 'IKE only: ikegw memory vs charon load-tester fake kernel'],
   ];
   for (const proposal of proposals) {
+    // per pair, every run's rate and CPU ratios: with BENCH_LT_REPEAT > 1 their medians follow
+    const ratios = new Map<string, { rate: number[]; cpu: number[] }>();
     for (let rep = 0; rep < repeat; rep++) {
       const rs = new Map<Responder, LtResult>();
       for (const responder of responders) {
@@ -835,6 +838,17 @@ export async function runLoadTester(): Promise<string[]> {
         const b = rs.get(ik);
         if (!a || !b) continue;
         const l = `  ${proposal.padEnd(9)} ratio (${what}): rate ${(b.rate / a.rate).toFixed(2)}x, CPU/SA ${(a.cpuMsPerSa / b.cpuMsPerSa).toFixed(2)}x as efficient, RSS/SA ${(b.rssPerSa / a.rssPerSa).toFixed(2)}x, idle RSS ${(b.idleRss / a.idleRss).toFixed(2)}x`;
+        lines.push(l);
+        console.log(l);
+        const r = ratios.get(what) ?? { rate: [], cpu: [] };
+        r.rate.push(b.rate / a.rate);
+        r.cpu.push(a.cpuMsPerSa / b.cpuMsPerSa);
+        ratios.set(what, r);
+      }
+    }
+    if (repeat > 1) {
+      for (const [what, r] of ratios) {
+        const l = `  ${proposal.padEnd(9)} median of ${r.cpu.length} (${what}): rate ${median(r.rate).toFixed(2)}x, CPU/SA ${median(r.cpu).toFixed(2)}x as efficient (CPU ratios ${r.cpu.map((x) => x.toFixed(2)).join(', ')})`;
         lines.push(l);
         console.log(l);
       }

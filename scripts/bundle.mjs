@@ -5,14 +5,14 @@
 // Why (issue: efficiency): started from ~170 module files, Node's ESM loader resolves a path per
 // import, so hot that V8 optimizes its path functions with TurboFan at start-up, which alone maps
 // ~5 MiB of the node binary's compiler code; each module also keeps its own source, records and
-// scope. `ikegw daemon` at rest: 75 MiB RSS unbundled, 67 MiB bundled (docs/benchmarks.md).
+// scope. `ikegw daemon` at rest (BENCH_ONLY=idle): 73.4 MiB RSS unbundled, 65.6 MiB bundled.
 // Comments are dropped and non-ASCII characters escaped (`charset: 'ascii'`): V8 stores a script
 // that has one character above U+00FF, such as an em dash in a message, at two bytes per character.
 // Identifiers and layout are kept, so stack traces in logs stay readable.
 //
 // External: node built-ins and `netlink` (a native addon found by its package path).
 // `@kubernetes/client-node`, which only `ikegw operator` and the HA election import (lazily), is
-// bundled too, into its own chunk kubernetes-client-*.js: the operator at rest 116.8 -> 90.0 MiB.
+// bundled too, into its own chunk kubernetes-client-*.js: the operator at rest 116.8 -> 86.6 MiB.
 //
 // rolldown is the bundler vite (hence vitest) already installs; package.json names it at that
 // version, so it adds no package.

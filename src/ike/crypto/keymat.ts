@@ -271,11 +271,28 @@ export function pskAuthData(
   skP: Uint8Array,
   idBody: Uint8Array,
 ): Uint8Array {
-  const padded = prf(prfId, psk, KEY_PAD);
-  const octets = signedOctets(prfId, realMessage, peerNonce, skP, idBody);
-  const auth = prf(prfId, padded, octets);
-  padded.fill(0);
-  return auth;
+  // the signed octets in parts: no copy of the message to concatenate them
+  return prfParts(prfId, keyPadded(prfId, psk), [realMessage, peerNonce, macedId(prfId, skP, idBody)]);
+}
+
+/**
+ * prf(Shared Secret, "Key Pad for IKEv2"), once per PSK and PRF: the same for every IKE_SA of a
+ * connection, and two HMACs per IKE_AUTH otherwise. Kept as long as the PSK's own bytes (a
+ * reload's new configuration brings new ones, and the old entries go with the old arrays).
+ */
+const keyPads = new WeakMap<Uint8Array, Map<number, Uint8Array>>();
+function keyPadded(prfId: number, psk: Uint8Array): Uint8Array {
+  let byPrf = keyPads.get(psk);
+  if (!byPrf) {
+    byPrf = new Map();
+    keyPads.set(psk, byPrf);
+  }
+  let padded = byPrf.get(prfId);
+  if (!padded) {
+    padded = prf(prfId, psk, KEY_PAD);
+    byPrf.set(prfId, padded);
+  }
+  return padded;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -150,6 +150,24 @@ describe('shared-key AUTH (RFC 7296 §2.15)', () => {
     expect(auth).toEqual(expected);
     expect(auth).toHaveLength(32);
   });
+
+  it('the padded key kept per PSK and PRF gives the same AUTH each time, and another PSK or PRF its own', () => {
+    const msg = rnd.bytes(300);
+    const skP = rnd.bytes(64);
+    const idBody = concat(Uint8Array.of(2, 0, 0, 0), new TextEncoder().encode('gw.example.com'));
+    const formula = (id: number, psk: Uint8Array) =>
+      prf(id, prf(id, psk, KEY_PAD), concat(msg, nr, prf(id, skP, idBody)));
+    const a = new TextEncoder().encode('first secret');
+    const b = new TextEncoder().encode('second secret');
+    for (const id of [Prf.HMAC_SHA2_256, Prf.HMAC_SHA2_512, Prf.HMAC_SHA2_256]) {
+      for (const psk of [a, b, a]) {
+        expect(pskAuthData(id, psk, msg, nr, skP, idBody), `prf ${id}`).toEqual(formula(id, psk));
+      }
+    }
+    expect(pskAuthData(Prf.HMAC_SHA2_256, a, msg, nr, skP, idBody)).not.toEqual(
+      pskAuthData(Prf.HMAC_SHA2_256, b, msg, nr, skP, idBody),
+    );
+  });
 });
 
 describe('NAT detection hash (RFC 7296 §2.23)', () => {
